@@ -1,0 +1,3 @@
+from pdbsync.cli import main
+
+raise SystemExit(main())

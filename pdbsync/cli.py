@@ -1,0 +1,185 @@
+"""The command line: parse arguments, call the core, map errors to exit codes.
+
+Only this module knows argparse. Each subcommand is a pair ``_add_<cmd>`` /
+``_cmd_<cmd>``; the handlers call core functions with plain values. ``main`` is the one
+error boundary: a :class:`PdbSyncError` becomes one line on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from pdbsync import __version__
+from pdbsync.context import Environment
+from pdbsync.errors import ExitCode, PdbSyncError, UsageError
+
+MAX_PARALLEL = 100
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit code 2 via ``main``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _parallel(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PARALLEL}, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pdb-sync",
+        description="Keep a local Protein Data Bank mirror in sync with parallel rsync.",
+    )
+    parser.add_argument("--version", action="version", version=f"pdb-sync {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (else PDB_SYNC_CONFIG, "
+        "$XDG_CONFIG_HOME/pdb-sync/config.toml, ~/.config/pdb-sync/config.toml)",
+    )
+    parser.add_argument(
+        "--pdb-dir", metavar="DIR", help="mirror root (overrides [paths] pdb_dir and PDB_SYNC_DIR)"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more diagnostics on stderr (-v info, -vv debug)",
+    )
+    parser.add_argument(
+        "--log-file", metavar="PATH", help="also write all diagnostics to PATH as JSON lines"
+    )
+    parser.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_sync(commands)
+    return parser
+
+
+def _add_sync(commands: argparse._SubParsersAction) -> None:
+    sync = commands.add_parser(
+        "sync",
+        help="run the sync targets defined in the config",
+        description="Run one rsync per target, up to --parallel at once.",
+    )
+    sync.add_argument("names", nargs="*", metavar="NAME", help="targets to sync")
+    sync.add_argument("--all", action="store_true", help="sync every target in the config")
+    sync.add_argument("--list", action="store_true", help="list the targets and exit")
+    sync.add_argument(
+        "--parallel",
+        type=_parallel,
+        default=1,
+        metavar="N",
+        help=f"run up to N rsync processes at once (1..{MAX_PARALLEL}; default 1)",
+    )
+    sync.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: '[name] line' for people; json: one event per line",
+    )
+    sync.add_argument(
+        "--summary", metavar="PATH", type=Path, help="write the run summary (JSON) to PATH"
+    )
+    sync.add_argument("--dest", metavar="DIR", help="mirror root for this run (like --pdb-dir)")
+    sync.set_defaults(handler=_cmd_sync)
+
+
+def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
+    from pdbsync import config as config_module
+    from pdbsync import jobs as jobs_module
+    from pdbsync.render import JsonRenderer, TextRenderer
+    from pdbsync.rsync import check_rsync
+    from pdbsync.sync import RunSettings, run_sync
+
+    config = config_module.load_config(config_module.find_config(args.config, env.environ))
+    if args.list:
+        return _list_targets(config, args.format, env)
+    if args.all and args.names:
+        raise UsageError("sync: give target names or --all, not both")
+    names = jobs_module.select_targets(config, args.names, args.all)
+    pdb_dir = config_module.resolve_pdb_dir(config, args.dest or args.pdb_dir, env.environ)
+    rsync_path, _version = check_rsync()
+    jobs = jobs_module.plan_jobs(config, names, pdb_dir, rsync=rsync_path)
+    renderer = (
+        JsonRenderer(env.stdout)
+        if args.format == "json"
+        else TextRenderer(env.stdout, env.stdout_isatty)
+    )
+    summary = run_sync(
+        jobs, RunSettings(parallel=args.parallel, summary_path=args.summary), renderer
+    )
+    return int(summary.exit_code)
+
+
+def _list_targets(config, output_format: str, env: Environment) -> int:
+    import orjson
+
+    rows = [
+        {"name": t.name, "description": t.description, "url": t.url, "dest": t.dest}
+        for t in config.targets.values()
+    ]
+    if output_format == "json":
+        env.stdout.write(orjson.dumps(rows) + b"\n")
+    elif not rows:
+        env.stdout.write(f"No targets in {config.path}\n".encode())
+    else:
+        width = max(len(row["name"]) for row in rows)
+        lines = []
+        for row in rows:
+            lines.append(f"{row['name']:<{width}}  {row['description']}".rstrip())
+            lines.append(f"{'':<{width}}    url:  {row['url']}")
+            lines.append(f"{'':<{width}}    dest: {row['dest']}")
+        env.stdout.write(("\n".join(lines) + "\n").encode())
+    env.stdout.flush()
+    return ExitCode.OK
+
+
+def _configure_logging(verbose: int, log_file: str | None, env: Environment) -> None:
+    from loguru import logger
+
+    logger.remove()
+    level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
+    logger.add(env.stderr, level=level, format="pdb-sync: {level}: {message}", colorize=False)
+    if log_file:
+        try:
+            logger.add(log_file, level="DEBUG", serialize=True)
+        except OSError as exc:
+            raise UsageError(f"--log-file {log_file}: cannot open: {exc.strerror}") from None
+
+
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Entry point of ``pdb-sync``: returns the exit status (see :class:`ExitCode`)."""
+    env = env or Environment.from_process()
+    traceback = "--traceback" in (sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(env.stderr)
+            return ExitCode.USAGE
+        _configure_logging(args.verbose, args.log_file, env)
+        return args.handler(args, env)
+    except PdbSyncError as exc:
+        if traceback:
+            raise
+        env.stderr.write(f"pdb-sync: error: {exc.message}\n")
+        env.stderr.flush()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if traceback:
+            raise
+        env.stderr.write("pdb-sync: interrupted\n")
+        return ExitCode.INTERRUPTED

@@ -1,0 +1,227 @@
+"""Finding, reading and validating the TOML config.
+
+The config is checked completely before any rsync starts: structure against
+``schemas/config.schema.json`` (so every message names the key path), then the
+rules a schema cannot say well (safe names, rsync URL forms, destinations that stay
+inside pdb_dir). A config that passes here produces only well-formed jobs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pdbsync import contracts
+from pdbsync.errors import ConfigError
+
+#: Target names end up in log prefixes, file names and Slurm job names.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Characters that mean something to a shell or to rsync's argument parsing.
+UNSAFE_URL_CHARS = set(" \t\n\r;|&$`<>()'\"\\*?{}[]!#~^")
+_DAEMON_URL = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])::(?P<path>[^:]*)$")
+_RSYNC_URL = re.compile(
+    r"^rsync://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?/(?P<path>.*)$"
+)
+
+CONFIG_HELP = (
+    "create one with 'pdb-sync config init', or point to one with --config PATH or PDB_SYNC_CONFIG"
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One named ``[sync.custom.NAME]`` entry, as written in the config."""
+
+    name: str
+    url: str
+    dest: str
+    description: str = ""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config: where it came from, the mirror root, and the targets in order."""
+
+    path: Path
+    pdb_dir: Path | None
+    targets: dict[str, Target]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path:
+    """The config path: ``--config``, then ``PDB_SYNC_CONFIG``, then the XDG locations."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if environ.get("PDB_SYNC_CONFIG"):
+        return Path(environ["PDB_SYNC_CONFIG"]).expanduser()
+    candidates = []
+    if environ.get("XDG_CONFIG_HOME"):
+        candidates.append(Path(environ["XDG_CONFIG_HOME"]) / "pdb-sync" / "config.toml")
+    home = environ.get("HOME") or str(Path.home())
+    candidates.append(Path(home) / ".config" / "pdb-sync" / "config.toml")
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    return candidates[0]
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse ``path`` as TOML, turning every failure into one clear :class:`ConfigError`."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; {CONFIG_HELP}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: config file is not readable (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and fully validate the config at ``path``; raise :class:`ConfigError` if bad."""
+    data = read_toml(path)
+    found = config_problems(data)
+    if found:
+        raise ConfigError(f"{path}: {found[0]}", [f"{path}: {p}" for p in found])
+    return build_config(path, data)
+
+
+def build_config(path: Path, data: Mapping[str, Any]) -> Config:
+    """Turn already-validated TOML data into a :class:`Config`."""
+    pdb_dir_text = data.get("paths", {}).get("pdb_dir")
+    pdb_dir = None
+    if pdb_dir_text:
+        pdb_dir = Path(pdb_dir_text).expanduser()
+        if not pdb_dir.is_absolute():
+            # Relative to the config file, not to wherever cron happens to start us.
+            pdb_dir = path.parent / pdb_dir
+    targets = {}
+    for name, entry in data.get("sync", {}).get("custom", {}).items():
+        settings = {k: v for k, v in entry.items() if k not in ("url", "dest", "description")}
+        targets[name] = Target(
+            name=name,
+            url=entry["url"],
+            dest=entry["dest"],
+            description=entry.get("description", ""),
+            settings=settings,
+        )
+    return Config(
+        path=path,
+        pdb_dir=pdb_dir,
+        targets=targets,
+        defaults=data.get("sync", {}).get("defaults", {}),
+        raw=data,
+    )
+
+
+def config_problems(data: Mapping[str, Any]) -> list[str]:
+    """Every problem in the parsed config, each naming its key path."""
+    found = [_describe_schema_error(error) for error in _schema_errors(data)]
+    if found:
+        return found
+    for name, entry in data.get("sync", {}).get("custom", {}).items():
+        where = f"sync.custom.{name}"
+        if not NAME_PATTERN.match(name):
+            found.append(
+                f"{where}: target name {name!r} is not allowed; use letters, digits, "
+                "'.', '_' or '-' (at most 64, starting with a letter or digit)"
+            )
+        problem = url_problem(entry["url"])
+        if problem:
+            found.append(f"{where}.url: {problem}")
+        problem = dest_problem(entry["dest"])
+        if problem:
+            found.append(f"{where}.dest: {problem}")
+    return found
+
+
+def _schema_errors(data: Mapping[str, Any]) -> list[Any]:
+    errors = contracts.validator("config").iter_errors(data)
+    return sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
+
+
+def _describe_schema_error(error: Any) -> str:
+    where = ".".join(str(part) for part in error.absolute_path)
+    prefix = f"{where}: " if where else ""
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        extras = [key for key in error.instance if key not in allowed]
+        parts = []
+        for key in extras:
+            guess = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            known = f"; known keys: {', '.join(allowed)}" if allowed and not guess else ""
+            parts.append(f"unknown key {key!r}{hint}{known}")
+        return prefix + "; ".join(parts)
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"{prefix}missing required key {missing!r}"
+    if error.validator == "type":
+        return f"{prefix}must be of type {error.validator_value}, not {error.instance!r}"
+    return f"{prefix}{error.message}"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not an acceptable rsync daemon source, or None if it is."""
+    bad = sorted(set(url) & UNSAFE_URL_CHARS)
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        return f"{url!r} contains characters unsafe in a shell or rsync argument: {shown}"
+    if url.startswith("-") or " -" in url or "--" in url:
+        return f"{url!r} looks like an embedded rsync option; give only the source URL"
+    match = _DAEMON_URL.match(url) or _RSYNC_URL.match(url)
+    if not match:
+        return (
+            f"{url!r} is not an rsync daemon URL; use host::module/path or "
+            "rsync://host[:port]/module/path"
+        )
+    if ".." in PurePosixPath(match["path"]).parts:
+        return f"{url!r} contains '..'; name the module path directly"
+    if not match["path"].strip("/"):
+        return f"{url!r} names no rsync module"
+    port = match.groupdict().get("port")
+    if port is not None and not 0 < int(port) < 65536:
+        return f"{url!r} has port {port}, outside 1..65535"
+    return None
+
+
+def dest_problem(dest: str) -> str | None:
+    """Why ``dest`` would not stay inside pdb_dir, or None if it does."""
+    if os.path.isabs(dest) or dest.startswith("~"):
+        return f"{dest!r} is absolute; dest is relative to pdb_dir (e.g. 'mmCIF')"
+    if ".." in PurePosixPath(dest).parts:
+        return f"{dest!r} escapes pdb_dir ('..' is not allowed)"
+    if dest.startswith("-"):
+        return f"{dest!r} starts with '-' and would be read as an rsync option"
+    if any(c in dest for c in "\n\r\0"):
+        return f"{dest!r} contains a control character"
+    return None
+
+
+def resolve_pdb_dir(config: Config, cli_pdb_dir: str | None, environ: Mapping[str, str]) -> Path:
+    """The mirror root: ``--pdb-dir``/``--dest``, else ``[paths] pdb_dir``, else PDB_SYNC_DIR."""
+    if cli_pdb_dir:
+        return Path(cli_pdb_dir).expanduser().absolute()
+    if config.pdb_dir is not None:
+        return config.pdb_dir.absolute()
+    if environ.get("PDB_SYNC_DIR"):
+        return Path(environ["PDB_SYNC_DIR"]).expanduser().absolute()
+    raise ConfigError(
+        f"{config.path}: no mirror root; set [paths] pdb_dir, PDB_SYNC_DIR or --pdb-dir"
+    )

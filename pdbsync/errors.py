@@ -1,0 +1,50 @@
+"""Exit statuses and the exception types that map onto them.
+
+Core modules raise a subclass of :class:`PdbSyncError` carrying the one-line message a
+user sees; they never print or exit. ``cli.main`` is the single place that turns an
+exception into a message on stderr and an exit status from :class:`ExitCode`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The documented exit statuses of ``pdb-sync`` (see docs/exit-codes.md)."""
+
+    OK = 0  # every selected target succeeded
+    SYNC_FAILED = 1  # one or more targets failed, or were skipped after a failure
+    USAGE = 2  # bad command line, bad config, missing/unsuitable rsync: nothing ran
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): unfinished targets marked cancelled
+    TERMINATED = 143  # SIGTERM (Slurm time limit, scancel, kill)
+
+
+class PdbSyncError(Exception):
+    """An expected failure with a user-facing, single-line message."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(PdbSyncError):
+    """The command line asks for something impossible (unknown target, bad flag value)."""
+
+
+class ConfigError(PdbSyncError):
+    """The config file is missing, unreadable, not TOML, or fails validation.
+
+    ``problems`` holds every problem found (``config validate`` lists them all); the
+    message is the first one, which is what ``sync`` shows.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class EnvironmentProblem(PdbSyncError):
+    """The machine cannot run a sync: rsync missing or too old, destination unusable."""

@@ -1,0 +1,42 @@
+"""The event stream: one JSON object per line, every one in the same envelope.
+
+Every event carries ``v`` (schema version), ``ts`` (RFC 3339 UTC), ``type``, ``name``
+(the target; absent on run-level events) and ``message`` (what a person would read,
+so a consumer can show events of types it does not know). The types and their fields
+are documented in ``schemas/event.schema.json`` and docs/events.md.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pdbsync.contracts import SCHEMA_VERSION
+
+#: All event types, in the order a target's events appear.
+EVENT_TYPES = (
+    "run_started",
+    "sync_started",
+    "output",
+    "progress",
+    "retry",
+    "sync_finished",
+    "run_finished",
+)
+
+
+def utc_now() -> str:
+    """The current time as RFC 3339 UTC with milliseconds, e.g. 2026-11-27T10:58:30.123Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_event(
+    event_type: str, name: str | None, message: str, ts: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """Build one event in the common envelope; ``fields`` are the type's own fields."""
+    event: dict[str, Any] = {"v": SCHEMA_VERSION, "ts": ts or utc_now(), "type": event_type}
+    if name is not None:
+        event["name"] = name
+    event["message"] = message
+    event.update(fields)
+    return event

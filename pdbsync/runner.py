@@ -1,0 +1,287 @@
+"""The parent side of a run: the pool, the queue, and the collector loop.
+
+The collector is the only consumer of the queue and (through the renderer) the only
+writer to stdout. It schedules at most ``parallel`` jobs at a time (so fail-fast and
+cancellation can stop scheduling), turns every worker message into events, notices a
+worker that died without a result, and returns one :class:`SyncResult` per job in
+job order.
+
+Why not ``Pool.imap``: a task whose worker is killed (OOM killer, ``kill -9``) is never
+completed, and ``imap``/``close()+join()`` would wait for it forever. Results come over
+our own queue instead, and the pool is always terminated at the end.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_module
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from pdbsync import worker
+from pdbsync.events import make_event, utc_now
+from pdbsync.jobs import Job
+from pdbsync.rsync import exit_meaning
+from pdbsync.summary import SyncResult
+
+#: How long the collector waits on the queue before checking workers and signals.
+POLL_SECONDS = 0.2
+#: After a cancel, how long rsync gets to stop cleanly before the pool is killed.
+CANCEL_GRACE_SECONDS = 5.0
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Interrupts:
+    """Signals received by the parent during a run (set by the handlers, read by the loop)."""
+
+    first: str | None = None  # "SIGINT" or "SIGTERM"
+    count: int = 0
+    on_force: Callable[[], None] | None = None
+
+    def handle(self, signum: int, _frame: object) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = signal.Signals(signum).name
+        elif signum == signal.SIGINT and self.on_force is not None:
+            self.on_force()
+
+
+@contextmanager
+def catching_signals(interrupts: Interrupts) -> Iterator[Interrupts]:
+    """Route SIGINT and SIGTERM to ``interrupts`` for the duration of the run."""
+    previous = {
+        sig: signal.signal(sig, interrupts.handle) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield interrupts
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class _Running:
+    job: Job
+    worker_pid: int | None = None
+    rsync_pid: int | None = None
+
+
+@dataclass
+class Collector:
+    """Runs jobs on a pool and collects their events and results."""
+
+    jobs: list[Job]
+    parallel: int
+    emit: EventSink
+    flush: Callable[[], None]
+    interrupts: Interrupts = field(default_factory=Interrupts)
+    fail_fast: str | None = None  # None, "wait" (let running finish) or "kill"
+    results: dict[str, SyncResult] = field(default_factory=dict)
+    running: dict[str, _Running] = field(default_factory=dict)
+
+    def run(self) -> list[SyncResult]:
+        """Run every job; return the results in job order."""
+        context = multiprocessing.get_context(_start_method())
+        queue = context.Queue()
+        size = max(1, min(self.parallel, len(self.jobs)))
+        pool = context.Pool(size, initializer=worker.init_worker, initargs=(queue,))
+        self.interrupts.on_force = lambda: self._force_exit(pool)
+        waiting = list(self.jobs)
+        stop_reason: str | None = None  # why no new job starts: "cancelled" / "skipped"
+        cancel_deadline: float | None = None
+        try:
+            while waiting or self.running:
+                if self.interrupts.first and cancel_deadline is None:
+                    stop_reason = "cancelled"
+                    cancel_deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+                    self._signal_rsyncs(signal.SIGTERM)
+                if stop_reason is None:
+                    while waiting and len(self.running) < size:
+                        job = waiting.pop(0)
+                        self.running[job.name] = _Running(job)
+                        pool.apply_async(worker.run_job, (job,))
+                else:
+                    for job in waiting:
+                        self._finish(_unstarted(job, stop_reason))
+                    waiting = []
+                self._drain(queue)
+                failed = any(r.status == "failed" for r in self.results.values())
+                if self.fail_fast and failed and stop_reason is None:
+                    stop_reason = "skipped"
+                    if self.fail_fast == "kill":
+                        self._signal_rsyncs(signal.SIGTERM)
+                        cancel_deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+                self._reap_dead_workers(queue)
+                if cancel_deadline is not None and time.monotonic() > cancel_deadline:
+                    for state in list(self.running.values()):
+                        self._finish(_unstarted(state.job, "cancelled", started=True))
+        finally:
+            self._signal_rsyncs(signal.SIGTERM)
+            pool.terminate()
+            pool.join()
+            queue.close()
+            queue.join_thread()
+        return [self.results[job.name] for job in self.jobs]
+
+    # -- queue messages --------------------------------------------------------------
+
+    def _drain(self, queue: Any) -> None:
+        """Handle every message that arrives within one poll interval, then flush output."""
+        try:
+            message = queue.get(timeout=POLL_SECONDS)
+        except queue_module.Empty:
+            return
+        except InterruptedError:
+            return
+        handled = 0
+        while True:
+            self._handle(message)
+            handled += 1
+            if handled >= 2000:
+                break
+            try:
+                message = queue.get_nowait()
+            except queue_module.Empty:
+                break
+        self.flush()
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "events":
+            for event in message[1]:
+                self.emit(event)
+            return
+        name = message[1]
+        state = self.running.get(name)
+        if state is None:
+            return  # a late message from a job already written off
+        if kind == "worker":
+            state.worker_pid = message[2]
+        elif kind == "rsync":
+            state.rsync_pid = message[2]
+            if self.interrupts.first:
+                _kill(state.rsync_pid, signal.SIGTERM)
+        elif kind == "result":
+            result = SyncResult.from_dict(message[2])
+            if (self.interrupts.first and result.status != "success") or (
+                self.fail_fast == "kill" and result.exit_code == 20
+            ):
+                result.status = "cancelled"
+            self._finish(result)
+
+    def _finish(self, result: SyncResult) -> None:
+        self.running.pop(result.name, None)
+        self.results[result.name] = result
+        self.emit(finished_event(result))
+        self.flush()
+
+    # -- failures of the machinery ---------------------------------------------------
+
+    def _reap_dead_workers(self, queue: Any) -> None:
+        """Fail every running job whose worker process is gone without a result."""
+        known = [s for s in self.running.values() if s.worker_pid is not None]
+        if not known:
+            return
+        alive = {child.pid for child in multiprocessing.active_children()}
+        dead = [s for s in known if s.worker_pid not in alive]
+        if not dead:
+            return
+        self._drain_now(queue)  # its last messages, result included, may still be queued
+        for state in dead:
+            if state.job.name not in self.running:
+                continue
+            result = _unstarted(state.job, "failed", started=True)
+            result.error = (
+                f"worker process {state.worker_pid} died unexpectedly "
+                "(killed by a signal: OOM killer or kill -9?)"
+            )
+            self._finish(result)
+
+    def _drain_now(self, queue: Any) -> None:
+        while True:
+            try:
+                self._handle(queue.get_nowait())
+            except queue_module.Empty:
+                return
+
+    def _signal_rsyncs(self, signum: int) -> None:
+        for state in self.running.values():
+            if state.rsync_pid is not None:
+                _kill(state.rsync_pid, signum)
+
+    def _force_exit(self, pool: Any) -> None:
+        """Second Ctrl-C: kill everything now and leave without a summary."""
+        self._signal_rsyncs(signal.SIGKILL)
+        for child in multiprocessing.active_children():
+            _kill(child.pid, signal.SIGKILL)
+        os._exit(130)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)  # rsync leads its own session: reach its helpers too
+    except (ProcessLookupError, PermissionError):
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+def _start_method() -> str:
+    """forkserver where available: fork is unsafe once threads exist, spawn is slower."""
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _unstarted(job: Job, status: str, started: bool = False) -> SyncResult:
+    now = utc_now()
+    return SyncResult(
+        name=job.name,
+        url=job.url,
+        dest=str(job.dest),
+        status=status,
+        error={
+            "cancelled": "run interrupted before this target finished",
+            "skipped": "not started: an earlier target failed (--fail-fast)",
+        }.get(status),
+        attempts=1 if started else 0,
+        finished_at=now,
+    )
+
+
+def finished_event(result: SyncResult) -> dict[str, Any]:
+    """The ``sync_finished`` event for a result, with its one-line human message."""
+    return make_event(
+        "sync_finished", result.name, finished_message(result), result=result.to_dict()
+    )
+
+
+def finished_message(result: SyncResult) -> str:
+    """``Completed in 12.3s`` / ``FAILED (exit 23): reason`` / ``CANCELLED`` / ``SKIPPED``."""
+    if result.status == "success":
+        text = f"Completed in {result.duration_s:.1f}s"
+        if result.files_transferred is not None:
+            text += (
+                f" ({result.files_transferred:,} files, {human_bytes(result.bytes_transferred)})"
+            )
+        return text
+    if result.status == "failed":
+        code = f"exit {result.exit_code}" if result.exit_code is not None else "no exit code"
+        reason = result.error or exit_meaning(result.exit_code)
+        return f"FAILED ({code}): {reason}"
+    return f"{result.status.upper()}: {result.error}"
+
+
+def human_bytes(count: int | None) -> str:
+    """``5.6 GB``-style sizes (powers of 1000, as rsync's own summary prints them)."""
+    value = float(count or 0)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"

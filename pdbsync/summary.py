@@ -1,0 +1,147 @@
+"""Per-target results and the run summary, validated and written atomically.
+
+The summary is what cron jobs, Slurm epilogues and CI read after a run, so it always
+carries every field (null when unknown, never omitted), is checked against
+``schemas/summary.schema.json`` before it is written, and is replaced in one rename so
+a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pdbsync import __version__, contracts
+from pdbsync.errors import ExitCode, PdbSyncError
+
+#: Target statuses. ``skipped``: never started because of --fail-fast;
+#: ``cancelled``: stopped or never started because the run was interrupted.
+STATUSES = ("success", "failed", "cancelled", "skipped")
+
+
+@dataclass
+class SyncResult:
+    """The outcome of one target (all its attempts)."""
+
+    name: str
+    url: str
+    dest: str
+    status: str
+    exit_code: int | None = None
+    exit_meaning: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float = 0.0
+    files_transferred: int | None = None
+    bytes_transferred: int | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SyncResult:
+        return cls(**data)
+
+
+@dataclass
+class Summary:
+    """The whole run: totals, timings and every target's result, in selection order."""
+
+    results: list[SyncResult]
+    parallel: int
+    started_at: str
+    finished_at: str
+    duration_s: float
+    interrupted: str | None = None  # "SIGINT" / "SIGTERM" when the run was cancelled
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {status: 0 for status in STATUSES}
+        for result in self.results:
+            counts[result.status] += 1
+        return counts
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted == "SIGINT":
+            return ExitCode.INTERRUPTED
+        if self.interrupted == "SIGTERM":
+            return ExitCode.TERMINATED
+        if all(result.status == "success" for result in self.results):
+            return ExitCode.OK
+        return ExitCode.SYNC_FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = self.counts
+        finished = [r for r in self.results if r.status in ("success", "failed")]
+        average = sum(r.duration_s for r in finished) / len(finished) if finished else 0.0
+        return {
+            "v": contracts.SCHEMA_VERSION,
+            "version": __version__,
+            "parallel": self.parallel,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "interrupted": self.interrupted,
+            "exit_code": int(self.exit_code),
+            "totals": {
+                "total": len(self.results),
+                "succeeded": counts["success"],
+                "failed": counts["failed"],
+                "cancelled": counts["cancelled"],
+                "skipped": counts["skipped"],
+                "files_transferred": sum(r.files_transferred or 0 for r in self.results),
+                "bytes_transferred": sum(r.bytes_transferred or 0 for r in self.results),
+            },
+            "timings": {
+                "total_s": round(self.duration_s, 3),
+                "average_s": round(average, 3),
+            },
+            "results": [result.to_dict() for result in self.results],
+        }
+
+
+class SummaryWriteError(PdbSyncError):
+    """The summary could not be written (bad path, no permission)."""
+
+    exit_code = ExitCode.SYNC_FAILED
+
+
+def validate_summary(data: dict[str, Any]) -> None:
+    """Raise if ``data`` does not match the summary schema (a bug in pdb-sync, not input)."""
+    found = contracts.problems(data, "summary")
+    if found:
+        raise AssertionError("summary does not match schemas/summary.schema.json: " + found[0])
+
+
+def write_atomically(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temp file in the same directory and a rename."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise SummaryWriteError(f"--summary {path}: cannot write: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise SummaryWriteError(f"--summary {path}: cannot write: {exc.strerror}") from None
+
+
+def write_summary(path: Path, data: dict[str, Any]) -> None:
+    """Validate the summary and write it as indented JSON, atomically."""
+    validate_summary(data)
+    write_atomically(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")

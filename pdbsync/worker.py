@@ -1,0 +1,299 @@
+"""The pool worker: runs one job's rsync and streams its output to the parent.
+
+Each worker process owns at most one rsync child at a time. It reads rsync's stdout
+and stderr together from one selector loop (no thread per pipe, no deadlock when one
+pipe fills), turns every line into an event and sends events in batches over the shared
+queue, so a verbose rsync is not slowed down by one queue message per line. The
+target's result goes through the same queue after its last line.
+
+Messages on the queue are tuples:
+``("events", [event, ...])``, ``("worker", name, worker_pid)``,
+``("rsync", name, rsync_pid)`` and ``("result", name, result_dict)``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import random
+import selectors
+import signal
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.queues import Queue
+from typing import Any
+
+from pdbsync import rsync as rsync_lang
+from pdbsync.events import make_event, utc_now
+from pdbsync.jobs import Job
+from pdbsync.lines import LineSplitter
+from pdbsync.summary import SyncResult
+
+#: Send a batch when it holds this many events, or when it is this old (seconds).
+BATCH_EVENTS = 500
+BATCH_SECONDS = 0.1
+#: At most one progress event per target per this many seconds (the last always goes).
+PROGRESS_INTERVAL = 0.25
+#: How many trailing stderr lines explain a failure.
+ERROR_LINES = 5
+_READ_SIZE = 1 << 16
+_PR_SET_PDEATHSIG = 1
+
+_queue: Queue | None = None
+_prctl: Callable[..., int] | None = None
+
+
+def init_worker(queue: Queue) -> None:
+    """Pool initializer: keep the queue, ignore Ctrl-C (the parent decides), load prctl."""
+    global _queue, _prctl
+    _queue = queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        try:
+            _prctl = ctypes.CDLL(libc_name, use_errno=True).prctl
+        except (OSError, AttributeError):
+            _prctl = None
+
+
+def _die_with_parent() -> None:
+    """In the rsync child, before exec: get SIGTERM when this worker dies, however it dies."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def rsync_environment() -> dict[str, str]:
+    """The environment for rsync: ours, with numbers printed the way the parsers expect."""
+    env = dict(os.environ)
+    ctype = env.pop("LC_ALL", None) or env.get("LC_CTYPE") or env.get("LANG")
+    if ctype:
+        env["LC_CTYPE"] = ctype
+    env["LC_NUMERIC"] = "C"
+    return env
+
+
+class _Attempt:
+    """Reads one rsync run's two pipes and turns the lines into batched events."""
+
+    def __init__(self, job: Job, send: Callable[[tuple[Any, ...]], None]) -> None:
+        self.job = job
+        self.send = send
+        self.batch: list[dict[str, Any]] = []
+        self.batch_started = time.monotonic()
+        self.stderr_tail: deque[str] = deque(maxlen=ERROR_LINES)
+        self.stats: dict[str, object] = {}
+        self.last_progress_at = 0.0
+        self.held_progress: dict[str, Any] | None = None
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if not self.batch:
+            self.batch_started = time.monotonic()
+        self.batch.append(event)
+        if len(self.batch) >= BATCH_EVENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            self.send(("events", self.batch))
+            self.batch = []
+
+    def handle_lines(self, stream: str, raw_lines: list[bytes]) -> None:
+        name = self.job.name
+        ts = utc_now()  # one clock read per chunk, not per line
+        for raw in raw_lines:
+            line = raw.decode("utf-8", "replace")
+            if stream == "stderr":
+                if line.strip():
+                    self.stderr_tail.append(line)
+                self.emit(make_event("output", name, line, ts, stream=stream, line=line))
+                continue
+            if line[:1] == " " or line[:1].isdigit():
+                progress = rsync_lang.parse_progress(line)
+                if progress is not None:
+                    self.progress(line, progress, ts)
+                    continue
+            if self.held_progress is not None:  # keep the last redraw before what follows it
+                self.emit(self.held_progress)
+                self.held_progress = None
+            rsync_lang.parse_stats_line(line, self.stats)
+            self.emit(make_event("output", name, line, ts, stream=stream, line=line))
+
+    def progress(self, line: str, fields: dict[str, object], ts: str) -> None:
+        event = make_event("progress", self.job.name, line.strip(), ts, **fields)
+        now = time.monotonic()
+        if now - self.last_progress_at >= PROGRESS_INTERVAL:
+            self.last_progress_at = now
+            self.held_progress = None
+            self.emit(event)
+        else:
+            self.held_progress = event
+
+    def run(self) -> int:
+        """Run rsync to completion; its exit code (negative: killed by that signal)."""
+        proc = subprocess.Popen(
+            self.job.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=rsync_environment(),
+            start_new_session=True,  # Ctrl-C reaches pdb-sync, which then stops rsync
+            preexec_fn=_die_with_parent,
+        )
+        self.send(("rsync", self.job.name, proc.pid))
+        assert proc.stdout is not None and proc.stderr is not None
+        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+        selector = selectors.DefaultSelector()
+        for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            os.set_blocking(pipe.fileno(), False)
+            selector.register(pipe.fileno(), selectors.EVENT_READ, stream)
+        open_streams = 2
+        while open_streams:
+            wait = BATCH_SECONDS - (time.monotonic() - self.batch_started) if self.batch else None
+            for key, _ in selector.select(max(wait, 0.0) if wait is not None else None):
+                stream = key.data
+                try:
+                    chunk = os.read(key.fd, _READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if chunk:
+                    self.handle_lines(stream, splitters[stream].feed(chunk))
+                else:
+                    selector.unregister(key.fd)
+                    open_streams -= 1
+                    self.handle_lines(stream, splitters[stream].close())
+            if self.batch and time.monotonic() - self.batch_started >= BATCH_SECONDS:
+                self.flush()
+        selector.close()
+        proc.stdout.close()
+        proc.stderr.close()
+        code = proc.wait()
+        if self.held_progress is not None:
+            self.emit(self.held_progress)
+        self.flush()
+        return code
+
+
+def backoff_delay(attempt: int, fixed: float | None) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: fixed, or 1, 2, 4, ... 30 + jitter."""
+    if fixed is not None:
+        return fixed
+    base = min(2 ** (attempt - 1), 30)
+    return base + random.uniform(0, base * 0.1)
+
+
+def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
+    """Run ``job`` with its retries, sending events through ``send``; return its result."""
+    started_at = utc_now()
+    started = time.monotonic()
+    send(("worker", job.name, os.getpid()))
+    send(
+        (
+            "events",
+            [
+                make_event(
+                    "sync_started",
+                    job.name,
+                    "Starting sync...",
+                    started_at,
+                    url=job.url,
+                    dest=str(job.dest),
+                    argv=list(job.argv),
+                )
+            ],
+        )
+    )
+    max_attempts = job.retry.retries + 1
+    attempt = 0
+    code: int | None = None
+    runner: _Attempt | None = None
+    error: str | None = None
+    while attempt < max_attempts:
+        attempt += 1
+        runner = _Attempt(job, send)
+        try:
+            job.dest.mkdir(parents=True, exist_ok=True)
+            code = runner.run()
+        except OSError as exc:
+            code, error = None, f"cannot start rsync: {exc}"
+            break
+        if code == 0 or attempt >= max_attempts:
+            break
+        if not rsync_lang.is_transient(code, runner.stderr_tail):
+            break
+        delay = backoff_delay(attempt, job.retry.delay)
+        meaning = rsync_lang.exit_meaning(code)
+        send(
+            (
+                "events",
+                [
+                    make_event(
+                        "retry",
+                        job.name,
+                        f"Retry {attempt}/{max_attempts - 1} after {delay:.0f}s "
+                        f"(exit {code}: {meaning})",
+                        attempt=attempt + 1,
+                        max_attempts=max_attempts,
+                        delay_s=round(delay, 3),
+                        exit_code=code,
+                        exit_meaning=meaning,
+                    )
+                ],
+            )
+        )
+        time.sleep(delay)
+    duration = time.monotonic() - started
+    stats = dict(runner.stats) if runner else {}
+    if code == 0:
+        status = "success"
+    else:
+        status = "failed"
+        if error is None and runner is not None:
+            error = failure_reason(list(runner.stderr_tail)) or rsync_lang.exit_meaning(code)
+    return SyncResult(
+        name=job.name,
+        url=job.url,
+        dest=str(job.dest),
+        status=status,
+        exit_code=code,
+        exit_meaning=rsync_lang.exit_meaning(code),
+        error=error,
+        attempts=attempt,
+        started_at=started_at,
+        finished_at=utc_now(),
+        duration_s=round(duration, 3),
+        files_transferred=stats.get("files_transferred"),  # type: ignore[arg-type]
+        bytes_transferred=stats.get("transferred_size"),  # type: ignore[arg-type]
+        stats=stats,
+    )
+
+
+def failure_reason(stderr_tail: list[str]) -> str | None:
+    """The stderr line that says why: rsync's closing ``rsync error: ... (code N)`` line
+    only repeats the exit code, so the line before it (``@ERROR: Unknown module``,
+    ``rsync: [receiver] mkstemp ... Permission denied``) is the one a user needs."""
+    lines = [line.strip() for line in stderr_tail if line.strip()]
+    specific = [line for line in lines if not line.startswith("rsync error:")]
+    if specific:
+        return specific[-1]
+    return lines[-1] if lines else None
+
+
+def run_job(job: Job) -> None:
+    """Pool entry point: run ``job`` and send its result; never raises into the pool."""
+    assert _queue is not None, "init_worker was not called"
+    send = _queue.put
+    try:
+        result = execute(job, send)
+    except Exception as exc:  # a bug must fail this target, not hang the run
+        result = SyncResult(
+            name=job.name,
+            url=job.url,
+            dest=str(job.dest),
+            status="failed",
+            error=f"internal error in worker: {exc!r}",
+            finished_at=utc_now(),
+        )
+    send(("result", job.name, result.to_dict()))
