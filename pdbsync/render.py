@@ -95,8 +95,10 @@ class TextRenderer(Renderer):
                 return
             self.last_progress[name] = now
             self.held_progress.pop(name, None)
-        elif kind == "sync_finished" and name in self.held_progress:
-            self._line(self.held_progress.pop(name))  # the final state of the transfer
+        elif name in self.held_progress and (
+            kind == "sync_finished" or _is_final(self.held_progress[name])
+        ):
+            self._line(self.held_progress.pop(name))  # the transfer's final state, in order
         elif kind == "run_finished":
             return  # the summary block says it
         self._line(event)
@@ -108,6 +110,11 @@ class TextRenderer(Renderer):
 
     def summary(self, summary: dict[str, Any]) -> None:
         self.write(summary_block(summary).encode("utf-8", "replace"))
+
+
+def _is_final(progress: dict[str, Any]) -> bool:
+    """rsync's last redraw of a transfer: nothing left to check."""
+    return progress.get("files_to_check") == 0 or progress.get("percent") == 100
 
 
 def summary_block(summary: dict[str, Any]) -> str:
