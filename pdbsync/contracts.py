@@ -21,11 +21,12 @@ SCHEMA_VERSION = 1
 
 
 def _schema_text(name: str) -> str:
-    try:
-        return resources.files("pdbsync.schemas").joinpath(name).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        # Running from a source tree that was never installed.
-        return (Path(__file__).resolve().parent.parent / "schemas" / name).read_text("utf-8")
+    # A source checkout's schemas/ wins (it is what the code beside it was written for);
+    # an installed wheel carries them as the package data of pdbsync.schemas.
+    in_checkout = Path(__file__).resolve().parent.parent / "schemas" / name
+    if in_checkout.is_file():
+        return in_checkout.read_text(encoding="utf-8")
+    return resources.files("pdbsync.schemas").joinpath(name).read_text(encoding="utf-8")
 
 
 SCHEMA_NAMES = ("config", "event", "summary")
