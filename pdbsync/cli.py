@@ -37,6 +37,26 @@ def _parallel(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pdb-sync",
@@ -94,6 +114,29 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
         "--summary", metavar="PATH", type=Path, help="write the run summary (JSON) to PATH"
     )
     sync.add_argument("--dest", metavar="DIR", help="mirror root for this run (like --pdb-dir)")
+    sync.add_argument(
+        "--retry",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="retry a target up to N times on transient rsync failures",
+    )
+    sync.add_argument(
+        "--retry-delay",
+        type=_non_negative_float,
+        default=None,
+        metavar="S",
+        help="fixed seconds between retries (default: backoff 1, 2, 4 ... 30 s)",
+    )
+    sync.add_argument(
+        "--fail-fast",
+        nargs="?",
+        const="wait",
+        choices=("wait", "kill"),
+        metavar="kill",
+        help="after the first failure start no new target; "
+        "--fail-fast=kill also stops the running ones",
+    )
     sync.set_defaults(handler=_cmd_sync)
 
 
@@ -112,14 +155,17 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     names = jobs_module.select_targets(config, args.names, args.all)
     pdb_dir = config_module.resolve_pdb_dir(config, args.dest or args.pdb_dir, env.environ)
     rsync_path, _version = check_rsync()
-    jobs = jobs_module.plan_jobs(config, names, pdb_dir, rsync=rsync_path)
+    retry = jobs_module.RetryPolicy(retries=args.retry, delay=args.retry_delay)
+    jobs = jobs_module.plan_jobs(config, names, pdb_dir, rsync=rsync_path, retry=retry)
     renderer = (
         JsonRenderer(env.stdout)
         if args.format == "json"
         else TextRenderer(env.stdout, env.stdout_isatty)
     )
     summary = run_sync(
-        jobs, RunSettings(parallel=args.parallel, summary_path=args.summary), renderer
+        jobs,
+        RunSettings(parallel=args.parallel, summary_path=args.summary, fail_fast=args.fail_fast),
+        renderer,
     )
     return int(summary.exit_code)
 

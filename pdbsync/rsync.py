@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from pdbsync.errors import EnvironmentProblem
 
+#: Where interrupted transfers leave partial files (inside each destination directory).
+PARTIAL_DIR = ".rsync-partial"
 #: rsync 3.1.0 introduced --info=progress2, which progress events are parsed from.
 MIN_RSYNC_VERSION = (3, 1, 0)
 
@@ -100,10 +102,17 @@ def build_argv(
 ) -> list[str]:
     """The exact argv for one transfer: ``rsync FLAGS --info=progress2 --stats URL DEST/``.
 
+    Unless the flags name their own, ``--partial-dir=.rsync-partial`` is added so an
+    interrupted transfer resumes next time and never leaves a half-written file in place.
+
     The source URL is used as written: with a trailing slash rsync copies the contents
     of the remote directory into DEST, without one it creates DEST/<basename>.
     """
     argv = [rsync, *flags]
+    if not any(flag.startswith("--partial-dir") for flag in flags):
+        # An interrupted transfer keeps what it got for the next run, out of the way:
+        # never as a half-written file in place of a good one.
+        argv.append(f"--partial-dir={PARTIAL_DIR}")
     if progress:
         argv.append("--info=progress2")
     argv.append("--stats")

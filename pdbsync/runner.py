@@ -32,7 +32,7 @@ from pdbsync.summary import SyncResult
 #: How long the collector waits on the queue before checking workers and signals.
 POLL_SECONDS = 0.2
 #: After a cancel, how long rsync gets to stop cleanly before the pool is killed.
-CANCEL_GRACE_SECONDS = 5.0
+CANCEL_GRACE_SECONDS = 3.0
 
 EventSink = Callable[[dict[str, Any]], None]
 

@@ -83,7 +83,8 @@ class _Attempt:
         self.send = send
         self.batch: list[dict[str, Any]] = []
         self.batch_started = time.monotonic()
-        self.stderr_tail: deque[str] = deque(maxlen=ERROR_LINES)
+        self.stderr_head: list[str] = []  # the first lines often name the cause...
+        self.stderr_tail: deque[str] = deque(maxlen=ERROR_LINES)  # ...the last its effect
         self.stats: dict[str, object] = {}
         self.last_progress_at = 0.0
         self.held_progress: dict[str, Any] | None = None
@@ -107,7 +108,10 @@ class _Attempt:
             line = raw.decode("utf-8", "replace")
             if stream == "stderr":
                 if line.strip():
-                    self.stderr_tail.append(line)
+                    if len(self.stderr_head) < ERROR_LINES:
+                        self.stderr_head.append(line)
+                    else:
+                        self.stderr_tail.append(line)
                 self.emit(make_event("output", name, line, ts, stream=stream, line=line))
                 continue
             if line[:1] == " " or line[:1].isdigit():
@@ -120,6 +124,10 @@ class _Attempt:
                 self.held_progress = None
             rsync_lang.parse_stats_line(line, self.stats)
             self.emit(make_event("output", name, line, ts, stream=stream, line=line))
+
+    def stderr_kept(self) -> list[str]:
+        """The first and last few stderr lines of this attempt."""
+        return [*self.stderr_head, *self.stderr_tail]
 
     def progress(self, line: str, fields: dict[str, object], ts: str) -> None:
         event = make_event("progress", self.job.name, line.strip(), ts, **fields)
@@ -201,6 +209,7 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
                     url=job.url,
                     dest=str(job.dest),
                     argv=list(job.argv),
+                    pid=os.getpid(),
                 )
             ],
         )
@@ -221,7 +230,7 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
             break
         if code == 0 or attempt >= max_attempts:
             break
-        if not rsync_lang.is_transient(code, runner.stderr_tail):
+        if not rsync_lang.is_transient(code, runner.stderr_kept()):
             break
         delay = backoff_delay(attempt, job.retry.delay)
         meaning = rsync_lang.exit_meaning(code)
@@ -251,7 +260,7 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
     else:
         status = "failed"
         if error is None and runner is not None:
-            error = failure_reason(list(runner.stderr_tail)) or rsync_lang.exit_meaning(code)
+            error = failure_reason(runner.stderr_kept()) or rsync_lang.exit_meaning(code)
     return SyncResult(
         name=job.name,
         url=job.url,
@@ -270,14 +279,22 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
     )
 
 
-def failure_reason(stderr_tail: list[str]) -> str | None:
-    """The stderr line that says why: rsync's closing ``rsync error: ... (code N)`` line
-    only repeats the exit code, so the line before it (``@ERROR: Unknown module``,
-    ``rsync: [receiver] mkstemp ... Permission denied``) is the one a user needs."""
-    lines = [line.strip() for line in stderr_tail if line.strip()]
-    specific = [line for line in lines if not line.startswith("rsync error:")]
-    if specific:
-        return specific[-1]
+def failure_reason(stderr_lines: list[str]) -> str | None:
+    """The stderr line that says why rsync failed.
+
+    rsync's closing ``rsync error: ... (code N)`` only repeats the exit code and
+    ``*** Skipping ...`` notes are consequences; the cause is an ``@ERROR:`` line from
+    the daemon or an ``rsync: ...`` line (``mkdir ... failed: Read-only file system``).
+    The first cause wins: later ones are usually its echoes.
+    """
+    lines = [line.strip() for line in stderr_lines if line.strip()]
+    for prefixes in (("@ERROR",), ("rsync:", "rsync(")):
+        causes = [line for line in lines if line.startswith(prefixes)]
+        if causes:
+            return causes[0]
+    other = [line for line in lines if not line.startswith(("rsync error:", "***"))]
+    if other:
+        return other[-1]
     return lines[-1] if lines else None
 
 

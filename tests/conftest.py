@@ -23,6 +23,9 @@ from mini_pdb import generate  # noqa: E402
 
 #: Seconds each transfer from the "slow" module waits before it starts (pre-xfer exec).
 SLOW_DELAY = 0.6
+#: Seconds each transfer from the "stall" module waits: longer than any test runs for,
+#: so a target from it is reliably still running when a test interrupts it.
+STALL_DELAY = 60
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +38,12 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mirror(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> LocalMirror:
-    """A real rsync daemon on 127.0.0.1 serving ``archive`` as ftp_data, and as slow."""
+    """A real rsync daemon on 127.0.0.1 serving ``archive`` as ftp_data, slow and stall."""
     if shutil.which("rsync") is None:
         pytest.fail("rsync is not installed; run scripts/bootstrap.sh (apt-get install rsync)")
     local = LocalMirror(archive, tmp_path_factory.mktemp("mirror"))
     local.add_module("slow", archive, delay=SLOW_DELAY)
+    local.add_module("stall", archive, delay=STALL_DELAY)
     local.start()
     yield local
     local.stop()
@@ -105,3 +109,101 @@ def four_targets(mirror: LocalMirror, tmp_path: Path) -> Path:
             "emdb": {"url": mirror.url("ftp_data", "emdb/"), "dest": "emdb"},
         },
     )
+
+
+# -- running the real command as a subprocess ---------------------------------------
+
+
+def pdb_sync_command(*args: str) -> list[str]:
+    """``python -m pdbsync ARGS`` with this interpreter (the installed package)."""
+    return [sys.executable, "-m", "pdbsync", *args]
+
+
+class LiveRun:
+    """A ``pdb-sync ... --format json`` subprocess whose events are read as they come."""
+
+    def __init__(self, *args: str, env: dict | None = None) -> None:
+        import os
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            pdb_sync_command(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            bufsize=0,  # unbuffered: select() must see every line readline() has not taken
+        )
+        self.events: list[dict] = []
+
+    def wait_for(self, predicate, timeout: float = 30.0) -> dict:
+        """Read events until one satisfies ``predicate``; fail after ``timeout`` seconds."""
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        for event in self.events:
+            if predicate(event):
+                return event
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if not ready:
+                continue
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            event = orjson.loads(line)
+            self.events.append(event)
+            if predicate(event):
+                return event
+        raise AssertionError(f"event not seen within {timeout}s; got {self.events[-3:]}")
+
+    def finish(self, timeout: float = 30.0) -> tuple[int, list[dict], str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        self.events += [orjson.loads(line) for line in out.splitlines()]
+        return self.proc.returncode, self.events, err.decode()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid``, from /proc (workers, forkserver, rsync)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """The pids in ``pids`` that still exist and are not zombies."""
+    living = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            living.add(pid)
+    return living
+
+
+def wait_until_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+    """Poll until none of ``pids`` is alive; return the ones still alive at the deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive(pids)
