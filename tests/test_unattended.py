@@ -357,18 +357,6 @@ def tiny_fs(tmp_path):
 
 
 def test_full_disk_fails_only_its_own_target(mirror, tmp_path, tiny_fs):
-    config = (
-        write_config(
-            tmp_path / "c.toml",
-            tmp_path / "pdb",
-            {
-                "full": {"url": mirror.url("ftp_data", "structures/"), "dest": str(tiny_fs)},
-                "fine": {"url": mirror.url("ftp_data", "emdb/"), "dest": "fine"},
-            },
-        )
-        if False
-        else None
-    )
     # dest must be relative to pdb_dir: make pdb_dir the parent of the tiny mount.
     config = write_config(
         tmp_path / "c.toml",
