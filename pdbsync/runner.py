@@ -16,12 +16,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
+import shlex
 import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
+
+from loguru import logger
 
 from pdbsync import worker
 from pdbsync.events import make_event, utc_now
@@ -92,6 +95,9 @@ class Collector:
         queue = context.Queue()
         size = max(1, min(self.parallel, len(self.jobs)))
         pool = context.Pool(size, initializer=worker.init_worker, initargs=(queue,))
+        logger.debug(
+            "pool of {} {} workers for {} jobs", size, context.get_start_method(), len(self.jobs)
+        )
         self.interrupts.on_force = lambda: self._force_exit(pool)
         waiting = list(self.jobs)
         stop_reason: str | None = None  # why no new job starts: "cancelled" / "skipped"
@@ -106,6 +112,7 @@ class Collector:
                     while waiting and len(self.running) < size:
                         job = waiting.pop(0)
                         self.running[job.name] = _Running(job)
+                        logger.info("{}: starting: {}", job.name, shlex.join(job.argv))
                         pool.apply_async(worker.run_job, (job,))
                 else:
                     for job in waiting:
@@ -166,6 +173,7 @@ class Collector:
             state.worker_pid = message[2]
         elif kind == "rsync":
             state.rsync_pid = message[2]
+            logger.debug("{}: rsync pid {} (worker {})", name, state.rsync_pid, state.worker_pid)
             if self.interrupts.first:
                 _kill(state.rsync_pid, signal.SIGTERM)
         elif kind == "result":
@@ -177,6 +185,14 @@ class Collector:
             self._finish(result)
 
     def _finish(self, result: SyncResult) -> None:
+        logger.info(
+            "{}: {} (rsync exit {}, {} attempt(s), {:.1f}s)",
+            result.name,
+            result.status,
+            result.exit_code,
+            result.attempts,
+            result.duration_s,
+        )
         self.running.pop(result.name, None)
         self.results[result.name] = result
         self.emit(finished_event(result))

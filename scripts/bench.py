@@ -1,0 +1,226 @@
+"""Benchmark pdb-sync against plain rsync and GNU parallel, side by side in one run.
+
+    python scripts/bench.py [--entries 13000] [--parallel 2] [--repeat 3] [--workdir bench-run]
+
+Everything talks to a local rsync daemon on 127.0.0.1 (scripts/local_mirror.py) serving
+a generated mini-PDB (scripts/mini_pdb.py). Each measurement copies into an empty
+destination, and the variants of one comparison are interleaved, repeat after repeat,
+so drift on the machine hits them alike; the median of the repeats is reported.
+
+Printed ratios, with the targets they are held to:
+- parallel sync: pdb-sync --parallel N vs GNU ``parallel -j N --tag rsync``
+  (target: within 5%), and vs plain sequential rsync;
+- verbose output (``-v --itemize-changes``, one line per file): rsync > /dev/null vs
+  pdb-sync text and json to /dev/null (target: overhead under 25%);
+- ``pdb-sync --version`` start-up (target: under 150 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from local_mirror import LocalMirror
+from mini_pdb import generate
+
+TARGETS = {
+    "mmcif": "structures/divided/mmCIF/",
+    "pdb": "structures/divided/pdb/",
+    "assemblies": "structures/assemblies/mmCIF/",
+    "sifts": "sifts/",
+}
+RSYNC_FLAGS = ["-a", "--info=progress2", "--stats"]
+
+
+def pdb_sync_exe() -> str:
+    """The installed console script, resolved past shims (a pyenv shim costs ~50 ms)."""
+    candidate = Path(sys.executable).with_name("pdb-sync")
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("pdb-sync")
+    if found is None:
+        sys.exit("bench: pdb-sync is not installed; run 'pip install -e .'")
+    return found
+
+
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def write_config(path: Path, mirror: LocalMirror, pdb_dir: Path, verbose: bool = False) -> Path:
+    lines = ["[paths]", f'pdb_dir = "{pdb_dir}"', ""]
+    names = ["everything"] if verbose else list(TARGETS)
+    for name in names:
+        source = "" if verbose else TARGETS[name]
+        lines += [
+            f"[sync.custom.{name}]",
+            f'url = "{mirror.url("ftp_data", source)}"',
+            f'dest = "{name}"',
+        ]
+        if verbose:
+            lines += [f"[sync.custom.{name}.options]", "verbose = true", "itemize_changes = true"]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run(argv: list[str]) -> None:
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+
+def measure(variants: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeat):
+        for name, variant in variants.items():
+            times[name].append(timed(variant))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def report(title: str, medians: dict[str, float], baseline: str, target: str) -> None:
+    print(f"\n{title}")
+    for name, seconds in medians.items():
+        ratio = seconds / medians[baseline]
+        print(f"  {name:<34} {seconds:8.3f} s   x{ratio:5.3f} of {baseline}")
+    print(f"  target: {target}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=13000)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path("bench-run"))
+    args = parser.parse_args()
+    if shutil.which("parallel") is None:
+        sys.exit("bench: GNU parallel is missing; PDB_SYNC_BENCH=1 bash scripts/bootstrap.sh")
+    exe = pdb_sync_exe()
+    work = args.workdir.resolve()
+    archive = work / "archive"
+    marker = archive / f".entries-{args.entries}"
+    if not marker.exists():
+        shutil.rmtree(archive, ignore_errors=True)
+        files = generate(archive, entries=args.entries, atoms=20)
+        marker.touch()
+        print(f"bench: generated {len(files):,} files")
+    out = work / "out"
+    with LocalMirror(archive, work / "mirror") as mirror:
+        config = write_config(work / "parallel.toml", mirror, out)
+        sources = {name: mirror.url("ftp_data", path) for name, path in TARGETS.items()}
+
+        def sequential() -> None:
+            fresh(out)
+            for name, url in sources.items():
+                run(["rsync", *RSYNC_FLAGS, url, f"{out / name}/"])
+
+        def gnu_parallel() -> None:
+            fresh(out)
+            jobs = "\n".join(f"{url} {out / name}/" for name, url in sources.items())
+            subprocess.run(
+                [
+                    "parallel",
+                    "-j",
+                    str(args.parallel),
+                    "--tag",
+                    "--colsep",
+                    " ",
+                    "rsync",
+                    *RSYNC_FLAGS,
+                    "{1}",
+                    "{2}",
+                ],
+                input=jobs.encode(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+            )
+
+        def pdb_sync_parallel() -> None:
+            fresh(out)
+            run([exe, "--config", str(config), "sync", "--all", "--parallel", str(args.parallel)])
+
+        medians = measure(
+            {
+                "rsync, sequential": sequential,
+                f"GNU parallel -j {args.parallel} --tag": gnu_parallel,
+                f"pdb-sync --parallel {args.parallel}": pdb_sync_parallel,
+            },
+            args.repeat,
+        )
+        report(
+            f"Parallel sync of {len(TARGETS)} targets ({args.entries:,} entries each)",
+            medians,
+            f"GNU parallel -j {args.parallel} --tag",
+            "pdb-sync within x1.05",
+        )
+
+        verbose_config = write_config(work / "verbose.toml", mirror, out, verbose=True)
+        whole = mirror.url("ftp_data", "")
+        lines = subprocess.run(
+            ["rsync", "-a", "-v", "--itemize-changes", "--dry-run", whole, str(fresh(out))],
+            capture_output=True,
+            check=True,
+        ).stdout.count(b"\n")
+
+        def raw_verbose() -> None:
+            fresh(out)
+            run(
+                [
+                    "rsync",
+                    "-a",
+                    "-v",
+                    "--itemize-changes",
+                    "--info=progress2",
+                    "--stats",
+                    whole,
+                    f"{out / 'everything'}/",
+                ]
+            )
+
+        def pdb_sync_verbose(fmt: str) -> Callable[[], None]:
+            def go() -> None:
+                fresh(out)
+                run([exe, "--config", str(verbose_config), "sync", "everything", "--format", fmt])
+
+            return go
+
+        medians = measure(
+            {
+                "rsync -v --itemize-changes > null": raw_verbose,
+                "pdb-sync text > null": pdb_sync_verbose("text"),
+                "pdb-sync json > null": pdb_sync_verbose("json"),
+            },
+            args.repeat,
+        )
+        report(
+            f"Verbose output, one rsync, ~{lines:,} lines",
+            medians,
+            "rsync -v --itemize-changes > null",
+            "pdb-sync overhead under x1.25",
+        )
+
+    version = [timed(lambda: run([exe, "--version"])) for _ in range(10)]
+    print(
+        f"\npdb-sync --version: median {statistics.median(version) * 1000:.0f} ms "
+        f"(min {min(version) * 1000:.0f} ms) over 10 runs   target: under 150 ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

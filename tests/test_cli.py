@@ -1,0 +1,91 @@
+"""The command line as a user meets it: entry points, logging, docs kept in step."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import pdb_sync_command, run_cli
+
+from pdbsync.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _options(parser) -> set[str]:
+    found = set()
+    for action in parser._actions:
+        if action.help == "==SUPPRESS==":
+            continue
+        found.update(s for s in action.option_strings if s.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _options(sub)
+    return found
+
+
+def test_every_option_is_documented():
+    docs = (ROOT / "README.md").read_text() + "".join(
+        p.read_text() for p in (ROOT / "docs").glob("*.md")
+    )
+    missing = sorted(
+        o
+        for o in _options(build_parser()) - {"--help", "--version"}
+        if not re.search(re.escape(o) + r"(?![\w-])", docs)
+    )
+    assert not missing, f"options missing from README.md/docs: {missing}"
+
+
+def test_installed_command_and_module_agree_on_version():
+    from pdbsync import __version__
+
+    for command in (["pdb-sync", "--version"], [sys.executable, "-m", "pdbsync", "--version"]):
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+        assert out.stdout.strip() == f"pdb-sync {__version__}"
+
+
+def test_no_command_is_a_usage_error():
+    result = run_cli()
+    assert result.code == 2 and "sync" in result.stderr
+
+
+def test_unknown_flag_is_one_line_exit_2():
+    result = subprocess.run(
+        pdb_sync_command("sync", "--paralel", "3"), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unrecognized arguments: --paralel" in lines[0]
+
+
+def test_log_file_gets_json_diagnostics(four_targets, tmp_path):
+    log = tmp_path / "diag.jsonl"
+    result = run_cli("--config", str(four_targets), "-vv", "--log-file", str(log), "sync", "emdb")
+    assert result.code == 0, result.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records, "nothing logged"
+    assert all("record" in r and "text" in r for r in records)
+    assert any("rsync" in r["record"]["message"] for r in records)
+
+
+def test_unwritable_log_file_is_a_usage_error(four_targets, tmp_path):
+    result = run_cli("--config", str(four_targets), "--log-file", str(tmp_path), "sync", "emdb")
+    assert result.code == 2 and "--log-file" in result.stderr
+
+
+def test_unwritable_summary_path_fails_the_run_with_a_clear_line(four_targets, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli(
+        "--config", str(four_targets), "sync", "emdb", "--summary", str(blocker / "summary.json")
+    )
+    assert result.code == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"pdb-sync: error: --summary {blocker / 'summary.json'}: cannot write")
+    )

@@ -1,0 +1,53 @@
+"""Splitting rsync's byte stream on \\n and \\r like a terminal shows it."""
+
+from __future__ import annotations
+
+import pytest
+
+from pdbsync.lines import LineSplitter
+
+
+def split_all(*chunks: bytes) -> list[bytes]:
+    splitter = LineSplitter()
+    lines = []
+    for chunk in chunks:
+        lines += splitter.feed(chunk)
+    return lines + splitter.close()
+
+
+def test_plain_lines():
+    assert split_all(b"a\nb\n") == [b"a", b"b"]
+
+
+def test_progress_redraws_are_separate_lines():
+    assert split_all(b"\r  10%\r  50%\r 100%\n") == [b"  10%", b"  50%", b" 100%"]
+
+
+def test_cr_lf_gives_no_empty_line_even_across_reads():
+    assert split_all(b"done\r", b"\nnext\n") == [b"done", b"next"]
+    assert split_all(b"done\r\nnext\n") == [b"done", b"next"]
+
+
+def test_blank_lines_are_kept():
+    assert split_all(b"a\n\nb\n") == [b"a", b"", b"b"]
+
+
+def test_unterminated_tail_comes_out_at_close():
+    splitter = LineSplitter()
+    assert splitter.feed(b"par") == []
+    assert splitter.feed(b"tial") == []
+    assert splitter.close() == [b"partial"]
+
+
+def test_redraw_is_delivered_before_the_line_ends():
+    """A \\r-terminated redraw must not wait for the final \\n (that may be hours away)."""
+    splitter = LineSplitter()
+    assert splitter.feed(b"\r  1%\r  2%\r") == [b"  1%", b"  2%"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_any_chunking_gives_the_same_lines(size):
+    data = b"x\r\ny\rz\n\nlong line here\r\r\nend"
+    whole = split_all(data)
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    assert split_all(*pieces) == whole == [b"x", b"y", b"z", b"", b"long line here", b"end"]
