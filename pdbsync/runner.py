@@ -34,6 +34,9 @@ from pdbsync.summary import SyncResult
 
 #: How long the collector waits on the queue before checking workers and signals.
 POLL_SECONDS = 0.2
+#: A queue write lock held this long after a worker died is the dead worker's (see
+#: Collector._unstick_queue).
+STUCK_LOCK_SECONDS = 2.0
 #: After a cancel, how long rsync gets to stop cleanly before the pool is killed.
 CANCEL_GRACE_SECONDS = 3.0
 
@@ -88,6 +91,8 @@ class Collector:
     fail_fast: str | None = None  # None, "wait" (let running finish) or "kill"
     results: dict[str, SyncResult] = field(default_factory=dict)
     running: dict[str, _Running] = field(default_factory=dict)
+    worker_died: bool = False
+    lock_held_since: float | None = None
 
     def run(self) -> list[SyncResult]:
         """Run every job; return the results in job order."""
@@ -126,6 +131,8 @@ class Collector:
                         self._signal_rsyncs(signal.SIGTERM)
                         cancel_deadline = time.monotonic() + CANCEL_GRACE_SECONDS
                 self._reap_dead_workers(queue)
+                if self.worker_died and self.running:
+                    self._unstick_queue(queue)
                 if cancel_deadline is not None and time.monotonic() > cancel_deadline:
                     for state in list(self.running.values()):
                         self._finish(_unstarted(state.job, "cancelled", started=True))
@@ -209,6 +216,7 @@ class Collector:
         dead = [s for s in known if s.worker_pid not in alive]
         if not dead:
             return
+        self.worker_died = True
         self._drain_now(queue)  # its last messages, result included, may still be queued
         for state in dead:
             if state.job.name not in self.running:
@@ -219,6 +227,30 @@ class Collector:
                 "(killed by a signal: OOM killer or kill -9?)"
             )
             self._finish(result)
+
+    def _unstick_queue(self, queue: Any, now: float | None = None) -> None:
+        """Free the queue's write lock if a killed worker died holding it.
+
+        Workers share one lock for writing to the queue's pipe; a worker killed while
+        it held it (``kill -9`` during a put) would block every other worker forever.
+        While the parent keeps reading, a live worker holds the lock only for the
+        moment a write takes, so a lock found held at every look for
+        STUCK_LOCK_SECONDS, after a worker died, can only be the dead one's.
+        """
+        lock = getattr(queue, "_wlock", None)
+        if lock is None:
+            return
+        now = time.monotonic() if now is None else now
+        if lock.acquire(False):
+            lock.release()
+            self.lock_held_since = None
+            return
+        if self.lock_held_since is None:
+            self.lock_held_since = now
+        elif now - self.lock_held_since >= STUCK_LOCK_SECONDS:
+            logger.warning("a dead worker held the event queue's write lock; releasing it")
+            lock.release()
+            self.lock_held_since = None
 
     def _drain_now(self, queue: Any) -> None:
         while True:

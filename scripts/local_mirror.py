@@ -15,9 +15,11 @@ From Python::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -114,6 +116,7 @@ class LocalMirror:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(self.workdir / "rsyncd.stderr", "wb"),  # noqa: SIM115
+            start_new_session=True,  # stop() ends connection handlers (pre-xfer sleeps) too
         )
         deadline = time.monotonic() + timeout
         while True:  # readiness check: the port accepts a connection
@@ -131,7 +134,8 @@ class LocalMirror:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:

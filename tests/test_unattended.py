@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -247,6 +248,15 @@ def test_second_ctrl_c_exits_at_once(mirror, tmp_path):
     assert not wait_until_gone(family)
 
 
+def _wait_for_children(pid: int, timeout: float = 10.0) -> set[int]:
+    """The children of ``pid`` once it has some (its rsync has started)."""
+    deadline = time.monotonic() + timeout
+    while not (found := descendants(pid)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert found, f"process {pid} started no child within {timeout}s"
+    return found
+
+
 def test_killed_worker_fails_its_target_and_run_finishes(mirror, tmp_path):
     config = write_config(
         tmp_path / "c.toml",
@@ -270,7 +280,7 @@ def test_killed_worker_fails_its_target_and_run_finishes(mirror, tmp_path):
         str(summary),
     )
     victim = run.wait_for(lambda e: e["type"] == "sync_started" and e["name"] == "victim")
-    rsyncs = descendants(victim["pid"])
+    rsyncs = _wait_for_children(victim["pid"])
     os.kill(victim["pid"], signal.SIGKILL)
     exit_code, events, stderr = run.finish(timeout=30)
     assert exit_code == 1, stderr
@@ -457,3 +467,20 @@ def test_python_dash_m_entry_point_reports_version():
     )
     assert result.returncode == 0 and result.stdout.startswith("pdb-sync ")
     assert alive(set()) == set()
+
+
+def test_lock_left_held_by_a_dead_worker_is_released_after_a_grace_period():
+    import multiprocessing
+
+    from pdbsync.runner import STUCK_LOCK_SECONDS, Collector
+
+    queue = multiprocessing.get_context("spawn").Queue()
+    collector = Collector(jobs=[], parallel=1, emit=lambda e: None, flush=lambda: None)
+    queue._wlock.acquire()  # as a worker killed in the middle of a put leaves it
+    collector._unstick_queue(queue, now=100.0)
+    assert not queue._wlock.acquire(False), "released too early"
+    collector._unstick_queue(queue, now=100.0 + STUCK_LOCK_SECONDS)
+    assert queue._wlock.acquire(False), "a lock held by a dead worker was never released"
+    queue._wlock.release()
+    collector._unstick_queue(queue, now=200.0)  # a free lock is left free
+    assert queue._wlock.acquire(False)
