@@ -7,12 +7,15 @@ frozen and picklable, so they cross into worker processes unchanged.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pdbsync.config import Config, target_options
 from pdbsync.errors import ConfigError, UsageError
+from pdbsync.events import make_event
 from pdbsync.options import Layer, RsyncOptions, build_flags
 from pdbsync.rsync import build_argv
 
@@ -93,3 +96,19 @@ def plan_jobs(
             )
         )
     return jobs
+
+
+def dry_run_event(job: Job) -> dict[str, Any]:
+    """The ``dry_run`` event of a job: its exact argv (and shell form) and its options.
+
+    ``message`` is the command line as a shell would need it (``shlex.join``), so a
+    person can copy it; ``options``/``sources`` say what each option is and why.
+    """
+    return make_event(
+        "dry_run",
+        job.name,
+        shlex.join(job.argv),
+        argv=list(job.argv),
+        options=job.options.values(),
+        sources={key: job.options.source(key) for key in job.options.values()},
+    )

@@ -81,8 +81,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("exclude", "list", "--exclude", "--exclude", "exclude pattern (repeatable)"),
     OptionSpec("include_from", "path", "--include-from", "--include-from", "include patterns file"),
     OptionSpec("exclude_from", "path", "--exclude-from", "--exclude-from", "exclude patterns file"),
-    OptionSpec("retry", "count", None, None, "extra attempts after a transient failure"),
-    OptionSpec("retry_delay", "delay", None, None, "seconds between attempts (else backoff)"),
+    OptionSpec("retry", "count", None, "--retry", "extra attempts after a transient failure"),
+    OptionSpec("retry_delay", "delay", None, "--retry-delay", "seconds between tries (or backoff)"),
 )
 SPECS: dict[str, OptionSpec] = {spec.key: spec for spec in OPTIONS}
 #: Keys that map to rsync flags (retry/retry_delay are pdb-sync's own).
@@ -439,7 +439,14 @@ def cli_layer(values: Mapping[str, Any], base_dir: Path) -> Layer:
             given[other] = False
     problems: list[str] = []
     layer = make_layer(LAYER_CLI, given, "", base_dir, problems)
-    where = {key: SPECS[key].cli or key for key in layer.values}
+    where = {}
+    for key, value in layer.values.items():
+        flag = SPECS[key].cli or key
+        if value is False:
+            flag = "--no-" + flag[2:]
+        if key not in values or values[key] is None:
+            flag = f"implied by {SPECS['quiet' if key == 'verbose' else 'verbose'].cli}"
+        where[key] = flag
     if problems:
         key = problems[0].split(":", 1)[0]
         flag = SPECS[key].cli if key in SPECS else key
@@ -481,7 +488,8 @@ def describe(options: RsyncOptions) -> list[str]:
         shown = _toml_value(value)
         source = options.source(key)
         where = options.where.get(key)
-        origin = f"{source}: {where}" if where and where != source else source
+        shown_where = where and where != source and not source.startswith(LAYER_PRESET)
+        origin = f"{source}: {where}" if shown_where else source
         lines.append(f"{key:<{width}} = {shown:<12}  ({origin})")
     return lines
 
