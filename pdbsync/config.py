@@ -138,23 +138,33 @@ def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> li
     when a target's options are resolved, because the command line may still change them.
     """
     found = [_describe_schema_error(error) for error in _schema_errors(data)]
-    if found:
-        return found
-    defaults = data.get("sync", {}).get("defaults", {})
-    options.make_layer(options.LAYER_DEFAULTS, defaults, "sync.defaults.", base_dir, found)
-    for name, entry in data.get("sync", {}).get("custom", {}).items():
+    # With structural problems, still check names, urls and dests (every problem at once),
+    # but not option values: the schema has already named the wrongly typed ones.
+    structural = bool(found)
+    sync = data.get("sync")
+    sync = sync if isinstance(sync, Mapping) else {}
+    custom = sync.get("custom")
+    custom = custom if isinstance(custom, Mapping) else {}
+    if not structural:
+        defaults = sync.get("defaults", {})
+        options.make_layer(options.LAYER_DEFAULTS, defaults, "sync.defaults.", base_dir, found)
+    for name, entry in custom.items():
+        if not isinstance(entry, Mapping):
+            continue
         where = f"sync.custom.{name}"
         if not NAME_PATTERN.match(name):
             found.append(
                 f"{where}: target name {name!r} is not allowed; use letters, digits, "
                 "'.', '_' or '-' (at most 64, starting with a letter or digit)"
             )
-        problem = url_problem(entry["url"])
+        problem = url_problem(entry["url"]) if isinstance(entry.get("url"), str) else None
         if problem:
             found.append(f"{where}.url: {problem}")
-        problem = dest_problem(entry["dest"])
+        problem = dest_problem(entry["dest"]) if isinstance(entry.get("dest"), str) else None
         if problem:
             found.append(f"{where}.dest: {problem}")
+        if structural:
+            continue
         # Target layers only: [sync.defaults] was checked once above.
         _layers, problems = options.target_layers(name, entry, {}, base_dir)
         found += problems
