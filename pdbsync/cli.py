@@ -235,7 +235,8 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     )
     previews = [job for job in jobs if job.options.dry_run]
     if previews:
-        _print_dry_run(previews, renderer, args.verbose + args.sync_verbose > 0)
+        show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
+        _print_dry_run(previews, renderer, show_options)
         jobs = [job for job in jobs if not job.options.dry_run]
         if not jobs:
             return ExitCode.OK
@@ -247,15 +248,15 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     return int(summary.exit_code)
 
 
-def _print_dry_run(jobs: list, renderer, verbose: bool) -> None:
-    """Each job's exact command line (a ``dry_run`` event); with -v its options too."""
+def _print_dry_run(jobs: list, renderer, show_options: bool) -> None:
+    """Each job's exact command line (a ``dry_run`` event); optionally its options too."""
     from pdbsync.jobs import dry_run_event
     from pdbsync.options import describe
 
     for job in jobs:
         event = dry_run_event(job)
         renderer.event(event)
-        if verbose and renderer.__class__.__name__ == "TextRenderer":
+        if show_options:
             for line in describe(job.options):
                 renderer.write(f"[{job.name}]   {line}\n".encode())
     renderer.flush()
