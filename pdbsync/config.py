@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pdbsync import contracts
+from pdbsync import contracts, options
 from pdbsync.errors import ConfigError
 
 #: Target names end up in log prefixes, file names and Slurm job names.
@@ -96,7 +96,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 def load_config(path: Path) -> Config:
     """Read and fully validate the config at ``path``; raise :class:`ConfigError` if bad."""
     data = read_toml(path)
-    found = config_problems(data)
+    found = config_problems(data, base_dir=path.absolute().parent)
     if found:
         raise ConfigError(f"{path}: {found[0]}", [f"{path}: {p}" for p in found])
     return build_config(path, data)
@@ -130,25 +130,77 @@ def build_config(path: Path, data: Mapping[str, Any]) -> Config:
     )
 
 
-def config_problems(data: Mapping[str, Any]) -> list[str]:
-    """Every problem in the parsed config, each naming its key path."""
+def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> list[str]:
+    """Every problem in the parsed config, each naming its key path.
+
+    Option values are checked one layer at a time here (sizes, timeouts, patterns,
+    ``*_from`` files relative to ``base_dir``); combinations across layers are checked
+    when a target's options are resolved, because the command line may still change them.
+    """
     found = [_describe_schema_error(error) for error in _schema_errors(data)]
-    if found:
-        return found
-    for name, entry in data.get("sync", {}).get("custom", {}).items():
+    # With structural problems, still check names, urls and dests (every problem at once),
+    # but not option values: the schema has already named the wrongly typed ones.
+    structural = bool(found)
+    sync = data.get("sync")
+    sync = sync if isinstance(sync, Mapping) else {}
+    custom = sync.get("custom")
+    custom = custom if isinstance(custom, Mapping) else {}
+    if not structural:
+        defaults = sync.get("defaults", {})
+        options.make_layer(options.LAYER_DEFAULTS, defaults, "sync.defaults.", base_dir, found)
+    for name, entry in custom.items():
+        if not isinstance(entry, Mapping):
+            continue
         where = f"sync.custom.{name}"
         if not NAME_PATTERN.match(name):
             found.append(
                 f"{where}: target name {name!r} is not allowed; use letters, digits, "
                 "'.', '_' or '-' (at most 64, starting with a letter or digit)"
             )
-        problem = url_problem(entry["url"])
+        problem = url_problem(entry["url"]) if isinstance(entry.get("url"), str) else None
         if problem:
             found.append(f"{where}.url: {problem}")
-        problem = dest_problem(entry["dest"])
+        problem = dest_problem(entry["dest"]) if isinstance(entry.get("dest"), str) else None
         if problem:
             found.append(f"{where}.dest: {problem}")
+        if structural:
+            continue
+        # Target layers only: [sync.defaults] was checked once above.
+        _layers, problems = options.target_layers(name, entry, {}, base_dir)
+        found += problems
     return found
+
+
+def validate_file(path: Path) -> list[str]:
+    """Every problem of the config at ``path`` (``config validate``), each one line.
+
+    Beyond :func:`load_config`, this resolves every target's options without command-line
+    flags, so conflicting combinations (``partial_dir`` without ``partial``...) show too.
+    """
+    try:
+        data = read_toml(path)
+    except ConfigError as exc:
+        return exc.problems
+    found = config_problems(data, base_dir=path.absolute().parent)
+    if found:
+        return [f"{path}: {problem}" for problem in found]
+    config = build_config(path, data)
+    for target in config.targets.values():
+        try:
+            target_options(config, target.name)
+        except ConfigError as exc:
+            found += exc.problems
+    return [f"{path}: {problem}" for problem in found]
+
+
+def target_options(
+    config: Config, name: str, cli: options.Layer | None = None
+) -> options.RsyncOptions:
+    """The resolved rsync options of target ``name`` (command line first, if given)."""
+    target = config.targets[name]
+    return options.resolve(
+        name, target.settings, config.defaults, config.path.absolute().parent, cli
+    )
 
 
 def _schema_errors(data: Mapping[str, Any]) -> list[Any]:
@@ -172,6 +224,9 @@ def _describe_schema_error(error: Any) -> str:
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return f"{prefix}missing required key {missing!r}"
+    if error.validator == "enum" and error.absolute_path and error.absolute_path[-1] == "preset":
+        valid = ", ".join(str(v) for v in error.validator_value)
+        return f"{prefix}unknown preset {error.instance!r}; valid presets: {valid}"
     if error.validator == "type":
         return f"{prefix}must be of type {error.validator_value}, not {error.instance!r}"
     return f"{prefix}{error.message}"

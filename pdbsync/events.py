@@ -16,6 +16,7 @@ from pdbsync.contracts import SCHEMA_VERSION
 #: All event types, in the order a target's events appear.
 EVENT_TYPES = (
     "run_started",
+    "dry_run",
     "sync_started",
     "output",
     "progress",

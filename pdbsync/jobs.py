@@ -7,12 +7,16 @@ frozen and picklable, so they cross into worker processes unchanged.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pdbsync.config import Config
-from pdbsync.errors import UsageError
+from pdbsync.config import Config, target_options
+from pdbsync.errors import ConfigError, UsageError
+from pdbsync.events import make_event
+from pdbsync.options import Layer, RsyncOptions, build_flags
 from pdbsync.rsync import build_argv
 
 
@@ -34,6 +38,8 @@ class Job:
     argv: tuple[str, ...]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     description: str = ""
+    #: the resolved options argv was built from (with the layer of each value)
+    options: RsyncOptions = field(default_factory=RsyncOptions)
 
 
 def select_targets(config: Config, names: Sequence[str], all_targets: bool) -> list[str]:
@@ -60,21 +66,49 @@ def plan_jobs(
     pdb_dir: Path,
     rsync: str = "rsync",
     retry: RetryPolicy | None = None,
+    cli_options: Layer | None = None,
 ) -> list[Job]:
-    """One :class:`Job` per selected target, with its complete rsync argv."""
+    """One :class:`Job` per selected target, with its complete rsync argv.
+
+    Options are resolved per target (command line, target options, preset, defaults,
+    legacy keys, built-in); ``retry`` given here (the command line's) beats the config's
+    ``retry``/``retry_delay``. A bad combination raises ConfigError before anything runs.
+    """
     jobs = []
     for name in names:
         target = config.targets[name]
+        try:
+            resolved = target_options(config, name, cli_options)
+        except ConfigError as exc:
+            problems = [f"{config.path}: {problem}" for problem in exc.problems]
+            raise ConfigError(problems[0], problems) from None
         dest = pdb_dir / target.dest
-        argv = build_argv(rsync, target.url, str(dest))
+        argv = build_argv(rsync, target.url, str(dest), build_flags(resolved))
         jobs.append(
             Job(
                 name=name,
                 url=target.url,
                 dest=dest,
                 argv=tuple(argv),
-                retry=retry or RetryPolicy(),
+                retry=retry or RetryPolicy(resolved.retry, resolved.retry_delay),
                 description=target.description,
+                options=resolved,
             )
         )
     return jobs
+
+
+def dry_run_event(job: Job) -> dict[str, Any]:
+    """The ``dry_run`` event of a job: its exact argv (and shell form) and its options.
+
+    ``message`` is the command line as a shell would need it (``shlex.join``), so a
+    person can copy it; ``options``/``sources`` say what each option is and why.
+    """
+    return make_event(
+        "dry_run",
+        job.name,
+        shlex.join(job.argv),
+        argv=list(job.argv),
+        options=job.options.values(),
+        sources={key: job.options.source(key) for key in job.options.values()},
+    )

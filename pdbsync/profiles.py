@@ -1,0 +1,120 @@
+"""Built-in profiles: ready-made targets that ``sync --profile-add NAME`` writes into a config.
+
+Adding is a locked read-modify-write (see :mod:`pdbsync.config_edit`): the config is
+read under an exclusive lock, the target appended with tomlkit (comments untouched),
+and the result renamed into place, so concurrent ``--profile-add`` runs all land.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
+
+from pdbsync import config_edit
+from pdbsync.errors import ConfigError, UsageError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A ready target: what it is, where it comes from, where it goes, and its preset."""
+
+    name: str
+    description: str
+    url: str
+    dest: str
+    preset: str | None = None
+
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            "structures",
+            "Divided mmCIF structures (RCSB PDB)",
+            "rsync://rsync.rcsb.org:33444/ftp_data/structures/divided/mmCIF/",
+            "structures/divided/mmCIF",
+            "safe",
+        ),
+        Profile(
+            "assemblies",
+            "Biological assemblies, mmCIF (RCSB PDB)",
+            "rsync://rsync.rcsb.org:33444/ftp_data/assemblies/mmCIF/divided/",
+            "assemblies/mmCIF/divided",
+            "safe",
+        ),
+        Profile(
+            "emdb",
+            "EMDB entries: maps, headers, images (EMBL-EBI; large)",
+            "rsync.ebi.ac.uk::pub/databases/emdb/",
+            "emdb",
+            "fast",
+        ),
+        Profile(
+            "sifts",
+            "SIFTS residue-level mappings (PDBe)",
+            "rsync.ebi.ac.uk::pub/databases/msd/sifts/",
+            "sifts",
+            "safe",
+        ),
+        Profile(
+            "all-structures",
+            "Every structure format, divided and all (wwPDB; very large)",
+            "rsync.wwpdb.org::ftp_data/structures/",
+            "structures",
+            "fast",
+        ),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile ``name``; UsageError lists the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}"
+        ) from None
+
+
+def _with_profile(path: Path, text: str, profile: Profile) -> str:
+    document = config_edit.parse_document(path, text)
+    sync = document.get("sync")
+    if sync is None:
+        sync = tomlkit.table(is_super_table=True)
+        document["sync"] = sync
+    custom = sync.get("custom")
+    if custom is None:
+        custom = tomlkit.table(is_super_table=True)
+        sync["custom"] = custom
+    if profile.name in custom:
+        raise ConfigError(
+            f"{path}: sync.custom.{profile.name} already exists; remove it first or edit it by hand"
+        )
+    table = tomlkit.table()
+    table.add(tomlkit.comment("added by 'pdb-sync sync --profile-add'"))
+    table["description"] = profile.description
+    table["url"] = profile.url
+    table["dest"] = profile.dest
+    if profile.preset:
+        table["preset"] = profile.preset
+    custom[profile.name] = table
+    result = tomlkit.dumps(document)
+    return result if result.endswith("\n") else result + "\n"
+
+
+def add_profile(path: Path, name: str, dry_run: bool = False) -> str:
+    """Add profile ``name`` as ``[sync.custom.NAME]`` to the config at ``path``.
+
+    Creates the config if it does not exist. Returns the unified diff of the change;
+    with ``dry_run`` nothing is written.
+    """
+    profile = get_profile(name)
+    with config_edit.locked(path):
+        before = config_edit.read_text(path) if path.exists() else ""
+        after = _with_profile(path, before, profile)
+        if not dry_run:
+            config_edit.atomic_write(path, after)
+    return config_edit.unified_diff(path, before, after)

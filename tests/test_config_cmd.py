@@ -1,0 +1,238 @@
+"""The ``config`` command: init, validate, list, presets, migrate, show."""
+
+from __future__ import annotations
+
+import tomllib
+
+import orjson
+import pytest
+from conftest import run_cli
+
+from pdbsync.config import load_config, target_options
+from pdbsync.options import PRESETS
+
+URL = "rsync://127.0.0.1:873/ftp_data/sifts/"
+
+LEGACY = """\
+# my mirror (hand-written, 2019)
+[paths]
+pdb_dir = "/data/pdb"  # the big disk
+
+[sync.defaults]
+timeout = 300
+
+# structures first
+[sync.custom.mmcif]
+url = "rsync.wwpdb.org::ftp_data/structures/divided/mmCIF/"
+dest = "mmCIF"  # relative to pdb_dir
+rsync_delete = true   # stale entries go
+rsync_exclude = ["*.tmp"]
+rsync_timeout = 100
+
+[sync.custom.pdb]
+url = "rsync.wwpdb.org::ftp_data/structures/divided/pdb/"
+dest = "pdb"
+rsync_delete = true
+rsync_compress = true
+rsync_partial = true
+rsync_quiet = true
+
+[sync.custom.sifts]
+url = "rsync.ebi.ac.uk::pub/databases/msd/sifts/"
+dest = "sifts"
+"""
+
+
+def _cli(config, *args):
+    return run_cli("--config", str(config), "config", *args)
+
+
+# -- init -------------------------------------------------------------------------------
+
+
+def test_init_writes_a_valid_commented_config_with_real_wwpdb_targets(tmp_path):
+    path = tmp_path / "sub" / "config.toml"
+    result = _cli(path, "init", "--pdb-dir", "/srv/pdb")
+    assert result.code == 0, result.stderr
+    text = path.read_text()
+    assert text.startswith("# pdb-sync configuration")
+    config = load_config(path)
+    assert str(config.pdb_dir) == "/srv/pdb"
+    urls = [t.url for t in config.targets.values()]
+    assert "rsync://rsync.rcsb.org:33444/ftp_data/structures/divided/mmCIF/" in urls
+    assert any(u.startswith("data.pdbj.org::rsync/pub/pdb/") for u in urls)
+    assert any(u.startswith("rsync.ebi.ac.uk::pub/databases/") for u in urls)
+    assert set(config.targets) == {"mmcif", "assemblies", "sifts", "emdb"}
+    assert "rsync.wwpdb.org::ftp_data/" in text
+    assert _cli(path, "validate").code == 0
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("# mine\n")
+    result = _cli(path, "init")
+    assert result.code == 2 and "already exists; use --force" in result.stderr
+    assert path.read_text() == "# mine\n"
+    assert _cli(path, "init", "--force", "--minimal").code == 0
+    assert list(load_config(path).targets) == ["mmcif"]
+
+
+def test_init_path_option_wins_over_the_config_location(tmp_path):
+    target = tmp_path / "elsewhere.toml"
+    assert _cli(tmp_path / "c.toml", "init", "--path", str(target)).code == 0
+    assert target.exists() and not (tmp_path / "c.toml").exists()
+
+
+# -- validate ---------------------------------------------------------------------------
+
+
+def test_validate_reports_every_problem_at_once(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[sync.defaults]\ntimeout = 0\n[sync.custom.a]\nurl = "{URL}"\ndest = "a"\n'
+        'preset = "nope"\n[sync.custom.b]\nurl = "/local"\ndest = "b"\n'
+        '[sync.custom.c]\nurl = "' + URL + '"\ndest = "c"\n'
+        '[sync.custom.c.options]\npartial_dir = "p"\n'
+    )
+    result = _cli(path, "validate")
+    assert result.code == 2
+    lines = result.stderr.strip().splitlines()
+    assert any("sync.custom.a.preset: unknown preset 'nope'" in line for line in lines)
+    assert any("sync.custom.b.url" in line for line in lines)
+    data = orjson.loads(_cli(path, "validate", "--json").stdout)
+    assert data["valid"] is False and data["config"] == str(path)
+    assert len(data["problems"]) == 2  # schema problems first: the enum and the url
+    path.write_text(
+        path.read_text().replace('preset = "nope"\n', "").replace('"/local"', f'"{URL}"')
+    )
+    data = orjson.loads(_cli(path, "validate", "--json").stdout)
+    assert data["problems"] == [
+        f"{path}: sync.defaults.timeout: must be greater than 0, got 0",
+    ]
+    path.write_text(path.read_text().replace("timeout = 0", "timeout = 5"))
+    result = _cli(path, "validate", "--json")
+    assert result.code == 2
+    assert orjson.loads(result.stdout)["problems"] == [
+        f"{path}: target 'c': sync.custom.c.options.partial_dir: partial_dir needs partial = true"
+    ]
+
+
+def test_validate_ok_and_syntax_error(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(f'[sync.custom.a]\nurl = "{URL}"\ndest = "a"\n')
+    result = _cli(path, "validate")
+    assert result.code == 0 and result.text == f"{path}: OK\n"
+    path.write_text("[sync.custom.a\n")
+    result = _cli(path, "validate", "--json")
+    assert result.code == 2 and "TOML syntax error" in orjson.loads(result.stdout)["problems"][0]
+
+
+# -- list, presets, show ----------------------------------------------------------------
+
+
+def test_list_shows_url_dest_and_preset(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[sync.custom.a]\nurl = "{URL}"\ndest = "a"\npreset = "fast"\n'
+        f'[sync.custom.bb]\nurl = "{URL}"\ndest = "b"\n'
+    )
+    result = _cli(path, "list")
+    assert result.code == 0
+    rows = [line.split() for line in result.text.splitlines()]
+    assert rows == [
+        ["NAME", "PRESET", "URL", "DEST"],
+        ["a", "fast", URL, "a"],
+        ["bb", "-", URL, "b"],
+    ]
+    data = orjson.loads(_cli(path, "list", "--format", "json").stdout)
+    assert data[0] == {"name": "a", "url": URL, "dest": "a", "preset": "fast", "description": ""}
+
+
+def test_presets_lists_what_each_sets(tmp_path):
+    result = _cli(tmp_path / "none.toml", "presets")
+    assert result.code == 0
+    lines = {line.split()[0]: line for line in result.text.splitlines()}
+    assert set(lines) == set(PRESETS)
+    assert "rsync: --delete -z --partial -q" in lines["fast"]
+    assert "(nothing beyond -a)" in lines["minimal"]
+    data = orjson.loads(_cli(tmp_path / "none.toml", "presets", "--format", "json").stdout)
+    assert data == PRESETS
+
+
+def test_show_gives_each_option_with_its_layer(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[sync.defaults]\nbwlimit = 500\n[sync.custom.a]\nurl = "{URL}"\ndest = "a"\n'
+        'preset = "safe"\nrsync_delete = true\n[sync.custom.a.options]\nchecksum = false\n'
+    )
+    result = _cli(path, "show", "a")
+    assert result.code == 0
+    assert "checksum        = false         (target: sync.custom.a.options.checksum)" in result.text
+    assert "compress        = true          (preset safe)" in result.text
+    assert "bwlimit         = 500           (defaults: sync.defaults.bwlimit)" in result.text
+    assert "delete          = true          (legacy: sync.custom.a.rsync_delete)" in result.text
+    data = orjson.loads(_cli(path, "show", "a", "--format", "json").stdout)
+    assert data["sources"]["delete"] == "legacy" and data["options"]["bwlimit"] == 500
+    assert _cli(path, "show", "zz").code == 2
+
+
+# -- migrate ----------------------------------------------------------------------------
+
+
+def _resolved(path):
+    config = load_config(path)
+    return {name: target_options(config, name).values() for name in config.targets}
+
+
+def test_migrate_round_trips_a_legacy_config_keeping_comments(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(LEGACY)
+    before = _resolved(path)
+    result = _cli(path, "migrate")
+    assert result.code == 0, result.stderr
+    text = path.read_text()
+    assert (tmp_path / "config.toml.bak").read_text() == LEGACY
+    assert "rsync_" not in text
+    for comment in (
+        "# my mirror (hand-written, 2019)",
+        'pdb_dir = "/data/pdb"  # the big disk',
+        "# structures first",
+        'dest = "mmCIF"  # relative to pdb_dir',
+        "# stale entries go",
+    ):
+        assert comment in text
+    data = tomllib.loads(text)
+    assert data["sync"]["custom"]["mmcif"]["options"] == {"delete": True, "exclude": ["*.tmp"]}
+    assert data["sync"]["custom"]["pdb"]["preset"] == "fast"
+    assert "options" not in data["sync"]["custom"]["sifts"]
+    assert _resolved(path) == before  # same rsync behaviour, new spelling
+    assert "rsync_timeout (overridden, had no effect)" in result.text
+    again = _cli(path, "migrate")
+    assert again.code == 0 and "nothing to do" in again.text
+    assert not (tmp_path / "config.toml.bak.1").exists()
+
+
+def test_migrate_dry_run_prints_the_diff_and_writes_nothing(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(LEGACY)
+    result = _cli(path, "migrate", "--dry-run")
+    assert result.code == 0
+    assert "-rsync_delete = true   # stale entries go" in result.text
+    assert '+preset = "fast"' in result.text
+    assert path.read_text() == LEGACY
+    assert not (tmp_path / "config.toml.bak").exists()
+
+
+def test_migrate_never_overwrites_an_earlier_backup(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(LEGACY)
+    (tmp_path / "config.toml.bak").write_text("older backup\n")
+    assert _cli(path, "migrate").code == 0
+    assert (tmp_path / "config.toml.bak").read_text() == "older backup\n"
+    assert (tmp_path / "config.toml.bak.1").read_text() == LEGACY
+
+
+@pytest.mark.parametrize("action", ["", "bogus"])
+def test_config_without_a_valid_action_is_a_usage_error(tmp_path, action):
+    result = _cli(tmp_path / "c.toml", *([action] if action else []))
+    assert result.code == 2

@@ -1,0 +1,410 @@
+"""rsync options: the merge of the six layers, the flags they make, sizes, validation."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from pdbsync import contracts
+from pdbsync.config import load_config, target_options
+from pdbsync.errors import ConfigError
+from pdbsync.jobs import plan_jobs
+from pdbsync.options import (
+    LAYERS,
+    OPTIONS,
+    PRESETS,
+    RSYNC_KEYS,
+    SPECS,
+    RsyncOptions,
+    build_flags,
+    cli_layer,
+    parse_size,
+    resolve,
+)
+
+URL = "rsync://127.0.0.1:873/ftp_data/sifts/"
+
+# -- the merge table --------------------------------------------------------------------
+
+#: Every layer that can set ``compress``; the preset can only set it to true ("safe").
+SETTABLE = [layer for layer in LAYERS if layer != "built-in"]
+
+
+def _resolve_with(layer_values: dict[str, bool], tmp_path: Path) -> RsyncOptions:
+    """Resolve one target where each named layer sets ``compress`` to the given value."""
+    settings: dict = {}
+    defaults: dict = {}
+    cli = None
+    for layer, value in layer_values.items():
+        if layer == "cli":
+            cli = cli_layer({"compress": value}, tmp_path)
+        elif layer == "target":
+            settings["options"] = {"compress": value}
+        elif layer == "preset":
+            assert value is True
+            settings["preset"] = "safe"
+        elif layer == "defaults":
+            defaults["compress"] = value
+        elif layer == "legacy":
+            settings["rsync_compress"] = value
+    return resolve("t", settings, defaults, tmp_path, cli)
+
+
+@pytest.mark.parametrize(
+    ("higher", "lower"),
+    list(itertools.combinations(LAYERS, 2)),
+)
+def test_higher_layer_beats_every_lower_layer(higher, lower, tmp_path):
+    # The preset can only say true and the built-in default is false, so the winning
+    # value is chosen to differ from what the lower layer says.
+    winner = lower != "preset"
+    values = {higher: winner}
+    if lower != "built-in":
+        values[lower] = not winner
+    options = _resolve_with(values, tmp_path)
+    assert options.compress is winner
+    assert options.source("compress").split()[0] == higher
+
+
+@pytest.mark.parametrize("layer", SETTABLE)
+def test_a_layer_alone_decides_and_is_named(layer, tmp_path):
+    options = _resolve_with({layer: True}, tmp_path)
+    assert options.compress is True
+    assert options.source("compress").split()[0] == layer
+
+
+def test_nothing_set_means_built_in_defaults_all_off(tmp_path):
+    options = resolve("t", {}, {}, tmp_path)
+    assert options == RsyncOptions()
+    assert all(options.source(key) == "built-in" for key in SPECS)
+    assert build_flags(options) == ["-a"]
+
+
+def test_value_options_and_lists_follow_the_same_order(tmp_path):
+    settings = {
+        "options": {"exclude": ["*.tmp"]},
+        "rsync_timeout": 5,
+        "rsync_exclude": ["old"],
+        "rsync_bwlimit": 10,
+    }
+    defaults = {"timeout": 30, "exclude": ["x", "y"]}
+    options = resolve("t", settings, defaults, tmp_path, cli_layer({"bwlimit": 99}, tmp_path))
+    assert options.timeout == 30 and options.source("timeout") == "defaults"
+    assert options.exclude == ("*.tmp",) and options.source("exclude") == "target"
+    assert options.bwlimit == 99 and options.source("bwlimit") == "cli"
+    assert options.where["timeout"] == "sync.defaults.timeout"
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_each_preset_sets_exactly_its_keys(preset, tmp_path):
+    options = resolve("t", {"preset": preset}, {}, tmp_path)
+    for key in RSYNC_KEYS:
+        expected = PRESETS[preset].get(key, getattr(RsyncOptions(), key))
+        assert getattr(options, key) == expected, key
+    assert {k for k in SPECS if options.source(k) == f"preset {preset}"} == set(PRESETS[preset])
+
+
+def test_cli_verbose_turns_a_preset_quiet_off(tmp_path):
+    options = resolve("t", {"preset": "fast"}, {}, tmp_path, cli_layer({"verbose": True}, tmp_path))
+    assert options.verbose and not options.quiet
+    assert options.where["quiet"] == "implied by --rsync-verbose"
+
+
+def test_retry_settings_reach_the_job(tmp_path):
+    from pdbsync.jobs import RetryPolicy
+
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[sync.defaults]\nretry = 3\nretry_delay = 0.5\n[sync.custom.t]\nurl = "{URL}"\n'
+        'dest = "t"\n[sync.custom.u]\nurl = "' + URL + '"\ndest = "u"\n'
+        "[sync.custom.u.options]\nretry = 0\n"
+    )
+    jobs = plan_jobs(load_config(config), ["t", "u"], tmp_path)
+    assert jobs[0].retry == RetryPolicy(retries=3, delay=0.5)
+    assert jobs[1].retry == RetryPolicy(retries=0, delay=0.5)
+
+
+# -- flags ------------------------------------------------------------------------------
+
+
+def test_flag_builder_gives_the_exact_flags_in_order(tmp_path):
+    patterns = tmp_path / "skip.txt"
+    patterns.write_text("*.bak\n")
+    options = resolve(
+        "t",
+        {
+            "options": {
+                "delete": True,
+                "checksum": True,
+                "itemize_changes": True,
+                "partial": True,
+                "partial_dir": ".part",
+                "max_size": "5G",
+                "min_size": "500K",
+                "timeout": 60,
+                "contimeout": 10,
+                "bwlimit": 2000,
+                "modify_window": 1,
+                "chmod": "Du+rwx,Fgo-w",
+                "exclude": ["*.tmp", "obsolete/"],
+                "include": ["*.cif.gz", "*/"],
+                "exclude_from": "skip.txt",
+            }
+        },
+        {"compress": True},
+        tmp_path,
+    )
+    assert build_flags(options) == [
+        "-a",
+        "--delete",
+        "-z",
+        "-c",
+        "--partial",
+        "--itemize-changes",
+        "--modify-window=1",
+        "--partial-dir=.part",
+        f"--max-size={5 * 1024**3}",
+        "--min-size=512000",
+        "--timeout=60",
+        "--contimeout=10",
+        "--bwlimit=2000",
+        "--chmod=Du+rwx,Fgo-w",
+        "--include=*.cif.gz",
+        "--include=*/",
+        "--exclude=*.tmp",
+        "--exclude=obsolete/",
+        f"--exclude-from={patterns}",
+    ]
+
+
+def test_every_boolean_has_its_rsync_flag(tmp_path):
+    for spec in OPTIONS:
+        if spec.kind != "bool":
+            continue
+        options = RsyncOptions(**{spec.key: True})
+        assert build_flags(options) == ["-a", spec.rsync]
+
+
+def test_job_argv_is_the_exact_command(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[sync.custom.t]\nurl = "{URL}"\ndest = "t"\npreset = "fast"\n'
+        '[sync.custom.t.options]\nexclude = ["*.tmp"]\n'
+    )
+    (job,) = plan_jobs(load_config(config), ["t"], tmp_path / "pdb", rsync="/bin/rsync")
+    assert job.argv == (
+        "/bin/rsync",
+        "-a",
+        "--delete",
+        "-z",
+        "--partial",
+        "-q",
+        "--exclude=*.tmp",
+        "--partial-dir=.rsync-partial",
+        "--info=progress2",
+        "--stats",
+        "--",
+        URL,
+        f"{tmp_path}/pdb/t/",
+    )
+
+
+# -- sizes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("500K", 500 * 1024),
+        ("10M", 10 * 1024**2),
+        ("5G", 5 * 1024**3),
+        ("5GB", 5 * 1000**3),
+        ("5GiB", 5 * 1024**3),
+        ("1.5m", int(1.5 * 1024**2)),
+        ("100", 100),
+        ("100B", 100),
+        (" 2 T ", 2 * 1024**4),
+        (4096, 4096),
+    ],
+)
+def test_sizes_parse_like_rsync(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "10Q", "M", "-5M", "5 G B", "1e3", True, -1, 1.5])
+def test_malformed_sizes_are_rejected(text):
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+# -- validation: one line, exit 2, naming target and key --------------------------------
+
+
+def _config(tmp_path: Path, target_extra: str = "", top: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[paths]\npdb_dir = "{tmp_path}/pdb"\n{top}\n'
+        f'[sync.custom.t]\nurl = "{URL}"\ndest = "t"\n{target_extra}\n'
+    )
+    return path
+
+
+def _fails(config: Path, *extra: str) -> str:
+    result = run_cli("--config", str(config), "sync", "t", "--dry-run", *extra)
+    assert result.code == 2, (result.code, result.stdout, result.stderr)
+    assert result.stdout == b""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("target_extra", "top", "expected"),
+    [
+        (
+            '[sync.custom.t.options]\npartial_dir = ".p"',
+            "",
+            "target 't': sync.custom.t.options.partial_dir: partial_dir needs partial = true",
+        ),
+        (
+            "",
+            '[sync.defaults]\nbackup_dir = "old"',
+            "target 't': sync.defaults.backup_dir: backup_dir needs backup = true",
+        ),
+        (
+            'preset = "safe"\n[sync.custom.t.options]\nquiet = true',
+            "",
+            "sync.custom.t.options.quiet: quiet conflicts with verbose (set at preset 'safe')",
+        ),
+        (
+            "rsync_size_only = true\nrsync_checksum = true",
+            "",
+            "sync.custom.t.rsync_size_only: size_only conflicts with checksum",
+        ),
+        (
+            "[sync.custom.t.options]\nsize_only = true\nignore_times = true",
+            "",
+            "sync.custom.t.options.size_only: size_only conflicts with ignore_times",
+        ),
+        (
+            '[sync.custom.t.options]\nmax_size = "10Q"',
+            "",
+            "sync.custom.t.options.max_size: '10Q' is not a size",
+        ),
+        (
+            '[sync.custom.t.options]\nmin_size = "1G"\nmax_size = "1M"',
+            "",
+            "sync.custom.t.options.min_size: min_size is larger than max_size",
+        ),
+        ("", "[sync.defaults]\ntimeout = 0", "sync.defaults.timeout: must be greater than 0"),
+        (
+            "rsync_contimeout = -5",
+            "",
+            "sync.custom.t.rsync_contimeout: must be greater than 0, got -5",
+        ),
+        (
+            'preset = "fsat"',
+            "",
+            "sync.custom.t.preset: unknown preset 'fsat'; "
+            "valid presets: safe, fast, minimal, conservative",
+        ),
+        (
+            '[sync.custom.t.options]\nexclude = ["--delete-excluded"]',
+            "",
+            "sync.custom.t.options.exclude: '--delete-excluded' starts with '-'",
+        ),
+        (
+            '[sync.custom.t.options]\ninclude = ["a\\nb"]',
+            "",
+            "sync.custom.t.options.include: 'a\\nb' contains a control character",
+        ),
+        (
+            '[sync.custom.t.options]\nexclude = ["+ *.cif"]',
+            "",
+            "is rsync filter-rule syntax",
+        ),
+        (
+            '[sync.custom.t.options]\nexclude_from = "--files-from=/etc/passwd"',
+            "",
+            "sync.custom.t.options.exclude_from: '--files-from=/etc/passwd' starts with '-'",
+        ),
+        (
+            '[sync.custom.t.options]\ninclude_from = "missing.txt"',
+            "",
+            "sync.custom.t.options.include_from: file ",
+        ),
+        (
+            '[sync.custom.t.options]\nchmod = "u+rwx;rm"',
+            "",
+            "sync.custom.t.options.chmod: 'u+rwx;rm' is not an rsync --chmod spec",
+        ),
+        (
+            "[sync.custom.t.options]\ndelet = true",
+            "",
+            "sync.custom.t.options: unknown key 'delet' (did you mean 'delete'?)",
+        ),
+        (
+            'rsync_delete = "yes"',
+            "",
+            "sync.custom.t.rsync_delete: must be of type boolean",
+        ),
+        ("", "[sync.defaults]\nretry = -1", "sync.defaults.retry: -1 is less than the minimum"),
+    ],
+)
+def test_each_invalid_option_is_one_clear_line(tmp_path, target_extra, top, expected):
+    message = _fails(_config(tmp_path, target_extra, top))
+    assert expected in message
+    assert str(tmp_path / "config.toml") in message
+
+
+def test_missing_from_file_is_named_with_its_resolved_path(tmp_path):
+    message = _fails(_config(tmp_path, '[sync.custom.t.options]\ninclude_from = "missing.txt"'))
+    assert f"file '{tmp_path / 'missing.txt'}' does not exist" in message
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--max-size", "10Q"), "--max-size: '10Q' is not a size"),
+        (("--timeout", "0"), "--timeout: must be greater than 0"),
+        (("--exclude=-x",), "--exclude: '-x' starts with '-'"),
+        (("--exclude-from", "nope.txt"), "--exclude-from: file"),
+        (("--size-only", "--checksum"), "--size-only: size_only conflicts with checksum"),
+        (("--partial-dir", "p", "--no-partial"), "--partial-dir: partial_dir needs partial"),
+    ],
+)
+def test_invalid_command_line_options_are_one_clear_line(tmp_path, flags, expected):
+    assert expected in _fails(_config(tmp_path), *flags)
+
+
+def test_command_line_can_resolve_a_config_conflict(tmp_path):
+    config = _config(tmp_path, 'preset = "fast"\n[sync.custom.t.options]\nverbose = true')
+    with pytest.raises(ConfigError):
+        target_options(load_config(config), "t")
+    result = run_cli("--config", str(config), "sync", "t", "--dry-run", "--no-rsync-quiet")
+    assert result.code == 0, result.stderr
+    assert " -v " in result.text and " -q " not in result.text
+
+
+# -- the schema and the docs know every option ------------------------------------------
+
+
+def test_config_schema_lists_every_option_and_legacy_key():
+    schema = contracts.schema("config")
+    assert set(schema["$defs"]["options"]["properties"]) == set(SPECS)
+    target = schema["$defs"]["target"]["properties"]
+    assert {k for k in target if k.startswith("rsync_")} == {f"rsync_{k}" for k in RSYNC_KEYS}
+    assert target["preset"]["enum"] == list(PRESETS)
+
+
+def test_docs_name_every_option_and_flag():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    for spec in OPTIONS:
+        assert f"`{spec.key}`" in docs, spec.key
+        if spec.cli:
+            assert spec.cli in docs, spec.cli
+    for preset in PRESETS:
+        assert f"`{preset}`" in docs

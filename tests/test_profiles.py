@@ -1,0 +1,105 @@
+"""Built-in profiles: listing, adding without losing comments, and concurrent adds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+
+import orjson
+from conftest import run_cli
+
+from pdbsync.config import load_config
+from pdbsync.profiles import PROFILES
+
+HAND_WRITTEN = """\
+# my config: keep this comment
+[paths]
+pdb_dir = "/data/pdb"  # big disk
+
+[sync.custom.mine]
+url = "rsync://127.0.0.1:873/ftp_data/sifts/"  # local test mirror
+dest = "mine"
+"""
+
+
+def test_profile_list_names_every_profile_with_url_and_dest(tmp_path):
+    result = run_cli("--config", str(tmp_path / "none.toml"), "sync", "--profile-list")
+    assert result.code == 0
+    for profile in PROFILES.values():
+        assert f"url:    {profile.url}" in result.text
+    rows = orjson.loads(
+        run_cli(
+            "sync", "--profile-list", "--format", "json", environ={"HOME": str(tmp_path)}
+        ).stdout
+    )
+    assert [row["name"] for row in rows] == [
+        "structures",
+        "assemblies",
+        "emdb",
+        "sifts",
+        "all-structures",
+    ]
+
+
+def test_profile_add_keeps_comments_and_gives_a_valid_target(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN)
+    result = run_cli("--config", str(path), "sync", "--profile-add", "structures")
+    assert result.code == 0, result.stderr
+    text = path.read_text()
+    assert text.startswith(HAND_WRITTEN)
+    config = load_config(path)
+    assert list(config.targets) == ["mine", "structures"]
+    assert config.targets["structures"].url == PROFILES["structures"].url
+    again = run_cli("--config", str(path), "sync", "--profile-add", "structures")
+    assert again.code == 2 and "sync.custom.structures already exists" in again.stderr
+    assert path.read_text() == text
+
+
+def test_profile_add_creates_a_missing_config(tmp_path):
+    path = tmp_path / "new" / "config.toml"
+    assert run_cli("--config", str(path), "sync", "--profile-add", "sifts").code == 0
+    assert tomllib.loads(path.read_text())["sync"]["custom"]["sifts"]["dest"] == "sifts"
+
+
+def test_profile_dry_run_prints_the_change_and_writes_nothing(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN)
+    result = run_cli("--config", str(path), "sync", "--profile-add", "emdb", "--profile-dry-run")
+    assert result.code == 0
+    assert "+[sync.custom.emdb]" in result.text
+    assert f'+url = "{PROFILES["emdb"].url}"' in result.text
+    assert path.read_text() == HAND_WRITTEN
+
+
+def test_unknown_profile_lists_the_known_ones(tmp_path):
+    result = run_cli("--config", str(tmp_path / "c.toml"), "sync", "--profile-add", "mmcif")
+    assert result.code == 2
+    assert "unknown profile 'mmcif'; known profiles: structures, assemblies" in result.stderr
+    assert not (tmp_path / "c.toml").exists()
+
+
+def test_concurrent_profile_adds_all_land(tmp_path):
+    """Real processes racing on one file: the lock serialises the read-modify-write."""
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pdbsync", "--config", str(path), "sync", "--profile-add", name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for name in PROFILES
+    ]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+    config = load_config(path)
+    assert set(config.targets) == {"mine", *PROFILES}
+    assert path.read_text().startswith(HAND_WRITTEN)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
