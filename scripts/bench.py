@@ -34,7 +34,7 @@ from mini_pdb import generate
 TARGETS = {
     "mmcif": "structures/divided/mmCIF/",
     "pdb": "structures/divided/pdb/",
-    "assemblies": "structures/assemblies/mmCIF/",
+    "assemblies": "assemblies/mmCIF/divided/",
     "sifts": "sifts/",
 }
 RSYNC_FLAGS = ["-a", "--info=progress2", "--stats"]

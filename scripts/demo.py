@@ -24,8 +24,8 @@ TARGETS = {
     "mmcif": ("structures/divided/mmCIF/", "structures/divided/mmCIF", "Divided mmCIF entries"),
     "pdb": ("structures/divided/pdb/", "structures/divided/pdb", "Legacy PDB-format entries"),
     "assemblies": (
-        "structures/assemblies/mmCIF/",
-        "structures/assemblies/mmCIF",
+        "assemblies/mmCIF/divided/",
+        "assemblies/mmCIF/divided",
         "Biological assemblies",
     ),
     "sifts": ("sifts/", "sifts", "SIFTS residue mappings"),

@@ -4,7 +4,7 @@
 
 Entry ids look like real ones (a digit and three letters/digits); files go where the
 wwPDB puts them: ``structures/divided/mmCIF/{ab}/{id}.cif.gz`` with ``ab`` the middle
-two characters of the id, plus ``structures/divided/pdb``, ``structures/assemblies``,
+two characters of the id, plus ``structures/divided/pdb``, ``assemblies/mmCIF/divided``,
 ``sifts`` and ``emdb``. Content is deterministic for a given seed, so two trees made
 with the same arguments are byte-identical.
 """
@@ -60,7 +60,7 @@ def generate(root: Path, entries: int = 60, seed: int = 1, atoms: int = 40) -> l
         cif = _mmcif(entry, rng, atoms)
         put(f"structures/divided/mmCIF/{ab}/{entry}.cif.gz", _gz(cif))
         put(f"structures/divided/pdb/{ab}/pdb{entry}.ent.gz", _gz(cif.replace("ATOM", "HETATM")))
-        put(f"structures/assemblies/mmCIF/{ab}/{entry}-assembly1.cif.gz", _gz(cif))
+        put(f"assemblies/mmCIF/divided/{ab}/{entry}-assembly1.cif.gz", _gz(cif))
         put(f"sifts/xml/{ab}/{entry}.xml.gz", _gz(f"<entry dbAccessionId='{entry}'/>\n"))
     for number in range(1, max(2, entries // 10) + 1):
         emd = f"EMD-{1000 + number}"
