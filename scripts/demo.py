@@ -17,24 +17,36 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local_mirror import LocalMirror  # noqa: E402
-from mini_pdb import generate  # noqa: E402
+from local_mirror import LocalMirror
+from mini_pdb import generate
 
 TARGETS = {
     "mmcif": ("structures/divided/mmCIF/", "structures/divided/mmCIF", "Divided mmCIF entries"),
     "pdb": ("structures/divided/pdb/", "structures/divided/pdb", "Legacy PDB-format entries"),
-    "assemblies": ("structures/assemblies/mmCIF/", "structures/assemblies/mmCIF",
-                   "Biological assemblies"),
+    "assemblies": (
+        "structures/assemblies/mmCIF/",
+        "structures/assemblies/mmCIF",
+        "Biological assemblies",
+    ),
     "sifts": ("sifts/", "sifts", "SIFTS residue mappings"),
 }
 
 
 def write_demo_config(path: Path, mirror: LocalMirror, pdb_dir: Path) -> None:
-    lines = ["# Written by scripts/demo.py: four targets on the local mirror.", "[paths]",
-             f'pdb_dir = "{pdb_dir}"', ""]
+    lines = [
+        "# Written by scripts/demo.py: four targets on the local mirror.",
+        "[paths]",
+        f'pdb_dir = "{pdb_dir}"',
+        "",
+    ]
     for name, (source, dest, description) in TARGETS.items():
-        lines += [f"[sync.custom.{name}]", f'url = "{mirror.url("ftp_data", source)}"',
-                  f'dest = "{dest}"', f'description = "{description}"', ""]
+        lines += [
+            f"[sync.custom.{name}]",
+            f'url = "{mirror.url("ftp_data", source)}"',
+            f'dest = "{dest}"',
+            f'description = "{description}"',
+            "",
+        ]
     path.write_text("\n".join(lines))
 
 
@@ -52,12 +64,21 @@ def main() -> int:
         print(f"demo: rsync daemon serving it at {mirror.url()}")
         config = work / "config.toml"
         write_demo_config(config, mirror, work / "pdb")
-        command = ["pdb-sync", "--config", str(config), "sync", "--all", "--parallel", "3",
-                   "--summary", str(work / "summary.json"), *args.sync_args]
+        command = [
+            "pdb-sync",
+            "--config",
+            str(config),
+            "sync",
+            "--all",
+            "--parallel",
+            "3",
+            "--summary",
+            str(work / "summary.json"),
+            *args.sync_args,
+        ]
         print(f"demo: $ {shlex.join(command)}\n", flush=True)
         code = subprocess.call(command)
-    print(f"\ndemo: exit code {code}; mirror in {work / 'pdb'}, summary in "
-          f"{work / 'summary.json'}")
+    print(f"\ndemo: exit code {code}; mirror in {work / 'pdb'}, summary in {work / 'summary.json'}")
     return code
 
 
