@@ -87,6 +87,7 @@ class _Attempt:
         self.stats: dict[str, object] = {}
         self.last_progress_at = 0.0
         self.held_progress: dict[str, Any] | None = None
+        self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
 
     def emit(self, event: dict[str, Any]) -> None:
         if not self.batch:
@@ -111,14 +112,14 @@ class _Attempt:
                 self.emit(make_event("output", name, line, ts, stream=stream, line=line))
                 continue
             if line[:1] == " " or line[:1].isdigit():
-                progress = rsync_lang.parse_progress(line)
+                progress = rsync_lang.parse_progress(line, self.size_base)
                 if progress is not None:
                     self.progress(line, progress, ts)
                     continue
             if self.held_progress is not None:  # keep the last redraw before what follows it
                 self.emit(self.held_progress)
                 self.held_progress = None
-            rsync_lang.parse_stats_line(line, self.stats)
+            rsync_lang.parse_stats_line(line, self.stats, self.size_base)
             self.emit(make_event("output", name, line, ts, stream=stream, line=line))
 
     def progress(self, line: str, fields: dict[str, object], ts: str) -> None:
