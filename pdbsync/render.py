@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from pdbsync.runner import human_bytes
+from pdbsync.units import human_bytes, human_rate
 
 #: On a file or pipe, at most one progress line per target per this many seconds.
 FILE_PROGRESS_SECONDS = 5.0
@@ -126,13 +126,15 @@ def summary_block(summary: dict[str, Any]) -> str:
         if totals[key]:
             counts += f" | {label}: {totals[key]}"
     lines = ["", "=== Sync Summary ===", counts]
-    if totals["files_transferred"] or totals["bytes_transferred"]:
-        seconds = summary["timings"]["total_s"] or 1e-9
-        rate = human_bytes(int(totals["bytes_transferred"] / seconds))
-        lines.append(
-            f"Transferred: {totals['files_transferred']:,} files, "
-            f"{human_bytes(totals['bytes_transferred'])} at {rate}/s"
-        )
+    seconds = summary["timings"]["total_s"]
+    received = sum(r["stats"].get("bytes_received", 0) for r in summary["results"])
+    lines.append(
+        f"Transferred: {totals['files_transferred']:,} files, "
+        f"{human_bytes(totals['bytes_transferred'])} at "
+        f"{human_rate(totals['bytes_transferred'], seconds)} "
+        f"({human_bytes(received)} received over the network)"
+    )
+    lines.append(f"Created: {totals['files_created']:,} | Deleted: {totals['files_deleted']:,}")
     unsuccessful = [r for r in summary["results"] if r["status"] != "success"]
     if unsuccessful:
         lines.append(
