@@ -94,6 +94,12 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
         "--summary", metavar="PATH", type=Path, help="write the run summary (JSON) to PATH"
     )
     sync.add_argument("--dest", metavar="DIR", help="mirror root for this run (like --pdb-dir)")
+    sync.add_argument(
+        "--plan",
+        action="store_true",
+        help="change nothing: report per target what the sync would create, update, "
+        "delete and transfer (rsync --dry-run --itemize-changes)",
+    )
     sync.set_defaults(handler=_cmd_sync)
 
 
@@ -102,7 +108,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     from pdbsync import jobs as jobs_module
     from pdbsync.render import JsonRenderer, TextRenderer
     from pdbsync.rsync import check_rsync
-    from pdbsync.sync import RunSettings, run_sync
+    from pdbsync.sync import RunSettings, run_plan, run_sync
 
     config = config_module.load_config(config_module.find_config(args.config, env.environ))
     if args.list:
@@ -112,16 +118,15 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     names = jobs_module.select_targets(config, args.names, args.all)
     pdb_dir = config_module.resolve_pdb_dir(config, args.dest or args.pdb_dir, env.environ)
     rsync_path, _version = check_rsync()
-    jobs = jobs_module.plan_jobs(config, names, pdb_dir, rsync=rsync_path)
+    jobs = jobs_module.plan_jobs(config, names, pdb_dir, rsync=rsync_path, plan=args.plan)
     renderer = (
         JsonRenderer(env.stdout)
         if args.format == "json"
-        else TextRenderer(env.stdout, env.stdout_isatty)
+        else TextRenderer(env.stdout, env.stdout_isatty, env.color)
     )
-    summary = run_sync(
-        jobs, RunSettings(parallel=args.parallel, summary_path=args.summary), renderer
-    )
-    return int(summary.exit_code)
+    settings = RunSettings(parallel=args.parallel, summary_path=args.summary)
+    run = run_plan if args.plan else run_sync
+    return int(run(jobs, settings, renderer).exit_code)
 
 
 def _list_targets(config, output_format: str, env: Environment) -> int:

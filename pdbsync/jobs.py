@@ -34,6 +34,7 @@ class Job:
     argv: tuple[str, ...]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     description: str = ""
+    plan: bool = False  # a --dry-run --itemize-changes run: count what would change
 
 
 def select_targets(config: Config, names: Sequence[str], all_targets: bool) -> list[str]:
@@ -60,13 +61,17 @@ def plan_jobs(
     pdb_dir: Path,
     rsync: str = "rsync",
     retry: RetryPolicy | None = None,
+    plan: bool = False,
 ) -> list[Job]:
-    """One :class:`Job` per selected target, with its complete rsync argv."""
+    """One :class:`Job` per selected target, with its complete rsync argv.
+
+    ``plan``: jobs that only find out what the sync would do (see pdbsync.plan).
+    """
     jobs = []
     for name in names:
         target = config.targets[name]
         dest = pdb_dir / target.dest
-        argv = build_argv(rsync, target.url, str(dest))
+        argv = build_argv(rsync, target.url, str(dest), plan=plan)
         jobs.append(
             Job(
                 name=name,
@@ -75,6 +80,7 @@ def plan_jobs(
                 argv=tuple(argv),
                 retry=retry or RetryPolicy(),
                 description=target.description,
+                plan=plan,
             )
         )
     return jobs

@@ -65,6 +65,9 @@ class Renderer:
     def summary(self, summary: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def plan_summary(self, plan: dict[str, Any]) -> None:
+        raise NotImplementedError
+
 
 class JsonRenderer(Renderer):
     """One JSON object per line, stdout carries nothing else."""
@@ -75,12 +78,17 @@ class JsonRenderer(Renderer):
     def summary(self, summary: dict[str, Any]) -> None:
         """Nothing extra: the ``run_finished`` event already carries the summary."""
 
+    def plan_summary(self, plan: dict[str, Any]) -> None:
+        """Nothing extra: the ``plan_finished`` event already carries the plan."""
+
 
 class TextRenderer(Renderer):
     """``[name] message`` lines, progress throttled, and the summary block at the end."""
 
-    def __init__(self, out: BinaryIO, isatty: bool) -> None:
+    def __init__(self, out: BinaryIO, isatty: bool, color: bool = False) -> None:
         super().__init__(out)
+        self.color = color
+        self.planned: set[str] = set()
         self.progress_seconds = TTY_PROGRESS_SECONDS if isatty else FILE_PROGRESS_SECONDS
         self.last_progress: dict[str, float] = {}
         self.held_progress: dict[str, dict[str, Any]] = {}
@@ -99,8 +107,14 @@ class TextRenderer(Renderer):
             kind == "sync_finished" or _is_final(self.held_progress[name])
         ):
             self._line(self.held_progress.pop(name))  # the transfer's final state, in order
-        elif kind == "run_finished":
+        elif kind in ("run_finished", "plan_finished"):
             return  # the summary block says it
+        elif kind == "plan":
+            self.planned.add(name)
+            self.write(plan_block(event, self.color).encode("utf-8", "replace"))
+            return
+        elif kind == "sync_finished" and name in self.planned:
+            return  # the plan block said it
         self._line(event)
 
     def _line(self, event: dict[str, Any]) -> None:
@@ -110,6 +124,9 @@ class TextRenderer(Renderer):
 
     def summary(self, summary: dict[str, Any]) -> None:
         self.write(summary_block(summary).encode("utf-8", "replace"))
+
+    def plan_summary(self, plan: dict[str, Any]) -> None:
+        self.write(plan_table(plan, self.color).encode("utf-8", "replace"))
 
 
 def _is_final(progress: dict[str, Any]) -> bool:
@@ -161,3 +178,79 @@ def summary_block(summary: dict[str, Any]) -> str:
     timings = summary["timings"]
     lines.append(f"Total time: {timings['total_s']:.2f}s | Average: {timings['average_s']:.2f}s")
     return "\n".join(lines) + "\n"
+
+
+def _loud(text: str, color: bool) -> str:
+    """Bold red on a colour terminal; plain text anywhere else (NO_COLOR, files, pipes)."""
+    return f"\x1b[1;31m{text}\x1b[0m" if color else text
+
+
+def plan_block(event: dict[str, Any], color: bool = False) -> str:
+    """A target's plan as a few ``[name]`` lines, deletions flagged loudly."""
+    name = event["name"]
+    files = event["files_total"]
+    source = f"{files:,} files" if files is not None else "? files"
+    if event["delete_enabled"]:
+        delete = f"{event['to_delete']:,}"
+    else:
+        delete = "off (the target's rsync flags do not delete)"
+    lines = [
+        "Plan (dry run, nothing changed):",
+        f"  source:    {source}, {human_bytes(event['total_size'])}",
+        f"  create:    {event['to_create']:,}",
+        f"  update:    {event['to_update']:,}",
+        f"  delete:    {delete}",
+        f"  transfer:  {human_bytes(event['bytes_to_transfer'])}",
+    ]
+    if event["to_delete"]:
+        lines.append(_loud(f"WILL DELETE {event['to_delete']:,} files", color))
+        lines += [f"  e.g. {path}" for path in event["deletion_sample"][:5]]
+    return "".join(f"[{name}] {line}\n" for line in lines)
+
+
+def plan_table(plan: dict[str, Any], color: bool = False) -> str:
+    """The totals table printed at the end of a text-mode ``--plan``."""
+    header = ("target", "files", "size", "create", "update", "delete", "transfer")
+    rows = []
+    for target in plan["targets"]:
+        if target["files_total"] is None:
+            rows.append((target["name"], target["status"].upper(), "", "", "", "", ""))
+            continue
+        rows.append(_plan_row(target["name"], target))
+    deleting = any(target["delete_enabled"] for target in plan["targets"])
+    rows.append(_plan_row("TOTAL", {**plan["totals"], "delete_enabled": deleting}))
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        cells = [f"{row[0]:<{widths[0]}}"]
+        cells += [f"{cell:>{width}}" for cell, width in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join(cells).rstrip()
+
+    totals = plan["totals"]
+    lines = ["", "=== Plan Summary (dry run: nothing was changed) ===", fmt(header)]
+    lines += [fmt(row) for row in rows]
+    counts = f"Targets: {totals['targets']} | Planned: {totals['planned']}"
+    for key in ("failed", "cancelled", "skipped"):
+        if totals[key] or key == "failed":
+            counts += f" | {key.capitalize()}: {totals[key]}"
+    lines.append(counts)
+    if totals["to_delete"]:
+        names = ", ".join(totals["targets_deleting"])
+        lines.append(_loud(f"WILL DELETE {totals['to_delete']:,} files ({names})", color))
+    if plan.get("interrupted"):
+        lines.append(f"Interrupted by {plan['interrupted']}.")
+    lines.append(f"Total time: {plan['timings']['total_s']:.2f}s")
+    return "\n".join(lines) + "\n"
+
+
+def _plan_row(name: str, numbers: dict[str, Any]) -> tuple[str, ...]:
+    delete = f"{numbers['to_delete']:,}" if numbers["delete_enabled"] else "off"
+    return (
+        name,
+        f"{numbers['files_total']:,}",
+        human_bytes(numbers["total_size"]),
+        f"{numbers['to_create']:,}",
+        f"{numbers['to_update']:,}",
+        delete,
+        human_bytes(numbers["bytes_to_transfer"]),
+    )

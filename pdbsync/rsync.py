@@ -96,15 +96,25 @@ def is_transient(code: int | None, stderr_lines: Iterable[str] = ()) -> bool:
 
 
 def build_argv(
-    rsync: str, url: str, dest: str, flags: Sequence[str] = ("-a",), *, progress: bool = True
+    rsync: str,
+    url: str,
+    dest: str,
+    flags: Sequence[str] = ("-a",),
+    *,
+    progress: bool = True,
+    plan: bool = False,
 ) -> list[str]:
     """The exact argv for one transfer: ``rsync FLAGS --info=progress2 --stats URL DEST/``.
 
     The source URL is used as written: with a trailing slash rsync copies the contents
     of the remote directory into DEST, without one it creates DEST/<basename>.
+    ``plan``: the same transfer as ``--dry-run --itemize-changes`` (changes nothing;
+    each line says what would happen to one item), without progress redraws.
     """
     argv = [rsync, *flags]
-    if progress:
+    if plan:
+        argv += ["--dry-run", "--itemize-changes"]
+    elif progress:
         argv.append("--info=progress2")
     argv.append("--stats")
     argv += ["--", url, dest.rstrip("/") + "/"]
