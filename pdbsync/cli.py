@@ -122,7 +122,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     renderer = (
         JsonRenderer(env.stdout)
         if args.format == "json"
-        else TextRenderer(env.stdout, env.stdout_isatty, env.color)
+        else TextRenderer(env.stdout, env.stdout_isatty, env.color, env.columns)
     )
     settings = RunSettings(parallel=args.parallel, summary_path=args.summary)
     run = run_plan if args.plan else run_sync

@@ -19,8 +19,10 @@ from pdbsync.units import human_bytes, human_rate
 
 #: On a file or pipe, at most one progress line per target per this many seconds.
 FILE_PROGRESS_SECONDS = 5.0
-#: On a terminal, at most one progress line per target per this many seconds.
+#: Without a live line (a terminal we may not redraw), one progress line per this long.
 TTY_PROGRESS_SECONDS = 0.5
+#: Width of the live line when the terminal does not say.
+DEFAULT_COLUMNS = 80
 
 
 class Renderer:
@@ -39,6 +41,9 @@ class Renderer:
             return
         data = b"".join(self.buffer)
         self.buffer = []
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
         if self.closed:
             return
         try:
@@ -83,19 +88,46 @@ class JsonRenderer(Renderer):
 
 
 class TextRenderer(Renderer):
-    """``[name] message`` lines, progress throttled, and the summary block at the end."""
+    """``[name] message`` lines, progress throttled or live, and a summary block at the end.
 
-    def __init__(self, out: BinaryIO, isatty: bool, color: bool = False) -> None:
+    On a terminal (``live``), progress never scrolls: one status line at the bottom shows
+    every running target's latest progress and is redrawn in place with ``\\r``, padded
+    with spaces to erase what was there, so it needs no escape codes at all; ordinary
+    lines are written over it and it is redrawn below them. Anywhere else progress
+    becomes plain ``[name] 45% 10.2MB/s eta 0:01:23 ...`` lines, at most one per target
+    every :data:`FILE_PROGRESS_SECONDS`, and no ``\\r`` or escape code is ever written.
+    Colour (only for loud warnings) needs ``color``: a terminal and no ``NO_COLOR``.
+    """
+
+    def __init__(
+        self,
+        out: BinaryIO,
+        isatty: bool,
+        color: bool = False,
+        columns: int = DEFAULT_COLUMNS,
+        live: bool | None = None,
+    ) -> None:
         super().__init__(out)
-        self.color = color
+        self.color = color and isatty
+        self.live = isatty if live is None else live
+        self.columns = max(columns, 20)
         self.planned: set[str] = set()
         self.progress_seconds = TTY_PROGRESS_SECONDS if isatty else FILE_PROGRESS_SECONDS
         self.last_progress: dict[str, float] = {}
         self.held_progress: dict[str, dict[str, Any]] = {}
+        self.status: dict[str, str] = {}  # running target -> its latest progress, for live
+        self.drawn = 0  # length of the live line now on screen (0: none)
+        self.status_changed = False
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         name = event.get("name")
+        if self.live and kind == "progress":
+            self.status[name] = f"[{name}] {short_progress(event)}"
+            self.status_changed = True
+            return
+        if self.live and kind == "sync_finished" and self.status.pop(name, None) is not None:
+            self.status_changed = True
         if kind == "progress":
             now = time.monotonic()
             if now - self.last_progress.get(name, -1e9) < self.progress_seconds:
@@ -122,11 +154,44 @@ class TextRenderer(Renderer):
         text = f"[{name}] {event['message']}\n" if name else f"{event['message']}\n"
         self.write(text.encode("utf-8", "replace"))
 
+    def flush(self) -> None:
+        if not self.live:
+            super().flush()
+            return
+        if not self.buffer and not self.status_changed:
+            return
+        parts = []
+        if self.drawn:  # erase the live line: back to column 0, blank it, back again
+            parts.append(b"\r" + b" " * self.drawn + b"\r")
+        parts += self.buffer
+        line = live_line(list(self.status.values()), self.columns - 1)
+        parts.append(line.encode("utf-8", "replace"))
+        self.drawn = len(line)
+        self.buffer = []
+        self.status_changed = False
+        self._send(b"".join(parts))
+
     def summary(self, summary: dict[str, Any]) -> None:
         self.write(summary_block(summary).encode("utf-8", "replace"))
 
     def plan_summary(self, plan: dict[str, Any]) -> None:
         self.write(plan_table(plan, self.color).encode("utf-8", "replace"))
+
+
+def short_progress(event: dict[str, Any]) -> str:
+    """``45% 10.20MB/s eta 0:01:23``: one target's part of the live line."""
+    return f"{event['percent']}% {event['rate']} eta {event['eta']}"
+
+
+def live_line(parts: list[str], width: int) -> str:
+    """The running targets' progress joined into one line that fits ``width`` columns.
+
+    Cut to the width because a line that wraps cannot be redrawn with ``\\r``.
+    """
+    line = " | ".join(parts)
+    if len(line) > width:
+        line = line[: max(width - 3, 0)] + "..."
+    return line
 
 
 def _is_final(progress: dict[str, Any]) -> bool:

@@ -47,3 +47,14 @@ def transfer_details(stats: Mapping[str, Any], seconds: float) -> str:
             f"source {stats['files_total']:,} files, {human_bytes(stats.get('total_size'))}"
         )
     return "; ".join(parts)
+
+
+def progress_text(fields: Mapping[str, Any]) -> str:
+    """``45% 10.20MB/s eta 0:01:23 (1.2 MB, 12 files, 100/2,000 to check)``."""
+    text = f"{fields['percent']}% {fields['rate']} eta {fields['eta']} ("
+    text += human_bytes(fields["bytes"])
+    if fields.get("files_transferred") is not None:
+        text += f", {fields['files_transferred']:,} files"
+    if fields.get("files_to_check") is not None and fields.get("files_total") is not None:
+        text += f", {fields['files_to_check']:,}/{fields['files_total']:,} to check"
+    return text + ")"

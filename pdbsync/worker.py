@@ -33,6 +33,7 @@ from pdbsync.jobs import Job
 from pdbsync.lines import LineSplitter
 from pdbsync.plan import plan_event, target_plan
 from pdbsync.summary import SyncResult
+from pdbsync.units import progress_text
 
 #: Send a batch when it holds this many events, or when it is this old (seconds).
 BATCH_EVENTS = 500
@@ -132,7 +133,7 @@ class _Attempt:
             self.emit(make_event("output", name, line, ts, stream=stream, line=line))
 
     def progress(self, line: str, fields: dict[str, object], ts: str) -> None:
-        event = make_event("progress", self.job.name, line.strip(), ts, **fields)
+        event = make_event("progress", self.job.name, progress_text(fields), ts, **fields)
         now = time.monotonic()
         if now - self.last_progress_at >= PROGRESS_INTERVAL:
             self.last_progress_at = now
