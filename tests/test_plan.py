@@ -171,3 +171,31 @@ def test_failed_plan_target_is_reported_and_the_others_still_planned(mirror, tmp
     assert plan["totals"]["planned"] == 1 and plan["totals"]["failed"] == 1
     assert "[broken] FAILED (exit 5)" in result.text
     assert "broken  FAILED" in result.text
+
+
+def test_plans_share_the_pool_and_its_retries(archive, tmp_path):
+    """--parallel overlaps plans like syncs; a transient failure is retried, counted once."""
+    from local_mirror import LocalMirror
+
+    from pdbsync.jobs import RetryPolicy
+
+    local = LocalMirror(archive, tmp_path / "daemon")
+    local.add_module("flaky", archive, fail_first=1)
+    local.add_module("slow", archive, delay=0.6)
+    with local:
+        flaky = _job("flaky", local.url("flaky", "emdb/"), tmp_path / "flaky", ("-a",), plan=True)
+        flaky = Job(**{**flaky.__dict__, "retry": RetryPolicy(retries=2, delay=0)})
+        slow = [
+            _job(f"s{i}", local.url("slow", "sifts/"), tmp_path / f"s{i}", ("-a",), plan=True)
+            for i in range(3)
+        ]
+        out = io.BytesIO()
+        plan = run_plan([flaky, *slow], RunSettings(parallel=3), JsonRenderer(out))
+        assert local.connections("flaky") == 2
+    assert int(plan.exit_code) == 0
+    events = _events(out)
+    assert [e["attempt"] for e in events if e["type"] == "retry"] == [2]
+    assert [e["name"] for e in events if e["type"] == "plan"].count("flaky") == 1
+    starts = {e["name"]: e["ts"] for e in events if e["type"] == "sync_started"}
+    ends = {e["name"]: e["ts"] for e in events if e["type"] == "sync_finished"}
+    assert starts["s1"] < ends["s0"] and starts["s0"] < ends["s1"], "plans never overlapped"
