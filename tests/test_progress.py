@@ -15,11 +15,12 @@ import subprocess
 import sys
 from datetime import datetime
 
+import orjson
 import pexpect
 from conftest import assert_valid_events, write_config
 
 from pdbsync.jobs import Job
-from pdbsync.render import JsonRenderer
+from pdbsync.render import FILE_PROGRESS_SECONDS, JsonRenderer
 from pdbsync.rsync import build_argv
 from pdbsync.sync import RunSettings, run_sync
 from pdbsync.worker import PROGRESS_INTERVAL
@@ -72,7 +73,7 @@ def test_bwlimit_gives_several_throttled_progress_events_with_monotonic_bytes(
     out = io.BytesIO()
     summary = run_sync([job], RunSettings(), JsonRenderer(out))
     assert int(summary.exit_code) == 0
-    events = [__import__("orjson").loads(line) for line in out.getvalue().splitlines()]
+    events = [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert_valid_events(events)
     progress = [e for e in events if e["type"] == "progress"]
     assert len(progress) >= 5, f"only {len(progress)} progress events"
@@ -139,5 +140,7 @@ def test_pipe_gets_plain_throttled_progress_lines_and_no_control_codes(throttled
     progress = re.findall(r"^\[(t[01])\] (\d+)% \S+/s eta \d+:\d\d:\d\d", text, re.MULTILINE)
     assert ("t0", "100") in progress and ("t1", "100") in progress
     for name in ("t0", "t1"):
-        # each transfer takes ~2 s: its first redraw, and its final state, no more
-        assert len([p for p in progress if p[0] == name]) <= 2
+        # the first redraw, one per FILE_PROGRESS_SECONDS after it, and the final state
+        seconds = float(re.search(rf"^\[{name}\] Completed in ([\d.]+)s", text, re.M)[1])
+        lines = len([p for p in progress if p[0] == name])
+        assert 2 <= lines <= 2 + int(seconds / FILE_PROGRESS_SECONDS), (name, lines, seconds)
