@@ -9,13 +9,17 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 from conftest import assert_valid_events, run_cli, write_config
+from local_mirror import LocalMirror
 
 from pdbsync import contracts
-from pdbsync.jobs import Job
+from pdbsync.jobs import Job, RetryPolicy
 from pdbsync.render import JsonRenderer, TextRenderer
 from pdbsync.rsync import ItemizedCounts, build_argv
 from pdbsync.sync import RunSettings, run_plan, run_sync
@@ -175,10 +179,6 @@ def test_failed_plan_target_is_reported_and_the_others_still_planned(mirror, tmp
 
 def test_plans_share_the_pool_and_its_retries(archive, tmp_path):
     """--parallel overlaps plans like syncs; a transient failure is retried, counted once."""
-    from local_mirror import LocalMirror
-
-    from pdbsync.jobs import RetryPolicy
-
     local = LocalMirror(archive, tmp_path / "daemon")
     local.add_module("flaky", archive, fail_first=1)
     local.add_module("slow", archive, delay=0.6)
@@ -199,3 +199,38 @@ def test_plans_share_the_pool_and_its_retries(archive, tmp_path):
     starts = {e["name"]: e["ts"] for e in events if e["type"] == "sync_started"}
     ends = {e["name"]: e["ts"] for e in events if e["type"] == "sync_finished"}
     assert starts["s1"] < ends["s0"] and starts["s0"] < ends["s1"], "plans never overlapped"
+
+
+def test_sigint_cancels_a_plan_and_still_writes_a_valid_plan(archive, tmp_path):
+    local = LocalMirror(archive, tmp_path / "daemon")
+    local.add_module("stuck", archive, delay=30)  # never finishes within the test
+    with local:
+        config = write_config(
+            tmp_path / "config.toml",
+            tmp_path / "pdb",
+            {
+                "stuck": {"url": local.url("stuck", "sifts/"), "dest": "a"},
+                "quick": {"url": local.url("ftp_data", "emdb/"), "dest": "b"},
+            },
+        )
+        summary_path = tmp_path / "plan.json"
+        argv = ["--config", str(config), "sync", "--all", "--plan", "--parallel", "2"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pdbsync", *argv, "--summary", str(summary_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("[quick] Plan ("):
+                proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130, "".join(seen)
+    plan = json.loads(summary_path.read_text())
+    assert not contracts.problems(plan, "plan")
+    assert plan["interrupted"] == "SIGINT" and plan["exit_code"] == 130
+    by_name = {t["name"]: t for t in plan["targets"]}
+    assert by_name["stuck"]["status"] == "cancelled" and by_name["stuck"]["to_create"] is None
+    assert by_name["quick"]["status"] == "success" and by_name["quick"]["to_create"] > 0
+    assert "Interrupted by SIGINT." in "".join(seen)
