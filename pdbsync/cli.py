@@ -161,6 +161,12 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --profile-add: print the change, write nothing",
     )
+    sync.add_argument(
+        "--plan",
+        action="store_true",
+        help="change nothing: report per target what the sync would create, update, "
+        "delete and transfer (rsync --dry-run --itemize-changes)",
+    )
     sync.set_defaults(handler=_cmd_sync)
 
 
@@ -208,7 +214,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     from pdbsync.options import SPECS, cli_layer
     from pdbsync.render import JsonRenderer, TextRenderer
     from pdbsync.rsync import check_rsync
-    from pdbsync.sync import RunSettings, run_sync
+    from pdbsync.sync import RunSettings, run_plan, run_sync
 
     if args.profile_list:
         return _list_profiles(args.format, env)
@@ -226,13 +232,23 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     given = {key: getattr(args, f"opt_{key}", None) for key in SPECS}
     given["retry"], given["retry_delay"] = args.retry, args.retry_delay
     jobs = jobs_module.plan_jobs(
-        config, names, pdb_dir, rsync=rsync_path, cli_options=cli_layer(given, Path.cwd())
+        config,
+        names,
+        pdb_dir,
+        rsync=rsync_path,
+        cli_options=cli_layer(given, Path.cwd()),
+        plan=args.plan,
     )
     renderer = (
         JsonRenderer(env.stdout)
         if args.format == "json"
-        else TextRenderer(env.stdout, env.stdout_isatty)
+        else TextRenderer(env.stdout, env.stdout_isatty, env.color, env.columns)
     )
+    settings = RunSettings(
+        parallel=args.parallel, summary_path=args.summary, fail_fast=args.fail_fast
+    )
+    if args.plan:
+        return int(run_plan(jobs, settings, renderer).exit_code)
     previews = [job for job in jobs if job.options.dry_run]
     if previews:
         show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
@@ -240,12 +256,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         jobs = [job for job in jobs if not job.options.dry_run]
         if not jobs:
             return ExitCode.OK
-    summary = run_sync(
-        jobs,
-        RunSettings(parallel=args.parallel, summary_path=args.summary, fail_fast=args.fail_fast),
-        renderer,
-    )
-    return int(summary.exit_code)
+    return int(run_sync(jobs, settings, renderer).exit_code)
 
 
 def _print_dry_run(jobs: list, renderer, show_options: bool) -> None:

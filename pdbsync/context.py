@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
@@ -18,6 +19,7 @@ class Environment:
     stderr: TextIO
     stdout_isatty: bool
     environ: Mapping[str, str] = field(default_factory=dict)
+    columns: int = 80  # terminal width, for the live progress line
 
     @classmethod
     def from_process(cls) -> Environment:
@@ -28,7 +30,17 @@ class Environment:
             isatty = os.isatty(fd)
         except (AttributeError, OSError, ValueError):
             stdout, isatty = sys.stdout.buffer, False
-        return cls(stdout=stdout, stderr=sys.stderr, stdout_isatty=isatty, environ=os.environ)
+        columns = 80
+        if isatty:
+            with contextlib.suppress(OSError):
+                columns = os.get_terminal_size(fd).columns or 80
+        return cls(
+            stdout=stdout,
+            stderr=sys.stderr,
+            stdout_isatty=isatty,
+            environ=os.environ,
+            columns=columns,
+        )
 
     @property
     def color(self) -> bool:

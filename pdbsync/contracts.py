@@ -29,7 +29,7 @@ def _schema_text(name: str) -> str:
     return resources.files("pdbsync.schemas").joinpath(name).read_text(encoding="utf-8")
 
 
-SCHEMA_NAMES = ("config", "event", "summary")
+SCHEMA_NAMES = ("config", "event", "summary", "plan")
 
 
 @functools.cache

@@ -21,8 +21,10 @@ EVENT_TYPES = (
     "output",
     "progress",
     "retry",
+    "plan",
     "sync_finished",
     "run_finished",
+    "plan_finished",
 )
 
 

@@ -40,6 +40,7 @@ class Job:
     description: str = ""
     #: the resolved options argv was built from (with the layer of each value)
     options: RsyncOptions = field(default_factory=RsyncOptions)
+    plan: bool = False  # a --dry-run --itemize-changes run: count what would change
 
 
 def select_targets(config: Config, names: Sequence[str], all_targets: bool) -> list[str]:
@@ -67,12 +68,14 @@ def plan_jobs(
     rsync: str = "rsync",
     retry: RetryPolicy | None = None,
     cli_options: Layer | None = None,
+    plan: bool = False,
 ) -> list[Job]:
     """One :class:`Job` per selected target, with its complete rsync argv.
 
     Options are resolved per target (command line, target options, preset, defaults,
     legacy keys, built-in); ``retry`` given here (the command line's) beats the config's
     ``retry``/``retry_delay``. A bad combination raises ConfigError before anything runs.
+    ``plan``: jobs that only find out what the sync would do (see pdbsync.plan).
     """
     jobs = []
     for name in names:
@@ -83,7 +86,7 @@ def plan_jobs(
             problems = [f"{config.path}: {problem}" for problem in exc.problems]
             raise ConfigError(problems[0], problems) from None
         dest = pdb_dir / target.dest
-        argv = build_argv(rsync, target.url, str(dest), build_flags(resolved))
+        argv = build_argv(rsync, target.url, str(dest), build_flags(resolved), plan=plan)
         jobs.append(
             Job(
                 name=name,
@@ -93,6 +96,7 @@ def plan_jobs(
                 retry=retry or RetryPolicy(resolved.retry, resolved.retry_delay),
                 description=target.description,
                 options=resolved,
+                plan=plan,
             )
         )
     return jobs

@@ -15,12 +15,14 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from pdbsync.runner import human_bytes
+from pdbsync.units import human_bytes, human_rate
 
 #: On a file or pipe, at most one progress line per target per this many seconds.
 FILE_PROGRESS_SECONDS = 5.0
-#: On a terminal, at most one progress line per target per this many seconds.
+#: Without a live line (a terminal we may not redraw), one progress line per this long.
 TTY_PROGRESS_SECONDS = 0.5
+#: Width of the live line when the terminal does not say.
+DEFAULT_COLUMNS = 80
 
 
 class Renderer:
@@ -39,6 +41,9 @@ class Renderer:
             return
         data = b"".join(self.buffer)
         self.buffer = []
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
         if self.closed:
             return
         try:
@@ -65,6 +70,9 @@ class Renderer:
     def summary(self, summary: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def plan_summary(self, plan: dict[str, Any]) -> None:
+        raise NotImplementedError
+
 
 class JsonRenderer(Renderer):
     """One JSON object per line, stdout carries nothing else."""
@@ -75,19 +83,51 @@ class JsonRenderer(Renderer):
     def summary(self, summary: dict[str, Any]) -> None:
         """Nothing extra: the ``run_finished`` event already carries the summary."""
 
+    def plan_summary(self, plan: dict[str, Any]) -> None:
+        """Nothing extra: the ``plan_finished`` event already carries the plan."""
+
 
 class TextRenderer(Renderer):
-    """``[name] message`` lines, progress throttled, and the summary block at the end."""
+    """``[name] message`` lines, progress throttled or live, and a summary block at the end.
 
-    def __init__(self, out: BinaryIO, isatty: bool) -> None:
+    On a terminal (``live``), progress never scrolls: one status line at the bottom shows
+    every running target's latest progress and is redrawn in place with ``\\r``, padded
+    with spaces to erase what was there, so it needs no escape codes at all; ordinary
+    lines are written over it and it is redrawn below them. Anywhere else progress
+    becomes plain ``[name] 45% 10.2MB/s eta 0:01:23 ...`` lines, at most one per target
+    every :data:`FILE_PROGRESS_SECONDS`, and no ``\\r`` or escape code is ever written.
+    Colour (only for loud warnings) needs ``color``: a terminal and no ``NO_COLOR``.
+    """
+
+    def __init__(
+        self,
+        out: BinaryIO,
+        isatty: bool,
+        color: bool = False,
+        columns: int = DEFAULT_COLUMNS,
+        live: bool | None = None,
+    ) -> None:
         super().__init__(out)
+        self.color = color and isatty
+        self.live = isatty if live is None else live
+        self.columns = max(columns, 20)
+        self.planned: set[str] = set()
         self.progress_seconds = TTY_PROGRESS_SECONDS if isatty else FILE_PROGRESS_SECONDS
         self.last_progress: dict[str, float] = {}
         self.held_progress: dict[str, dict[str, Any]] = {}
+        self.status: dict[str, str] = {}  # running target -> its latest progress, for live
+        self.drawn = 0  # length of the live line now on screen (0: none)
+        self.status_changed = False
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         name = event.get("name")
+        if self.live and kind == "progress":
+            self.status[name] = f"[{name}] {short_progress(event)}"
+            self.status_changed = True
+            return
+        if self.live and kind == "sync_finished" and self.status.pop(name, None) is not None:
+            self.status_changed = True
         if kind == "progress":
             now = time.monotonic()
             if now - self.last_progress.get(name, -1e9) < self.progress_seconds:
@@ -99,8 +139,14 @@ class TextRenderer(Renderer):
             kind == "sync_finished" or _is_final(self.held_progress[name])
         ):
             self._line(self.held_progress.pop(name))  # the transfer's final state, in order
-        elif kind == "run_finished":
+        elif kind in ("run_finished", "plan_finished"):
             return  # the summary block says it
+        elif kind == "plan":
+            self.planned.add(name)
+            self.write(plan_block(event, self.color).encode("utf-8", "replace"))
+            return
+        elif kind == "sync_finished" and name in self.planned:
+            return  # the plan block said it
         self._line(event)
 
     def _line(self, event: dict[str, Any]) -> None:
@@ -108,8 +154,44 @@ class TextRenderer(Renderer):
         text = f"[{name}] {event['message']}\n" if name else f"{event['message']}\n"
         self.write(text.encode("utf-8", "replace"))
 
+    def flush(self) -> None:
+        if not self.live:
+            super().flush()
+            return
+        if not self.buffer and not self.status_changed:
+            return
+        parts = []
+        if self.drawn:  # erase the live line: back to column 0, blank it, back again
+            parts.append(b"\r" + b" " * self.drawn + b"\r")
+        parts += self.buffer
+        line = live_line(list(self.status.values()), self.columns - 1)
+        parts.append(line.encode("utf-8", "replace"))
+        self.drawn = len(line)
+        self.buffer = []
+        self.status_changed = False
+        self._send(b"".join(parts))
+
     def summary(self, summary: dict[str, Any]) -> None:
         self.write(summary_block(summary).encode("utf-8", "replace"))
+
+    def plan_summary(self, plan: dict[str, Any]) -> None:
+        self.write(plan_table(plan, self.color).encode("utf-8", "replace"))
+
+
+def short_progress(event: dict[str, Any]) -> str:
+    """``45% 10.20MB/s eta 0:01:23``: one target's part of the live line."""
+    return f"{event['percent']}% {event['rate']} eta {event['eta']}"
+
+
+def live_line(parts: list[str], width: int) -> str:
+    """The running targets' progress joined into one line that fits ``width`` columns.
+
+    Cut to the width because a line that wraps cannot be redrawn with ``\\r``.
+    """
+    line = " | ".join(parts)
+    if len(line) > width:
+        line = line[: max(width - 3, 0)] + "..."
+    return line
 
 
 def _is_final(progress: dict[str, Any]) -> bool:
@@ -126,13 +208,15 @@ def summary_block(summary: dict[str, Any]) -> str:
         if totals[key]:
             counts += f" | {label}: {totals[key]}"
     lines = ["", "=== Sync Summary ===", counts]
-    if totals["files_transferred"] or totals["bytes_transferred"]:
-        seconds = summary["timings"]["total_s"] or 1e-9
-        rate = human_bytes(int(totals["bytes_transferred"] / seconds))
-        lines.append(
-            f"Transferred: {totals['files_transferred']:,} files, "
-            f"{human_bytes(totals['bytes_transferred'])} at {rate}/s"
-        )
+    seconds = summary["timings"]["total_s"]
+    received = sum(r["stats"].get("bytes_received", 0) for r in summary["results"])
+    lines.append(
+        f"Transferred: {totals['files_transferred']:,} files, "
+        f"{human_bytes(totals['bytes_transferred'])} at "
+        f"{human_rate(totals['bytes_transferred'], seconds)} "
+        f"({human_bytes(received)} received over the network)"
+    )
+    lines.append(f"Created: {totals['files_created']:,} | Deleted: {totals['files_deleted']:,}")
     unsuccessful = [r for r in summary["results"] if r["status"] != "success"]
     if unsuccessful:
         lines.append(
@@ -159,3 +243,79 @@ def summary_block(summary: dict[str, Any]) -> str:
     timings = summary["timings"]
     lines.append(f"Total time: {timings['total_s']:.2f}s | Average: {timings['average_s']:.2f}s")
     return "\n".join(lines) + "\n"
+
+
+def _loud(text: str, color: bool) -> str:
+    """Bold red on a colour terminal; plain text anywhere else (NO_COLOR, files, pipes)."""
+    return f"\x1b[1;31m{text}\x1b[0m" if color else text
+
+
+def plan_block(event: dict[str, Any], color: bool = False) -> str:
+    """A target's plan as a few ``[name]`` lines, deletions flagged loudly."""
+    name = event["name"]
+    files = event["files_total"]
+    source = f"{files:,} files" if files is not None else "? files"
+    if event["delete_enabled"]:
+        delete = f"{event['to_delete']:,}"
+    else:
+        delete = "off (the target's rsync flags do not delete)"
+    lines = [
+        "Plan (dry run, nothing changed):",
+        f"  source:    {source}, {human_bytes(event['total_size'])}",
+        f"  create:    {event['to_create']:,}",
+        f"  update:    {event['to_update']:,}",
+        f"  delete:    {delete}",
+        f"  transfer:  {human_bytes(event['bytes_to_transfer'])}",
+    ]
+    if event["to_delete"]:
+        lines.append(_loud(f"WILL DELETE {event['to_delete']:,} files", color))
+        lines += [f"  e.g. {path}" for path in event["deletion_sample"][:5]]
+    return "".join(f"[{name}] {line}\n" for line in lines)
+
+
+def plan_table(plan: dict[str, Any], color: bool = False) -> str:
+    """The totals table printed at the end of a text-mode ``--plan``."""
+    header = ("target", "files", "size", "create", "update", "delete", "transfer")
+    rows = []
+    for target in plan["targets"]:
+        if target["files_total"] is None:
+            rows.append((target["name"], target["status"].upper(), "", "", "", "", ""))
+            continue
+        rows.append(_plan_row(target["name"], target))
+    deleting = any(target["delete_enabled"] for target in plan["targets"])
+    rows.append(_plan_row("TOTAL", {**plan["totals"], "delete_enabled": deleting}))
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        cells = [f"{row[0]:<{widths[0]}}"]
+        cells += [f"{cell:>{width}}" for cell, width in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join(cells).rstrip()
+
+    totals = plan["totals"]
+    lines = ["", "=== Plan Summary (dry run: nothing was changed) ===", fmt(header)]
+    lines += [fmt(row) for row in rows]
+    counts = f"Targets: {totals['targets']} | Planned: {totals['planned']}"
+    for key in ("failed", "cancelled", "skipped"):
+        if totals[key] or key == "failed":
+            counts += f" | {key.capitalize()}: {totals[key]}"
+    lines.append(counts)
+    if totals["to_delete"]:
+        names = ", ".join(totals["targets_deleting"])
+        lines.append(_loud(f"WILL DELETE {totals['to_delete']:,} files ({names})", color))
+    if plan.get("interrupted"):
+        lines.append(f"Interrupted by {plan['interrupted']}.")
+    lines.append(f"Total time: {plan['timings']['total_s']:.2f}s")
+    return "\n".join(lines) + "\n"
+
+
+def _plan_row(name: str, numbers: dict[str, Any]) -> tuple[str, ...]:
+    delete = f"{numbers['to_delete']:,}" if numbers["delete_enabled"] else "off"
+    return (
+        name,
+        f"{numbers['files_total']:,}",
+        human_bytes(numbers["total_size"]),
+        f"{numbers['to_create']:,}",
+        f"{numbers['to_update']:,}",
+        delete,
+        human_bytes(numbers["bytes_to_transfer"]),
+    )

@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pdbsync.errors import EnvironmentProblem
 
@@ -98,7 +98,13 @@ def is_transient(code: int | None, stderr_lines: Iterable[str] = ()) -> bool:
 
 
 def build_argv(
-    rsync: str, url: str, dest: str, flags: Sequence[str] = ("-a",), *, progress: bool = True
+    rsync: str,
+    url: str,
+    dest: str,
+    flags: Sequence[str] = ("-a",),
+    *,
+    progress: bool = True,
+    plan: bool = False,
 ) -> list[str]:
     """The exact argv for one transfer: ``rsync FLAGS --info=progress2 --stats URL DEST/``.
 
@@ -107,13 +113,17 @@ def build_argv(
 
     The source URL is used as written: with a trailing slash rsync copies the contents
     of the remote directory into DEST, without one it creates DEST/<basename>.
+    ``plan``: the same transfer as ``--dry-run --itemize-changes`` (changes nothing;
+    each line says what would happen to one item), without progress redraws.
     """
     argv = [rsync, *flags]
     if not any(flag.startswith("--partial-dir") for flag in flags):
         # An interrupted transfer keeps what it got for the next run, out of the way:
         # never as a half-written file in place of a good one.
         argv.append(f"--partial-dir={PARTIAL_DIR}")
-    if progress:
+    if plan:
+        argv += ["--dry-run", "--itemize-changes"]
+    elif progress:
         argv.append("--info=progress2")
     argv.append("--stats")
     argv += ["--", url, dest.rstrip("/") + "/"]
@@ -148,6 +158,56 @@ def check_rsync(rsync: str = "rsync") -> tuple[str, tuple[int, ...]]:
     return path, version
 
 
+# -- human-readable levels --------------------------------------------------------------
+
+#: Short options of rsync that take an argument: in ``-e ssh`` or ``-essh`` the rest of
+#: the cluster (or the next word) is that argument, not more options.
+_SHORT_WITH_ARG = set("eBfTM")
+
+
+def human_readable_level(argv: Sequence[str]) -> int:
+    """The ``--human-readable`` level an rsync argv asks for (rsync 3.x: default 1).
+
+    Level 0 prints bare digits, 1 adds thousands separators, 2 (``-h``) prints sizes in
+    units of 1000 (``114.59K``) and 3 (``-hh``) in units of 1024; counts of files keep
+    their separators at every level. Parsers need the level because ``1.23K`` alone does
+    not say which base it was printed in.
+    """
+    level = 1
+    words = iter(argv[1:])
+    for word in words:
+        if word == "--":
+            break
+        if word == "--human-readable":
+            level += 1
+        elif word in ("--no-human-readable", "--no-h"):
+            level = 0
+        elif word.startswith("-") and not word.startswith("--") and len(word) > 1:
+            for position, letter in enumerate(word[1:], start=1):
+                if letter == "h":
+                    level += 1
+                elif letter in _SHORT_WITH_ARG:
+                    if position == len(word) - 1:
+                        next(words, None)  # the option's argument is the next word
+                    break
+    return level
+
+
+def size_base(argv: Sequence[str]) -> int:
+    """The unit base of the sizes rsync prints with this argv: 1024 for ``-hh``, else 1000."""
+    return 1024 if human_readable_level(argv) >= 3 else 1000
+
+
+def deletes(argv: Sequence[str]) -> bool:
+    """Whether this argv makes rsync delete files on the receiving side."""
+    for word in argv[1:]:
+        if word == "--":
+            break
+        if word == "--del" or word.startswith("--delete"):
+            return True
+    return False
+
+
 # -- progress -----------------------------------------------------------------------------
 
 _PROGRESS = re.compile(
@@ -157,13 +217,16 @@ _PROGRESS = re.compile(
 )
 
 
-def parse_progress(line: str) -> dict[str, object] | None:
-    """Fields of one ``--info=progress2`` line, or None if the line is not one."""
+def parse_progress(line: str, base: int = 1000) -> dict[str, object] | None:
+    """Fields of one ``--info=progress2`` line, or None if the line is not one.
+
+    ``base`` is the unit base of ``-h`` sizes (see :func:`size_base`).
+    """
     match = _PROGRESS.match(line)
     if not match:
         return None
     result: dict[str, object] = {
-        "bytes": parse_size(match["bytes"]),
+        "bytes": parse_size(match["bytes"], base),
         "percent": int(match["percent"]),
         "rate": match["rate"].replace(" ", ""),
         "eta": match["eta"],
@@ -176,20 +239,22 @@ def parse_progress(line: str) -> dict[str, object] | None:
 
 # -- --stats ----------------------------------------------------------------------------
 
-_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+_UNITS = {"": 0, "B": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, base: int = 1000) -> int:
     """A count or size as rsync prints it: ``1,234,567``, ``1.23M`` or ``5.6G``.
 
-    rsync's human-readable suffixes are powers of 1024 unless ``--si`` is used, which
-    pdb-sync never passes.
+    Suffixed sizes come from ``-h`` (units of 1000, rsync's level 2) or ``-hh`` (units of
+    1024, level 3); pass the ``base`` the argv implies (:func:`size_base`). They are
+    rounded by rsync to two decimals, so the result is exact only without a suffix.
+    The decimal point is ``.`` because the worker runs rsync with ``LC_NUMERIC=C``.
     """
-    text = text.strip().replace(",", "")
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGTPB]?)(?:bytes)?", text.replace(" ", ""))
+    compact = text.strip().replace(",", "").replace(" ", "")
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGTPB]?)(?:bytes)?", compact)
     if not match:
         raise ValueError(f"not an rsync size: {text!r}")
-    return round(float(match[1]) * _UNITS[match[2]])
+    return round(float(match[1]) * base ** _UNITS[match[2]])
 
 
 _STATS_LINES = {
@@ -197,6 +262,7 @@ _STATS_LINES = {
     "Number of created files": "files_created",
     "Number of deleted files": "files_deleted",
     "Number of regular files transferred": "files_transferred",
+    "Number of files transferred": "files_transferred",  # rsync 3.0's wording
     "Total file size": "total_size",
     "Total transferred file size": "transferred_size",
     "Literal data": "literal_data",
@@ -205,30 +271,121 @@ _STATS_LINES = {
     "Total bytes sent": "bytes_sent",
     "Total bytes received": "bytes_received",
 }
-_STATS_LINE = re.compile(r"^(?P<key>[A-Za-z ]+): (?P<value>[\d.,]+[KMGTP]?)(?: bytes)?\b")
-_SPEEDUP = re.compile(r"^total size is (?P<size>[\d.,]+[KMGTP]?)\s+speedup is (?P<x>[\d.,]+)")
+#: Lines whose total is followed by a breakdown by file type: ``343 (reg: 164, dir: 179)``.
+_BY_TYPE = {
+    "files_total": "files_total_by_type",
+    "files_created": "files_created_by_type",
+    "files_deleted": "files_deleted_by_type",
+}
+_SIZE = r"[\d.,]+[KMGTP]?"
+_STATS_LINE = re.compile(
+    rf"^(?P<key>[A-Za-z ]+): (?P<value>{_SIZE})(?: bytes)?(?: \((?P<types>[^)]*)\))?\s*$"
+)
+_SPEEDUP = re.compile(rf"^total size is (?P<size>{_SIZE})\s+speedup is (?P<x>[\d.,]+)")
 _SECONDS = re.compile(r"^File list (?P<what>generation|transfer) time: (?P<s>[\d.]+) seconds")
+_RATE = re.compile(
+    rf"^sent (?P<sent>{_SIZE}) bytes\s+received (?P<received>{_SIZE}) bytes"
+    rf"\s+(?P<rate>{_SIZE}) bytes/sec\s*$"
+)
+_TYPE_NAMES = ("reg", "dir", "link", "dev", "special")
 
-#: Every field parse_stats can produce (absent ones stay None in the summary).
-STATS_FIELDS = (*_STATS_LINES.values(), "speedup")
+#: Every field parse_stats can produce (absent ones are left out of the result).
+STATS_FIELDS = (
+    *_STATS_LINES.values(),
+    *_BY_TYPE.values(),
+    "file_list_generation_s",
+    "file_list_transfer_s",
+    "bytes_per_second",
+    "speedup",
+)
 
 
-def parse_stats_line(line: str, into: dict[str, object]) -> bool:
-    """Add what one ``--stats`` line says to ``into``; True if the line was a stats line."""
+def _by_type(text: str) -> dict[str, int]:
+    counts = {}
+    for part in text.split(", "):
+        kind, _, count = part.partition(": ")
+        if kind.strip() in _TYPE_NAMES:
+            counts[kind.strip()] = parse_size(count)
+    return counts
+
+
+def parse_stats_line(line: str, into: dict[str, object], base: int = 1000) -> bool:
+    """Add what one ``--stats`` line says to ``into``; True if the line was a stats line.
+
+    ``base`` is the unit base of ``-h`` sizes (:func:`size_base` of the argv).
+    """
     match = _STATS_LINE.match(line)
     if match and match["key"] in _STATS_LINES:
-        into[_STATS_LINES[match["key"]]] = parse_size(match["value"])
+        field_name = _STATS_LINES[match["key"]]
+        into[field_name] = parse_size(match["value"], base)
+        if field_name in _BY_TYPE:
+            into[_BY_TYPE[field_name]] = _by_type(match["types"] or "")
         return True
     match = _SPEEDUP.match(line)
     if match:
         into["speedup"] = float(match["x"].replace(",", ""))
         return True
-    return bool(_SECONDS.match(line))
+    match = _SECONDS.match(line)
+    if match:
+        into[f"file_list_{match['what']}_s"] = float(match["s"])
+        return True
+    match = _RATE.match(line)
+    if match:
+        into["bytes_per_second"] = float(parse_size(match["rate"], base))
+        return True
+    return False
 
 
-def parse_stats(lines: Iterable[str]) -> dict[str, object]:
+def parse_stats(lines: Iterable[str], base: int = 1000) -> dict[str, object]:
     """The ``--stats`` fields found in ``lines`` (any other lines are ignored)."""
     stats: dict[str, object] = {}
     for line in lines:
-        parse_stats_line(line, stats)
+        parse_stats_line(line, stats, base)
     return stats
+
+
+# -- --itemize-changes ---------------------------------------------------------------------
+
+#: ``YXcstpoguax path``: Y the update type, X the file type, then nine attribute columns.
+_ITEMIZED = re.compile(
+    r"^(?P<update>[<>ch.])(?P<kind>[fdLDS])(?P<attrs>[.+?A-Za-z ]{9}) (?P<path>.+)$"
+)
+_DELETING = re.compile(r"^\*deleting\s+(?P<path>.+)$")
+#: How many paths to be deleted a plan quotes, so a surprise is visible at a glance.
+DELETION_SAMPLE = 10
+
+
+@dataclass
+class ItemizedCounts:
+    """What ``--itemize-changes`` lines say a transfer does (or, with --dry-run, would do).
+
+    ``created`` counts new items of every kind, like rsync's "Number of created files";
+    ``updated`` counts existing regular files whose content changes (with ``created``
+    regular files they make rsync's "Number of regular files transferred");
+    ``deleted`` counts ``*deleting`` lines (files and directories).
+    """
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    attributes_only: int = 0
+    deletion_sample: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> bool:
+        """Count one stdout line; True if it was an itemized line (and so not output)."""
+        match = _ITEMIZED.match(line)
+        if match:
+            if match["attrs"].startswith("+++"):
+                self.created += 1
+            elif match["kind"] == "f" and match["update"] in "<>c":
+                self.updated += 1
+            else:
+                self.attributes_only += 1
+            return True
+        match = _DELETING.match(line)
+        if match:
+            self.deleted += 1
+            if len(self.deletion_sample) < DELETION_SAMPLE:
+                self.deletion_sample.append(match["path"])
+            return True
+        return False

@@ -31,6 +31,7 @@ from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
 from pdbsync.rsync import exit_meaning
 from pdbsync.summary import SyncResult
+from pdbsync.units import transfer_details
 
 #: How long the collector waits on the queue before checking workers and signals.
 POLL_SECONDS = 0.2
@@ -312,24 +313,10 @@ def finished_event(result: SyncResult) -> dict[str, Any]:
 def finished_message(result: SyncResult) -> str:
     """``Completed in 12.3s`` / ``FAILED (exit 23): reason`` / ``CANCELLED`` / ``SKIPPED``."""
     if result.status == "success":
-        text = f"Completed in {result.duration_s:.1f}s"
-        if result.files_transferred is not None:
-            text += (
-                f" ({result.files_transferred:,} files, {human_bytes(result.bytes_transferred)})"
-            )
-        return text
+        details = transfer_details(result.stats, result.duration_s)
+        return f"Completed in {result.duration_s:.1f}s" + (f": {details}" if details else "")
     if result.status == "failed":
         code = f"exit {result.exit_code}" if result.exit_code is not None else "no exit code"
         reason = result.error or exit_meaning(result.exit_code)
         return f"FAILED ({code}): {reason}"
     return f"{result.status.upper()}: {result.error}"
-
-
-def human_bytes(count: int | None) -> str:
-    """``5.6 GB``-style sizes (powers of 1000, as rsync's own summary prints them)."""
-    value = float(count or 0)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"

@@ -99,6 +99,8 @@ class Summary:
                 "skipped": counts["skipped"],
                 "files_transferred": sum(r.files_transferred or 0 for r in self.results),
                 "bytes_transferred": sum(r.bytes_transferred or 0 for r in self.results),
+                "files_created": sum(r.stats.get("files_created", 0) for r in self.results),
+                "files_deleted": sum(r.stats.get("files_deleted", 0) for r in self.results),
             },
             "timings": {
                 "total_s": round(self.duration_s, 3),

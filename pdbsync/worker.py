@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import os
 import random
+import re
 import selectors
 import signal
 import subprocess
@@ -30,7 +31,9 @@ from pdbsync import rsync as rsync_lang
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
 from pdbsync.lines import LineSplitter
+from pdbsync.plan import plan_event, target_plan
 from pdbsync.summary import SyncResult
+from pdbsync.units import progress_text
 
 #: Send a batch when it holds this many events, or when it is this old (seconds).
 BATCH_EVENTS = 500
@@ -40,6 +43,8 @@ PROGRESS_INTERVAL = 0.25
 #: How many trailing stderr lines explain a failure.
 ERROR_LINES = 5
 _READ_SIZE = 1 << 16
+#: stdout lines a plan drops: blank ones, and dry-run "created directory DEST" (it was not).
+_PLAN_NOISE = re.compile(r"^\s*$|^created directory ")
 _PR_SET_PDEATHSIG = 1
 
 _queue: Queue | None = None
@@ -88,6 +93,8 @@ class _Attempt:
         self.stats: dict[str, object] = {}
         self.last_progress_at = 0.0
         self.held_progress: dict[str, Any] | None = None
+        self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
+        self.itemized = rsync_lang.ItemizedCounts() if job.plan else None
 
     def emit(self, event: dict[str, Any]) -> None:
         if not self.batch:
@@ -114,15 +121,19 @@ class _Attempt:
                         self.stderr_tail.append(line)
                 self.emit(make_event("output", name, line, ts, stream=stream, line=line))
                 continue
+            if self.itemized is not None and self.itemized.feed(line):
+                continue  # a plan counts itemized lines: a big tree has millions of them
             if line[:1] == " " or line[:1].isdigit():
-                progress = rsync_lang.parse_progress(line)
+                progress = rsync_lang.parse_progress(line, self.size_base)
                 if progress is not None:
                     self.progress(line, progress, ts)
                     continue
             if self.held_progress is not None:  # keep the last redraw before what follows it
                 self.emit(self.held_progress)
                 self.held_progress = None
-            rsync_lang.parse_stats_line(line, self.stats)
+            is_stats = rsync_lang.parse_stats_line(line, self.stats, self.size_base)
+            if self.itemized is not None and (is_stats or _PLAN_NOISE.match(line)):
+                continue  # the plan event says it all
             self.emit(make_event("output", name, line, ts, stream=stream, line=line))
 
     def stderr_kept(self) -> list[str]:
@@ -130,7 +141,7 @@ class _Attempt:
         return [*self.stderr_head, *self.stderr_tail]
 
     def progress(self, line: str, fields: dict[str, object], ts: str) -> None:
-        event = make_event("progress", self.job.name, line.strip(), ts, **fields)
+        event = make_event("progress", self.job.name, progress_text(fields), ts, **fields)
         now = time.monotonic()
         if now - self.last_progress_at >= PROGRESS_INTERVAL:
             self.last_progress_at = now
@@ -204,7 +215,7 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
                 make_event(
                     "sync_started",
                     job.name,
-                    "Starting sync...",
+                    "Planning (dry run)..." if job.plan else "Starting sync...",
                     started_at,
                     url=job.url,
                     dest=str(job.dest),
@@ -223,7 +234,8 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
         attempt += 1
         runner = _Attempt(job, send)
         try:
-            job.dest.mkdir(parents=True, exist_ok=True)
+            if not job.plan:  # a plan changes nothing on disk
+                job.dest.mkdir(parents=True, exist_ok=True)
             code = runner.run()
         except OSError as exc:
             code, error = None, f"cannot start rsync: {exc}"
@@ -255,6 +267,9 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
         time.sleep(delay)
     duration = time.monotonic() - started
     stats = dict(runner.stats) if runner else {}
+    if job.plan and code == 0 and runner is not None and runner.itemized is not None:
+        plan = target_plan(job, runner.stats, runner.itemized)
+        send(("events", [plan_event(job.name, plan)]))
     if code == 0:
         status = "success"
     else:
@@ -273,9 +288,10 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
         started_at=started_at,
         finished_at=utc_now(),
         duration_s=round(duration, 3),
-        files_transferred=stats.get("files_transferred"),  # type: ignore[arg-type]
-        bytes_transferred=stats.get("transferred_size"),  # type: ignore[arg-type]
-        stats=stats,
+        # a plan transferred nothing; what it would transfer is in its plan event
+        files_transferred=None if job.plan else stats.get("files_transferred"),  # type: ignore[arg-type]
+        bytes_transferred=None if job.plan else stats.get("transferred_size"),  # type: ignore[arg-type]
+        stats={} if job.plan else stats,  # a dry run's stats are in the plan event
     )
 
 

@@ -37,7 +37,16 @@ def free_port() -> int:
 class LocalMirror:
     """An rsync daemon on 127.0.0.1 with named modules; start(), url(), stop()."""
 
-    def __init__(self, root: Path, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        workdir: Path,
+        port: int | None = None,
+        daemon_args: tuple[str, ...] = (),
+    ) -> None:
+        """``daemon_args``: extra ``rsync --daemon`` options, e.g. ``("--bwlimit=20",)``
+        for a mirror that serves every client slowly."""
+        self.daemon_args = tuple(daemon_args)
         self.root = Path(root).resolve()
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +121,7 @@ class LocalMirror:
                 f"--config={conf}",
                 "--address=127.0.0.1",
                 f"--port={self.port}",
+                *self.daemon_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -49,6 +49,22 @@ def mirror(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> LocalMirr
     local.stop()
 
 
+#: KiB/s the "throttled" daemon serves at: mmCIF (~37 kB) takes about two seconds.
+THROTTLE_KIB = 24
+
+
+@pytest.fixture(scope="session")
+def throttled_mirror(archive: Path, tmp_path_factory: pytest.TempPathFactory) -> LocalMirror:
+    """A second daemon serving ``archive`` with ``--bwlimit``: transfers long enough for
+    rsync to redraw its progress many times (a slow mirror, as seen from the client)."""
+    local = LocalMirror(
+        archive, tmp_path_factory.mktemp("throttled"), daemon_args=(f"--bwlimit={THROTTLE_KIB}",)
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
 @dataclass
 class CliResult:
     code: int

@@ -1,10 +1,20 @@
-"""rsync's language: argv, exit codes and which failures are worth a retry."""
+"""The rsync language: --stats, -h sizes, progress2 and itemized lines.
+
+Most cases parse real rsync output captured from the local daemon by
+``scripts/capture_rsync_output.py`` (tests/fixtures/rsync); the numbers they are checked
+against were counted from the trees on disk at capture time, not parsed from rsync.
+"""
 
 from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
 
 import pytest
 
 from pdbsync import rsync
+from pdbsync.lines import LineSplitter
 
 
 def test_argv_is_flags_progress_stats_then_source_and_dest():
@@ -102,5 +112,193 @@ def test_other_lines_are_not_progress(line):
     ("text", "value"),
     [("1,234", 1234), ("0", 0), ("1.50K", 1536), ("2M", 2 * 1024**2), ("1.00G", 1024**3)],
 )
-def test_sizes(text, value):
-    assert rsync.parse_size(text) == value
+def test_sizes_in_units_of_1024(text, value):
+    assert rsync.parse_size(text, base=1024) == value
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rsync"
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
+RUNS = MANIFEST["runs"]
+
+
+def _lines(name: str) -> list[str]:
+    """A fixture's stdout split the way the worker splits it (on \\n and \\r)."""
+    splitter = LineSplitter()
+    raw = splitter.feed((FIXTURES / f"{name}.out").read_bytes()) + splitter.close()
+    return [line.decode() for line in raw]
+
+
+def _argv(name: str) -> list[str]:
+    return ["rsync", *RUNS[name]["flags"]]
+
+
+def _stats(name: str) -> dict:
+    return rsync.parse_stats(_lines(name), rsync.size_base(_argv(name)))
+
+
+@pytest.mark.parametrize("name", ["plain", "compress", "nochange", "delete", "plan_delete"])
+def test_exact_stats_match_the_tree_on_disk(name):
+    stats = _stats(name)
+    for key, value in RUNS[name]["expect"].items():
+        if key in rsync.STATS_FIELDS:
+            assert stats[key] == value, key
+    source = MANIFEST["source"]
+    assert stats["files_total_by_type"] == {"reg": source["files"], "dir": source["dirs"]}
+    assert set(stats) == set(rsync.STATS_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("name", "base"), [("human", 1000), ("human2", 1024), ("delete_human", 1000)]
+)
+def test_human_readable_sizes_are_read_in_the_base_the_flags_chose(name, base):
+    assert rsync.size_base(_argv(name)) == base
+    stats = _stats(name)
+    total = MANIFEST["source"]["bytes"]
+    # rsync rounds to two decimals of its unit (here M): within half a hundredth of it
+    assert abs(stats["total_size"] - total) <= 0.005 * base**2
+    wrong_base = rsync.parse_stats(_lines(name), 2024 - base)["total_size"]
+    assert abs(wrong_base - total) > 0.005 * base**2, "the base made no difference"
+    # counts keep exact thousands separators even under -h
+    assert stats["files_total"] == RUNS[name]["expect"]["files_total"]
+    assert stats["files_transferred"] == RUNS[name]["expect"]["files_transferred"]
+
+
+def test_compression_shows_in_bytes_received():
+    plain, compressed = _stats("plain"), _stats("compress")
+    assert compressed["literal_data"] == plain["literal_data"]
+    assert compressed["bytes_received"] < plain["bytes_received"]
+
+
+def test_deletions_are_counted_by_type():
+    stats = _stats("delete")
+    assert stats["files_deleted"] == RUNS["delete"]["expect"]["files_deleted"]
+    assert stats["files_deleted_by_type"] == {"reg": 3, "dir": 2}
+    assert stats["files_created_by_type"] == {"reg": 5}
+
+
+def test_second_run_reports_nothing_transferred():
+    stats = _stats("nochange")
+    assert stats["files_transferred"] == 0
+    assert stats["transferred_size"] == 0
+    assert stats["files_created_by_type"] == {}
+
+
+def test_dry_run_speedup_line_is_read():
+    assert _stats("plan_delete")["speedup"] == pytest.approx(86.5, abs=60)
+    assert any(line.endswith("(DRY RUN)") for line in _lines("plan_delete"))
+
+
+@pytest.mark.parametrize("name", ["plan_delete", "delete"])
+def test_itemized_lines_count_creations_updates_and_deletions(name):
+    counts = rsync.ItemizedCounts()
+    other = [line for line in _lines(name) if not counts.feed(line)]
+    expect = RUNS[name]["expect"]
+    assert (counts.created, counts.updated, counts.deleted) == (
+        expect["to_create"],
+        expect["to_update"],
+        expect["to_delete"],
+    )
+    assert counts.created + counts.updated == _stats(name)["files_transferred"]
+    assert "obsolete/" in counts.deletion_sample
+    assert any(line.startswith("Number of files:") for line in other)
+    assert not any(line.startswith(("*deleting", ">f", "cd")) for line in other)
+
+
+def test_progress_bytes_from_a_real_run_never_go_down():
+    values = [rsync.parse_progress(line) for line in _lines("plain")]
+    progress = [v for v in values if v is not None]
+    assert len(progress) > 10
+    assert all(a["bytes"] <= b["bytes"] for a, b in itertools.pairwise(progress))
+    assert progress[-1]["bytes"] == MANIFEST["source"]["bytes"]
+    assert progress[-1]["files_to_check"] == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "base", "key", "value"),
+    [
+        ("Total file size: 5.60G bytes", 1000, "total_size", 5_600_000_000),
+        ("Total file size: 5.60G bytes", 1024, "total_size", round(5.6 * 1024**3)),
+        ("Total file size: 1,234,567,890,123 bytes", 1000, "total_size", 1_234_567_890_123),
+        ("Literal data: 1.50T bytes", 1000, "literal_data", 1_500_000_000_000),
+        ("File list size: 0", 1000, "file_list_size", 0),
+        ("Number of files transferred: 12", 1000, "files_transferred", 12),  # rsync 3.0
+        ("Number of deleted files: 1,204 (reg: 1,200, dir: 4)", 1000, "files_deleted", 1204),
+        ("total size is 1,234  speedup is 1,234.56", 1000, "speedup", 1234.56),
+        ("File list generation time: 0.125 seconds", 1000, "file_list_generation_s", 0.125),
+        (
+            "sent 3.87K bytes  received 1.5M bytes  268.17K bytes/sec",
+            1000,
+            "bytes_per_second",
+            268170.0,
+        ),
+    ],
+)
+def test_hand_written_stats_lines(line, base, key, value):
+    into: dict = {}
+    assert rsync.parse_stats_line(line, into, base)
+    assert into[key] == value
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "receiving incremental file list",
+        "Number of files",
+        "sent x bytes",
+        "mmCIF/ab/1abc.cif.gz",
+    ],
+)
+def test_other_lines_are_not_stats(line):
+    into: dict = {}
+    assert not rsync.parse_stats_line(line, into)
+    assert into == {}
+
+
+def test_by_type_breakdown_of_a_big_count():
+    into: dict = {}
+    rsync.parse_stats_line(
+        "Number of files: 1,234,567 (reg: 1,200,000, dir: 34,560, link: 7)", into
+    )
+    assert into["files_total"] == 1_234_567
+    assert into["files_total_by_type"] == {"reg": 1_200_000, "dir": 34_560, "link": 7}
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [
+        (["rsync", "-a"], 1),
+        (["rsync", "-ah"], 2),
+        (["rsync", "-avhh"], 3),
+        (["rsync", "-h", "--human-readable"], 3),
+        (["rsync", "-hh", "--no-h"], 0),
+        (["rsync", "-e", "ssh -h", "-a"], 1),  # -h inside -e's argument
+        (["rsync", "-essh", "-a"], 1),
+        (["rsync", "-a", "--", "-h"], 1),  # a source named -h
+    ],
+)
+def test_human_readable_level_from_argv(argv, level):
+    assert rsync.human_readable_level(argv) == level
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["rsync", "-a"], False),
+        (["rsync", "-a", "--delete"], True),
+        (["rsync", "-a", "--delete-after"], True),
+        (["rsync", "-a", "--del"], True),
+        (["rsync", "-a", "--", "--delete"], False),
+    ],
+)
+def test_deletes_from_argv(argv, expected):
+    assert rsync.deletes(argv) is expected
+
+
+def test_progress_line_with_human_sizes():
+    fields = rsync.parse_progress(
+        "          1.23M  45%   10.20MB/s    0:01:23 (xfr#12, to-chk=100/2000)"
+    )
+    assert fields is not None
+    assert fields["bytes"] == 1_230_000
+    assert (fields["percent"], fields["eta"], fields["files_to_check"]) == (45, "0:01:23", 100)

@@ -68,6 +68,8 @@ def test_summary_carries_every_field_and_validates():
         "skipped": 1,
         "files_transferred": 3,
         "bytes_transferred": 300,
+        "files_created": 0,
+        "files_deleted": 0,
     }
     assert data["timings"] == {"total_s": 45.23, "average_s": 6.6}
     assert set(data["results"][2]) == set(data["results"][0])  # nothing omitted

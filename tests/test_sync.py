@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import assert_valid_events, run_cli, write_config
 
-from pdbsync import contracts
+from pdbsync import contracts, rsync
 
 
 def _tree_files(root: Path) -> list[str]:
@@ -178,3 +178,25 @@ def test_dest_override_moves_the_mirror_root(four_targets, tmp_path, archive):
     result = run_cli("--config", str(four_targets), "sync", "emdb", "--dest", str(other))
     assert result.code == 0, result.stderr
     assert _same_tree(archive / "emdb", other / "emdb")
+
+
+def test_completed_lines_and_summary_carry_the_key_stats(four_targets, archive, tmp_path):
+    summary_path = tmp_path / "summary.json"
+    result = run_cli(
+        "--config", str(four_targets), "sync", "sifts", "emdb", "--summary", str(summary_path)
+    )
+    assert result.code == 0, result.stderr
+    sifts_files = [p for p in (archive / "sifts").rglob("*") if p.is_file()]
+    sifts_bytes = sum(p.stat().st_size for p in sifts_files)
+    completed = next(line for line in result.text.splitlines() if line.startswith("[sifts] Comp"))
+    assert f"transferred {len(sifts_files)} files, {sifts_bytes / 1000:.1f} kB at " in completed
+    assert f"source {len(list((archive / 'sifts').rglob('*'))) + 1} files" in completed
+    summary = json.loads(summary_path.read_text())
+    sifts = next(r for r in summary["results"] if r["name"] == "sifts")
+    assert set(sifts["stats"]) == set(rsync.STATS_FIELDS)
+    assert sifts["stats"]["files_total_by_type"]["reg"] == len(sifts_files)
+    totals = summary["totals"]
+    assert totals["files_created"] == sum(r["stats"]["files_created"] for r in summary["results"])
+    block = result.text.partition("=== Sync Summary ===")[2]
+    assert f"Transferred: {totals['files_transferred']:,} files, " in block
+    assert f"Created: {totals['files_created']:,} | Deleted: 0" in block

@@ -1,0 +1,60 @@
+"""Numbers for people: byte sizes and rates as the text output prints them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def human_bytes(count: float | None) -> str:
+    """``5.6 GB``-style sizes in powers of 1000, the unit base of rsync's ``-h``."""
+    value = float(count or 0)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def human_rate(count: float | None, seconds: float) -> str:
+    """``41.0 MB/s``: ``count`` bytes over ``seconds`` (a zero duration counts as 1 ms)."""
+    return f"{human_bytes((count or 0) / max(seconds, 0.001))}/s"
+
+
+def transfer_details(stats: Mapping[str, Any], seconds: float) -> str:
+    """The key ``--stats`` numbers of one target on one line, for ``[name] Completed``.
+
+    ``transferred 615 files, 2.8 MB at 1.3 MB/s; created 1,236, deleted 5; source
+    1,236 files, 2.8 MB``. Parts rsync did not report are left out, so a run without
+    stats (an rsync that failed before its summary) gives an empty string.
+    """
+    parts = []
+    if "files_transferred" in stats:
+        size = stats.get("transferred_size", 0)
+        parts.append(
+            f"transferred {stats['files_transferred']:,} files, {human_bytes(size)} "
+            f"at {human_rate(size, seconds)}"
+        )
+    changes = [
+        f"{label} {stats[key]:,}"
+        for key, label in (("files_created", "created"), ("files_deleted", "deleted"))
+        if key in stats
+    ]
+    if changes:
+        parts.append(", ".join(changes))
+    if "files_total" in stats:
+        parts.append(
+            f"source {stats['files_total']:,} files, {human_bytes(stats.get('total_size'))}"
+        )
+    return "; ".join(parts)
+
+
+def progress_text(fields: Mapping[str, Any]) -> str:
+    """``45% 10.20MB/s eta 0:01:23 (1.2 MB, 12 files, 100/2,000 to check)``."""
+    text = f"{fields['percent']}% {fields['rate']} eta {fields['eta']} ("
+    text += human_bytes(fields["bytes"])
+    if fields.get("files_transferred") is not None:
+        text += f", {fields['files_transferred']:,} files"
+    if fields.get("files_to_check") is not None and fields.get("files_total") is not None:
+        text += f", {fields['files_to_check']:,}/{fields['files_total']:,} to check"
+    return text + ")"
