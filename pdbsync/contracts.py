@@ -11,10 +11,11 @@ import functools
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+if TYPE_CHECKING:  # jsonschema costs ~100 ms to import: pool workers never need it
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
 
 #: Version of the event and summary envelope (``v``). Bump on a breaking change.
 SCHEMA_VERSION = 1
@@ -41,6 +42,8 @@ def schema(name: str) -> dict[str, Any]:
 @functools.cache
 def _registry() -> Registry:
     """All our schemas by ``$id``, so one may ``$ref`` another (events embed the summary)."""
+    from referencing import Registry, Resource
+
     resources = [(schema(n)["$id"], Resource.from_contents(schema(n))) for n in SCHEMA_NAMES]
     return Registry().with_resources(resources)
 
@@ -48,6 +51,8 @@ def _registry() -> Registry:
 @functools.cache
 def validator(name: str) -> Draft202012Validator:
     """The validator for ``schemas/<name>.schema.json``, built once per process."""
+    from jsonschema import Draft202012Validator
+
     Draft202012Validator.check_schema(schema(name))
     return Draft202012Validator(schema(name), registry=_registry())
 

@@ -98,6 +98,9 @@ class Collector:
     def run(self) -> list[SyncResult]:
         """Run every job; return the results in job order."""
         context = multiprocessing.get_context(_start_method())
+        if context.get_start_method() == "forkserver":
+            # Workers fork from a server that has imported the worker code once.
+            context.set_forkserver_preload(["pdbsync.worker"])
         queue = context.Queue()
         size = max(1, min(self.parallel, len(self.jobs)))
         pool = context.Pool(size, initializer=worker.init_worker, initargs=(queue,))

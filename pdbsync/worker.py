@@ -14,7 +14,6 @@ Messages on the queue are tuples:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import random
 import re
@@ -56,12 +55,11 @@ def init_worker(queue: Queue) -> None:
     global _queue, _prctl
     _queue = queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        try:
-            _prctl = ctypes.CDLL(libc_name, use_errno=True).prctl
-        except (OSError, AttributeError):
-            _prctl = None
+    try:
+        # The interpreter is linked against libc: no find_library (it runs ldconfig).
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        _prctl = None
 
 
 def _die_with_parent() -> None:

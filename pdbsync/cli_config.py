@@ -1,0 +1,219 @@
+"""The ``config`` subcommand and the ``sync --profile-*`` actions: argparse side only.
+
+Split from cli.py so that module stays the parser, the sync command and the error
+boundary; the work itself happens in pdbsync.config_edit, pdbsync.profiles and
+pdbsync.options.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pdbsync.context import Environment
+from pdbsync.errors import ExitCode
+
+
+def list_profiles(output_format: str, env: Environment) -> int:
+    import orjson
+
+    from pdbsync.profiles import PROFILES
+
+    rows = [
+        {
+            "name": p.name,
+            "description": p.description,
+            "url": p.url,
+            "dest": p.dest,
+            "preset": p.preset,
+        }
+        for p in PROFILES.values()
+    ]
+    if output_format == "json":
+        env.stdout.write(orjson.dumps(rows) + b"\n")
+    else:
+        width = max(len(row["name"]) for row in rows)
+        lines = []
+        for row in rows:
+            lines.append(f"{row['name']:<{width}}  {row['description']}")
+            lines.append(f"{'':<{width}}    url:    {row['url']}")
+            lines.append(f"{'':<{width}}    dest:   {row['dest']}")
+            lines.append(f"{'':<{width}}    preset: {row['preset']}")
+        env.stdout.write(("\n".join(lines) + "\n").encode())
+    env.stdout.flush()
+    return ExitCode.OK
+
+
+def add_profile_target(path: Path, name: str, dry_run: bool, env: Environment) -> int:
+    from pdbsync.profiles import add_profile
+
+    diff = add_profile(path, name, dry_run=dry_run)
+    if dry_run:
+        env.stdout.write(diff.encode())
+    else:
+        env.stdout.write(f"Added target {name!r} to {path}\n".encode())
+    env.stdout.flush()
+    return ExitCode.OK
+
+
+def add_config(commands: argparse._SubParsersAction, parser_class: type) -> None:
+    """The ``config`` subcommand and its actions."""
+    config = commands.add_parser(
+        "config",
+        help="create, check, list and migrate the config",
+        description="Create, check, list and migrate the config.",
+    )
+    actions = config.add_subparsers(
+        dest="config_command", metavar="ACTION", parser_class=parser_class
+    )
+    init = actions.add_parser("init", help="write a commented starter config")
+    init.add_argument("--path", metavar="P", help="where to write it (default: the config path)")
+    init.add_argument(
+        "--pdb-dir", dest="init_pdb_dir", metavar="D", help="mirror root to write into it"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.add_argument("--minimal", action="store_true", help="one target, no extras")
+    init.set_defaults(handler=_cmd_config_init)
+    validate = actions.add_parser("validate", help="report every problem of the config")
+    validate.add_argument("--json", action="store_true", help="print the result as JSON")
+    validate.set_defaults(handler=_cmd_config_validate)
+    listing = actions.add_parser("list", help="targets with url, dest and preset")
+    listing.add_argument("--format", choices=("text", "json"), default="text")
+    listing.set_defaults(handler=_cmd_config_list)
+    presets = actions.add_parser("presets", help="the presets and what each sets")
+    presets.add_argument("--format", choices=("text", "json"), default="text")
+    presets.set_defaults(handler=_cmd_config_presets)
+    migrate = actions.add_parser("migrate", help="rewrite legacy rsync_* keys (keeps comments)")
+    migrate.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    migrate.set_defaults(handler=_cmd_config_migrate)
+    show = actions.add_parser("show", help="a target's resolved options and their layers")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    show.set_defaults(handler=_cmd_config_show)
+    config.set_defaults(handler=_cmd_config_help, config_parser=config)
+
+
+def _cmd_config_help(args: argparse.Namespace, env: Environment) -> int:
+    args.config_parser.print_help(env.stderr)
+    return ExitCode.USAGE
+
+
+def _write(env: Environment, text: str) -> None:
+    env.stdout.write(text.encode())
+    env.stdout.flush()
+
+
+def _config_path(args: argparse.Namespace, env: Environment) -> Path:
+    from pdbsync.config import find_config
+
+    return find_config(args.config, env.environ)
+
+
+def _cmd_config_init(args: argparse.Namespace, env: Environment) -> int:
+    from pdbsync.config_edit import init_config
+
+    path = Path(args.path).expanduser() if args.path else _config_path(args, env)
+    pdb_dir = args.init_pdb_dir or args.pdb_dir or env.environ.get("PDB_SYNC_DIR") or "/data/pdb"
+    init_config(path, pdb_dir, force=args.force, minimal=args.minimal)
+    _write(env, f"Wrote {path}; check it with 'pdb-sync config validate'\n")
+    return ExitCode.OK
+
+
+def _cmd_config_validate(args: argparse.Namespace, env: Environment) -> int:
+    import orjson
+
+    from pdbsync.config import validate_file
+
+    path = _config_path(args, env)
+    problems = validate_file(path)
+    if args.json:
+        result = {"config": str(path), "valid": not problems, "problems": problems}
+        env.stdout.write(orjson.dumps(result) + b"\n")
+        env.stdout.flush()
+    elif problems:
+        env.stderr.write("".join(f"pdb-sync: error: {p}\n" for p in problems))
+        env.stderr.flush()
+    else:
+        _write(env, f"{path}: OK\n")
+    return ExitCode.USAGE if problems else ExitCode.OK
+
+
+def _cmd_config_list(args: argparse.Namespace, env: Environment) -> int:
+    import orjson
+
+    from pdbsync.config import find_config, load_config
+
+    config = load_config(find_config(args.config, env.environ))
+    rows = [
+        {
+            "name": t.name,
+            "url": t.url,
+            "dest": t.dest,
+            "preset": t.settings.get("preset"),
+            "description": t.description,
+        }
+        for t in config.targets.values()
+    ]
+    if args.format == "json":
+        env.stdout.write(orjson.dumps(rows) + b"\n")
+        env.stdout.flush()
+        return ExitCode.OK
+    header = {"name": "NAME", "preset": "PRESET", "url": "URL", "dest": "DEST"}
+    table = [header] + [{**row, "preset": row["preset"] or "-"} for row in rows]
+    widths = {key: max(len(str(row[key])) for row in table) for key in header}
+    lines = ["  ".join(f"{row[key]:<{widths[key]}}" for key in header).rstrip() for row in table]
+    _write(env, "\n".join(lines) + "\n")
+    return ExitCode.OK
+
+
+def _cmd_config_presets(args: argparse.Namespace, env: Environment) -> int:
+    import orjson
+
+    from pdbsync.options import PRESETS, SPECS
+
+    if args.format == "json":
+        env.stdout.write(orjson.dumps(PRESETS) + b"\n")
+        env.stdout.flush()
+        return ExitCode.OK
+    width = max(len(name) for name in PRESETS)
+    lines = []
+    for name, values in PRESETS.items():
+        flags = " ".join(SPECS[key].rsync or key for key in values) or "(nothing beyond -a)"
+        keys = ", ".join(values) or "-"
+        lines.append(f"{name:<{width}}  {keys:<50}  rsync: {flags}")
+    _write(env, "\n".join(lines) + "\n")
+    return ExitCode.OK
+
+
+def _cmd_config_migrate(args: argparse.Namespace, env: Environment) -> int:
+    from pdbsync.config_edit import migrate_config, unified_diff
+
+    migration = migrate_config(_config_path(args, env), dry_run=args.dry_run)
+    if not migration.changed:
+        _write(env, f"{migration.path}: no legacy rsync_* keys; nothing to do\n")
+    elif args.dry_run:
+        _write(env, unified_diff(migration.path, migration.before, migration.after))
+    else:
+        notes = "".join(f"  {note}\n" for note in migration.changes)
+        _write(env, f"Migrated {migration.path} (original kept as {migration.backup}):\n{notes}")
+    return ExitCode.OK
+
+
+def _cmd_config_show(args: argparse.Namespace, env: Environment) -> int:
+    import orjson
+
+    from pdbsync.config import find_config, load_config, target_options
+    from pdbsync.jobs import select_targets
+    from pdbsync.options import describe
+
+    config = load_config(find_config(args.config, env.environ))
+    (name,) = select_targets(config, [args.name], False)
+    resolved = target_options(config, name)
+    if args.format == "json":
+        values = resolved.values()
+        data = {"name": name, "options": values, "sources": {k: resolved.source(k) for k in values}}
+        env.stdout.write(orjson.dumps(data) + b"\n")
+        env.stdout.flush()
+    else:
+        _write(env, "".join(f"{line}\n" for line in describe(resolved)))
+    return ExitCode.OK
