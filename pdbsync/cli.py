@@ -134,7 +134,6 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
         "--fail-fast",
         nargs="?",
         const="wait",
-        choices=("wait", "kill"),
         metavar="kill",
         help="after the first failure start no new target; "
         "--fail-fast=kill also stops the running ones",
@@ -225,6 +224,10 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     config = config_module.load_config(config_path)
     if args.list:
         return _list_targets(config, args.format, env)
+    if args.fail_fast not in (None, "wait", "kill"):
+        # `sync --fail-fast mmcif`: the optional value swallowed a target name.
+        args.names.append(args.fail_fast)
+        args.fail_fast = "wait"
     if args.all and args.names:
         raise UsageError("sync: give target names or --all, not both")
     names = jobs_module.select_targets(config, args.names, args.all)

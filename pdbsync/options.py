@@ -63,7 +63,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("partial", "bool", "--partial", "--partial", "keep partially sent files"),
     OptionSpec("backup", "bool", "--backup", "--backup", "keep replaced/deleted files"),
     OptionSpec("verbose", "bool", "-v", "--rsync-verbose", "rsync lists the files it sends"),
-    OptionSpec("quiet", "bool", "-q", "--rsync-quiet", "rsync prints errors only"),
+    # Not rsync's -q: that would also silence --stats (the summary's numbers) and a plan's
+    # itemized lines. pdb-sync drops rsync's stdout chatter itself; errors still show.
+    OptionSpec("quiet", "bool", "", "--rsync-quiet", "show rsync's errors only"),
     OptionSpec(
         "itemize_changes", "bool", "--itemize-changes", "--itemize-changes", "one line per change"
     ),
@@ -464,7 +466,7 @@ def build_flags(options: RsyncOptions) -> list[str]:
     """
     flags = list(BASE_FLAGS)
     for spec in OPTIONS:
-        if spec.kind == "bool" and getattr(options, spec.key):
+        if spec.kind == "bool" and spec.rsync and getattr(options, spec.key):
             flags.append(spec.rsync)
     for spec in OPTIONS:
         if spec.kind in ("int", "str", "size", "positive"):

@@ -18,6 +18,7 @@ import os
 import queue as queue_module
 import shlex
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -38,6 +39,10 @@ POLL_SECONDS = 0.2
 #: A queue write lock held this long after a worker died is the dead worker's (see
 #: Collector._unstick_queue).
 STUCK_LOCK_SECONDS = 2.0
+#: After a worker died, a job no worker has taken for this long is written off.
+UNCLAIMED_SECONDS = 10.0
+#: How long the pool gets to shut down before its workers are killed outright.
+SHUTDOWN_SECONDS = 3.0
 #: After a cancel, how long rsync gets to stop cleanly before the pool is killed.
 CANCEL_GRACE_SECONDS = 3.0
 
@@ -76,8 +81,11 @@ def catching_signals(interrupts: Interrupts) -> Iterator[Interrupts]:
 @dataclass
 class _Running:
     job: Job
+    submitted: float = 0.0  # monotonic time the job went to the pool
     worker_pid: int | None = None
-    rsync_pid: int | None = None
+    rsync_pid: int | None = None  # the current attempt's rsync; None between attempts
+    started_at: str | None = None  # when a worker took it (UTC, for the summary)
+    started: float | None = None  # the same, monotonic
 
 
 @dataclass
@@ -94,6 +102,10 @@ class Collector:
     running: dict[str, _Running] = field(default_factory=dict)
     worker_died: bool = False
     lock_held_since: float | None = None
+    last_message_at: float = 0.0
+    stop_reason: str | None = None  # why no new job starts: "cancelled" or "skipped"
+    stop_deadline: float | None = None  # when stopped rsyncs are written off
+    killing: bool = False  # running rsyncs are being stopped (cancel, --fail-fast=kill)
 
     def run(self) -> list[SyncResult]:
         """Run every job; return the results in job order."""
@@ -109,44 +121,44 @@ class Collector:
         )
         self.interrupts.on_force = lambda: self._force_exit(pool)
         waiting = list(self.jobs)
-        stop_reason: str | None = None  # why no new job starts: "cancelled" / "skipped"
-        cancel_deadline: float | None = None
         try:
             while waiting or self.running:
-                if self.interrupts.first and cancel_deadline is None:
-                    stop_reason = "cancelled"
-                    cancel_deadline = time.monotonic() + CANCEL_GRACE_SECONDS
-                    self._signal_rsyncs(signal.SIGTERM)
-                if stop_reason is None:
+                if self.interrupts.first and self.stop_reason != "cancelled":
+                    self._stop("cancelled", kill=True)
+                if self.stop_reason is None:
                     while waiting and len(self.running) < size:
                         job = waiting.pop(0)
-                        self.running[job.name] = _Running(job)
+                        self.running[job.name] = _Running(job, submitted=time.monotonic())
                         logger.info("{}: starting: {}", job.name, shlex.join(job.argv))
                         pool.apply_async(worker.run_job, (job,))
                 else:
                     for job in waiting:
-                        self._finish(_unstarted(job, stop_reason))
+                        self._finish(_unstarted(job, self.stop_reason))
                     waiting = []
                 self._drain(queue)
-                failed = any(r.status == "failed" for r in self.results.values())
-                if self.fail_fast and failed and stop_reason is None:
-                    stop_reason = "skipped"
-                    if self.fail_fast == "kill":
-                        self._signal_rsyncs(signal.SIGTERM)
-                        cancel_deadline = time.monotonic() + CANCEL_GRACE_SECONDS
                 self._reap_dead_workers(queue)
                 if self.worker_died and self.running:
                     self._unstick_queue(queue)
-                if cancel_deadline is not None and time.monotonic() > cancel_deadline:
+                if self.stop_deadline is not None and time.monotonic() > self.stop_deadline:
                     for state in list(self.running.values()):
-                        self._finish(_unstarted(state.job, "cancelled", started=True))
+                        self._write_off(state, "cancelled", "stopped: rsync did not end in time")
         finally:
             self._signal_rsyncs(signal.SIGTERM)
-            pool.terminate()
-            pool.join()
+            _shut_down(pool)
             queue.close()
             queue.join_thread()
         return [self.results[job.name] for job in self.jobs]
+
+    def _stop(self, reason: str, kill: bool) -> None:
+        """Start no new job (the rest become ``reason``); with ``kill``, stop running rsyncs.
+
+        Killed rsyncs get CANCEL_GRACE_SECONDS to report before their jobs are written off.
+        """
+        self.stop_reason = reason
+        if kill:
+            self.killing = True
+            self.stop_deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+            self._signal_rsyncs(signal.SIGTERM)
 
     # -- queue messages --------------------------------------------------------------
 
@@ -159,6 +171,7 @@ class Collector:
         except InterruptedError:
             return
         handled = 0
+        self.last_message_at = time.monotonic()
         while True:
             self._handle(message)
             handled += 1
@@ -174,7 +187,8 @@ class Collector:
         kind = message[0]
         if kind == "events":
             for event in message[1]:
-                self.emit(event)
+                if event.get("name") not in self.results:  # nothing after sync_finished
+                    self.emit(event)
             return
         name = message[1]
         state = self.running.get(name)
@@ -182,18 +196,27 @@ class Collector:
             return  # a late message from a job already written off
         if kind == "worker":
             state.worker_pid = message[2]
+            state.started_at = utc_now()
+            state.started = time.monotonic()
         elif kind == "rsync":
             state.rsync_pid = message[2]
             logger.debug("{}: rsync pid {} (worker {})", name, state.rsync_pid, state.worker_pid)
-            if self.interrupts.first:
+            if self.killing and state.rsync_pid is not None:
                 _kill(state.rsync_pid, signal.SIGTERM)
         elif kind == "result":
             result = SyncResult.from_dict(message[2])
-            if (self.interrupts.first and result.status != "success") or (
-                self.fail_fast == "kill" and result.exit_code == 20
-            ):
-                result.status = "cancelled"
+            if self.killing and result.status != "success":
+                result.status = "cancelled"  # it failed because we stopped it
             self._finish(result)
+
+    def _write_off(self, state: _Running, status: str, error: str) -> None:
+        """End a running job the parent gives up on, keeping when it started."""
+        result = _unstarted(state.job, status, started=state.worker_pid is not None)
+        result.error = error
+        result.started_at = state.started_at
+        if state.started is not None:
+            result.duration_s = round(time.monotonic() - state.started, 3)
+        self._finish(result)
 
     def _finish(self, result: SyncResult) -> None:
         logger.info(
@@ -208,29 +231,44 @@ class Collector:
         self.results[result.name] = result
         self.emit(finished_event(result))
         self.flush()
+        if result.status == "failed" and self.fail_fast and self.stop_reason is None:
+            self._stop("skipped", kill=self.fail_fast == "kill")
 
     # -- failures of the machinery ---------------------------------------------------
 
     def _reap_dead_workers(self, queue: Any) -> None:
-        """Fail every running job whose worker process is gone without a result."""
+        """Write off every running job whose worker process is gone without a result.
+
+        Also a job no worker took within UNCLAIMED_SECONDS after a worker died: a worker
+        killed while idle can take the pool's task lock with it, and then no other
+        worker can receive a task.
+        """
         known = [s for s in self.running.values() if s.worker_pid is not None]
-        if not known:
-            return
-        alive = {child.pid for child in multiprocessing.active_children()}
+        alive = {child.pid for child in multiprocessing.active_children()} if known else set()
         dead = [s for s in known if s.worker_pid not in alive]
-        if not dead:
-            return
-        self.worker_died = True
-        self._drain_now(queue)  # its last messages, result included, may still be queued
+        if dead:
+            self.worker_died = True
+            self._drain_now(queue)  # its last messages, result included, may still be queued
+        status = "cancelled" if self.interrupts.first else "failed"
         for state in dead:
-            if state.job.name not in self.running:
-                continue
-            result = _unstarted(state.job, "failed", started=True)
-            result.error = (
-                f"worker process {state.worker_pid} died unexpectedly "
-                "(killed by a signal: OOM killer or kill -9?)"
-            )
-            self._finish(result)
+            if state.job.name in self.running:
+                self._write_off(
+                    state,
+                    status,
+                    f"worker process {state.worker_pid} died unexpectedly "
+                    "(killed by a signal: OOM killer or kill -9?)",
+                )
+        if not self.worker_died:
+            return
+        now = time.monotonic()
+        for state in list(self.running.values()):
+            if state.worker_pid is None and now - state.submitted > UNCLAIMED_SECONDS:
+                self._write_off(
+                    state,
+                    status,
+                    f"no worker took this target within {UNCLAIMED_SECONDS:.0f}s after a "
+                    "worker process died (the pool is wedged)",
+                )
 
     def _unstick_queue(self, queue: Any, now: float | None = None) -> None:
         """Free the queue's write lock if a killed worker died holding it.
@@ -239,7 +277,8 @@ class Collector:
         it held it (``kill -9`` during a put) would block every other worker forever.
         While the parent keeps reading, a live worker holds the lock only for the
         moment a write takes, so a lock found held at every look for
-        STUCK_LOCK_SECONDS, after a worker died, can only be the dead one's.
+        STUCK_LOCK_SECONDS, with no message arriving meanwhile, after a worker died, can
+        only be the dead one's.
         """
         lock = getattr(queue, "_wlock", None)
         if lock is None:
@@ -249,8 +288,8 @@ class Collector:
             lock.release()
             self.lock_held_since = None
             return
-        if self.lock_held_since is None:
-            self.lock_held_since = now
+        if self.lock_held_since is None or self.last_message_at > self.lock_held_since:
+            self.lock_held_since = now  # messages still arrive: a live writer has it
         elif now - self.lock_held_since >= STUCK_LOCK_SECONDS:
             logger.warning("a dead worker held the event queue's write lock; releasing it")
             lock.release()
@@ -274,6 +313,24 @@ class Collector:
         for child in multiprocessing.active_children():
             _kill(child.pid, signal.SIGKILL)
         os._exit(130)
+
+
+def _shut_down(pool: Any) -> None:
+    """Terminate the pool, killing its workers if it does not finish in time.
+
+    ``Pool.terminate`` waits for the lock that idle workers hold while they wait for a
+    task; a worker killed while idle (``kill -9``, the OOM killer, a job-wide SIGTERM)
+    never releases it, and terminate would wait forever. So it runs in a daemon thread
+    and the workers are killed outright after SHUTDOWN_SECONDS.
+    """
+    closer = threading.Thread(target=pool.terminate, name="pool-terminate", daemon=True)
+    closer.start()
+    closer.join(SHUTDOWN_SECONDS)
+    if closer.is_alive():
+        logger.warning("worker pool did not stop in {}s; killing its workers", SHUTDOWN_SECONDS)
+        for child in multiprocessing.active_children():
+            _kill(child.pid, signal.SIGKILL)
+        closer.join(SHUTDOWN_SECONDS)
 
 
 def _kill(pid: int, signum: int) -> None:

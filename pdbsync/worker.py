@@ -93,6 +93,8 @@ class _Attempt:
         self.held_progress: dict[str, Any] | None = None
         self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
         self.itemized = rsync_lang.ItemizedCounts() if job.plan else None
+        # quiet: rsync's stdout is read for its numbers but not shown (see options.quiet)
+        self.quiet = bool(getattr(job.options, "quiet", False)) and not job.plan
 
     def emit(self, event: dict[str, Any]) -> None:
         if not self.batch:
@@ -121,6 +123,9 @@ class _Attempt:
                 continue
             if self.itemized is not None and self.itemized.feed(line):
                 continue  # a plan counts itemized lines: a big tree has millions of them
+            if self.quiet:
+                rsync_lang.parse_stats_line(line, self.stats, self.size_base)
+                continue
             if line[:1] == " " or line[:1].isdigit():
                 progress = rsync_lang.parse_progress(line, self.size_base)
                 if progress is not None:
@@ -160,6 +165,21 @@ class _Attempt:
             preexec_fn=_die_with_parent,
         )
         self.send(("rsync", self.job.name, proc.pid))
+        try:
+            self._read_until_closed(proc)
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:  # a bug in reading must not leave rsync writing alone
+                proc.kill()
+                proc.wait()
+            self.send(("rsync", self.job.name, None))  # that pid is no longer ours to kill
+        if self.held_progress is not None:
+            self.emit(self.held_progress)
+        self.flush()
+        return code
+
+    def _read_until_closed(self, proc: subprocess.Popen[bytes]) -> None:
+        """Read both pipes in one selector loop until rsync closes them."""
         assert proc.stdout is not None and proc.stderr is not None
         splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
         selector = selectors.DefaultSelector()
@@ -167,30 +187,29 @@ class _Attempt:
             os.set_blocking(pipe.fileno(), False)
             selector.register(pipe.fileno(), selectors.EVENT_READ, stream)
         open_streams = 2
-        while open_streams:
-            wait = BATCH_SECONDS - (time.monotonic() - self.batch_started) if self.batch else None
-            for key, _ in selector.select(max(wait, 0.0) if wait is not None else None):
-                stream = key.data
-                try:
-                    chunk = os.read(key.fd, _READ_SIZE)
-                except BlockingIOError:
-                    continue
-                if chunk:
-                    self.handle_lines(stream, splitters[stream].feed(chunk))
-                else:
-                    selector.unregister(key.fd)
-                    open_streams -= 1
-                    self.handle_lines(stream, splitters[stream].close())
-            if self.batch and time.monotonic() - self.batch_started >= BATCH_SECONDS:
-                self.flush()
-        selector.close()
-        proc.stdout.close()
-        proc.stderr.close()
-        code = proc.wait()
-        if self.held_progress is not None:
-            self.emit(self.held_progress)
-        self.flush()
-        return code
+        try:
+            while open_streams:
+                wait = (
+                    BATCH_SECONDS - (time.monotonic() - self.batch_started) if self.batch else None
+                )
+                for key, _ in selector.select(max(wait, 0.0) if wait is not None else None):
+                    stream = key.data
+                    try:
+                        chunk = os.read(key.fd, _READ_SIZE)
+                    except BlockingIOError:
+                        continue
+                    if chunk:
+                        self.handle_lines(stream, splitters[stream].feed(chunk))
+                    else:
+                        selector.unregister(key.fd)
+                        open_streams -= 1
+                        self.handle_lines(stream, splitters[stream].close())
+                if self.batch and time.monotonic() - self.batch_started >= BATCH_SECONDS:
+                    self.flush()
+        finally:
+            selector.close()
+            proc.stdout.close()
+            proc.stderr.close()
 
 
 def backoff_delay(attempt: int, fixed: float | None) -> float:
@@ -234,6 +253,10 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
         try:
             if not job.plan:  # a plan changes nothing on disk
                 job.dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            code, error = None, f"cannot create destination {job.dest}: {exc.strerror}"
+            break
+        try:
             code = runner.run()
         except OSError as exc:
             code, error = None, f"cannot start rsync: {exc}"

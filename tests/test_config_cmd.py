@@ -153,7 +153,7 @@ def test_presets_lists_what_each_sets(tmp_path):
     assert result.code == 0
     lines = {line.split()[0]: line for line in result.text.splitlines()}
     assert set(lines) == set(PRESETS)
-    assert "rsync: --delete -z --partial -q" in lines["fast"]
+    assert "rsync: --delete -z --partial quiet" in lines["fast"]
     assert "(nothing beyond -a)" in lines["minimal"]
     data = orjson.loads(_cli(tmp_path / "none.toml", "presets", "--format", "json").stdout)
     assert data == PRESETS

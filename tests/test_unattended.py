@@ -484,3 +484,72 @@ def test_lock_left_held_by_a_dead_worker_is_released_after_a_grace_period():
     queue._wlock.release()
     collector._unstick_queue(queue, now=200.0)  # a free lock is left free
     assert queue._wlock.acquire(False)
+
+
+def test_fail_fast_before_a_target_name_keeps_the_name(mirror, tmp_path):
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"emdb": {"url": mirror.url("ftp_data", "emdb/"), "dest": "emdb"}},
+    )
+    result = run_cli("--config", str(config), "sync", "--fail-fast", "emdb")
+    assert result.code == 0, result.stderr
+    assert (tmp_path / "pdb/emdb").is_dir()
+
+
+def test_sigterm_after_an_idle_worker_was_killed_still_exits(mirror, tmp_path):
+    """An idle worker holds the pool's task lock while it waits; killed, it never lets go.
+
+    Pool.terminate() would then wait forever; pdb-sync must still write its summary and
+    exit (this is what a job-wide SIGTERM from Slurm or a stray kill -9 can do).
+    """
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {
+            "long": {"url": mirror.url("stall", "sifts/"), "dest": "long"},
+            "short": {"url": mirror.url("ftp_data", "emdb/"), "dest": "short"},
+        },
+    )
+    summary = tmp_path / "s.json"
+    run = LiveRun(
+        "--config",
+        str(config),
+        "sync",
+        "--all",
+        "--parallel",
+        "2",
+        "--format",
+        "json",
+        "--summary",
+        str(summary),
+    )
+    short = run.wait_for(lambda e: e["type"] == "sync_started" and e["name"] == "short")
+    run.wait_for(lambda e: e["type"] == "sync_finished" and e["name"] == "short")
+    family = descendants(run.proc.pid)
+    os.kill(short["pid"], signal.SIGKILL)  # now idle: it finished its only job
+    run.proc.send_signal(signal.SIGTERM)
+    exit_code, _events, stderr = run.finish(timeout=30)
+    assert exit_code == 143, stderr
+    statuses = {r["name"]: r["status"] for r in json.loads(summary.read_text())["results"]}
+    assert statuses == {"long": "cancelled", "short": "success"}
+    assert not wait_until_gone(family)
+
+
+def test_quiet_hides_rsync_chatter_but_keeps_the_numbers(mirror, tmp_path, archive):
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"sifts": {"url": mirror.url("ftp_data", "sifts/"), "dest": "sifts", "preset": "fast"}},
+    )
+    summary = tmp_path / "s.json"
+    result = run_cli("--config", str(config), "sync", "sifts", "--summary", str(summary))
+    assert result.code == 0, result.stderr
+    assert "Number of files" not in result.text
+    entry = json.loads(summary.read_text())["results"][0]
+    assert entry["files_transferred"] == len(list((archive / "sifts").rglob("*.gz")))
+    (tmp_path / "pdb/sifts/stale.txt").write_text("old")
+    plan = run_cli("--config", str(config), "sync", "sifts", "--plan", "--format", "json")
+    assert plan.code == 0, plan.stderr
+    planned = next(e for e in plan.events if e["type"] == "plan")
+    assert planned["delete_enabled"] and planned["to_delete"] == 1
