@@ -221,7 +221,9 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         return list_profiles(args.format, env)
     config_path = config_module.find_config(args.config, env.environ)
     if args.profile_add:
-        return add_profile_target(config_path, args.profile_add, args.profile_dry_run, env)
+        return add_profile_target(
+            config_path, args.profile_add, args.profile_dry_run, args.format, env
+        )
     config = config_module.load_config(config_path)
     if args.list:
         return _list_targets(config, args.format, env)

@@ -74,6 +74,22 @@ def test_profile_dry_run_prints_the_change_and_writes_nothing(tmp_path):
     assert path.read_text() == HAND_WRITTEN
 
 
+def test_profile_add_in_json_mode_prints_one_json_object(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN)
+    args = ("--config", str(path), "sync", "--profile-add", "sifts", "--format", "json")
+    dry = run_cli(*args, "--profile-dry-run")
+    assert dry.code == 0
+    shown = orjson.loads(dry.stdout)
+    assert shown["profile"] == "sifts" and shown["config"] == str(path)
+    assert shown["written"] is False and "+[sync.custom.sifts]" in shown["diff"]
+    assert path.read_text() == HAND_WRITTEN
+    added = run_cli(*args)
+    assert added.code == 0 and added.stdout.count(b"\n") == 1
+    assert orjson.loads(added.stdout) == {**shown, "written": True}
+    assert "sifts" in load_config(path).targets
+
+
 def test_profile_overlapping_an_existing_target_is_refused_and_nothing_written(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(HAND_WRITTEN)
