@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,27 @@ class SyncResult:
         return cls(**data)
 
 
+def status_counts(results: Iterable[SyncResult]) -> dict[str, int]:
+    """How many results have each status; every status in :data:`STATUSES` is present."""
+    counts = {status: 0 for status in STATUSES}
+    for result in results:
+        counts[result.status] += 1
+    return counts
+
+
+def run_exit_code(interrupted: str | None, all_succeeded: bool) -> ExitCode:
+    """The exit status of a sync or plan run (docs/exit-codes.md), in one place.
+
+    A signal decides first (the run did not finish, whatever its results); otherwise
+    ``all_succeeded`` is the caller's notion of success (a plan also needs each plan).
+    """
+    if interrupted == "SIGINT":
+        return ExitCode.INTERRUPTED
+    if interrupted == "SIGTERM":
+        return ExitCode.TERMINATED
+    return ExitCode.OK if all_succeeded else ExitCode.SYNC_FAILED
+
+
 @dataclass
 class Summary:
     """The whole run: totals, timings and every target's result, in selection order."""
@@ -64,20 +86,13 @@ class Summary:
 
     @property
     def counts(self) -> dict[str, int]:
-        counts = {status: 0 for status in STATUSES}
-        for result in self.results:
-            counts[result.status] += 1
-        return counts
+        return status_counts(self.results)
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.interrupted == "SIGINT":
-            return ExitCode.INTERRUPTED
-        if self.interrupted == "SIGTERM":
-            return ExitCode.TERMINATED
-        if all(result.status == "success" for result in self.results):
-            return ExitCode.OK
-        return ExitCode.SYNC_FAILED
+        return run_exit_code(
+            self.interrupted, all(result.status == "success" for result in self.results)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         counts = self.counts
