@@ -139,10 +139,3 @@ class PlanSummary:
             "timings": {"total_s": round(self.duration_s, 3)},
             "targets": targets,
         }
-
-
-def validate_plan(data: dict[str, Any]) -> None:
-    """Raise if ``data`` does not match the plan schema (a bug in pdb-sync, not input)."""
-    found = contracts.problems(data, "plan")
-    if found:
-        raise AssertionError("plan does not match schemas/plan.schema.json: " + found[0])

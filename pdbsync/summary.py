@@ -131,11 +131,18 @@ class SummaryWriteError(PdbSyncError):
     exit_code = ExitCode.SYNC_FAILED
 
 
-def validate_summary(data: dict[str, Any]) -> None:
-    """Raise if ``data`` does not match the summary schema (a bug in pdb-sync, not input)."""
-    found = contracts.problems(data, "summary")
+def validate_summary(data: dict[str, Any], schema: str = "summary") -> None:
+    """Raise if ``data`` does not match ``schemas/<schema>.schema.json`` (``summary`` or
+    ``plan``); a mismatch is a bug in pdb-sync, not bad input, hence AssertionError.
+    """
+    found = contracts.problems(data, schema)
     if found:
-        raise AssertionError("summary does not match schemas/summary.schema.json: " + found[0])
+        raise AssertionError(f"{schema} does not match schemas/{schema}.schema.json: {found[0]}")
+
+
+def summary_json(data: dict[str, Any]) -> bytes:
+    """The bytes of a summary (or plan) file: indented JSON and a final newline."""
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def write_atomically(path: Path, payload: bytes) -> None:
@@ -158,7 +165,11 @@ def write_atomically(path: Path, payload: bytes) -> None:
         raise SummaryWriteError(f"--summary {path}: cannot write: {exc.strerror}") from None
 
 
-def write_summary(path: Path, data: dict[str, Any]) -> None:
-    """Validate the summary and write it as indented JSON, atomically."""
-    validate_summary(data)
-    write_atomically(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+def write_summary(path: Path, data: dict[str, Any], schema: str = "summary") -> None:
+    """Validate the summary and write it as indented JSON, atomically.
+
+    For callers holding unchecked data; a run (pdbsync.sync) validates before it renders
+    and then only calls :func:`write_atomically`.
+    """
+    validate_summary(data, schema)
+    write_atomically(path, summary_json(data))
