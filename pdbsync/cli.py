@@ -277,12 +277,16 @@ def _print_dry_run(jobs: list, renderer, show_options: bool) -> None:
 
 
 def _list_targets(config, output_format: str, env: Environment) -> int:
+    """``sync --list``: the rows of ``config list`` without ``preset``, one block each.
+
+    ``config list`` is the table of the same rows; this layout puts the description first.
+    """
     import orjson
 
-    rows = [
-        {"name": t.name, "description": t.description, "url": t.url, "dest": t.dest}
-        for t in config.targets.values()
-    ]
+    from pdbsync.config import target_rows
+
+    keys = ("name", "description", "url", "dest")
+    rows = [{key: row[key] for key in keys} for row in target_rows(config)]
     if output_format == "json":
         env.stdout.write(orjson.dumps(rows) + b"\n")
     elif not rows:

@@ -153,19 +153,9 @@ def _cmd_config_validate(args: argparse.Namespace, env: Environment) -> int:
 def _cmd_config_list(args: argparse.Namespace, env: Environment) -> int:
     import orjson
 
-    from pdbsync.config import find_config, load_config
+    from pdbsync.config import find_config, load_config, target_rows
 
-    config = load_config(find_config(args.config, env.environ))
-    rows = [
-        {
-            "name": t.name,
-            "url": t.url,
-            "dest": t.dest,
-            "preset": t.settings.get("preset"),
-            "description": t.description,
-        }
-        for t in config.targets.values()
-    ]
+    rows = target_rows(load_config(find_config(args.config, env.environ)))
     if args.format == "json":
         env.stdout.write(orjson.dumps(rows) + b"\n")
         env.stdout.flush()

@@ -57,6 +57,22 @@ class Config:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
+def target_rows(config: Config) -> list[dict[str, Any]]:
+    """One row per target, in config order, for the two listings (``sync --list`` and
+    ``config list``), so both always show the same values for a target.
+    """
+    return [
+        {
+            "name": target.name,
+            "url": target.url,
+            "dest": target.dest,
+            "preset": target.settings.get("preset"),
+            "description": target.description,
+        }
+        for target in config.targets.values()
+    ]
+
+
 def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path:
     """The config path: ``--config``, then ``PDB_SYNC_CONFIG``, then the XDG locations."""
     if explicit:

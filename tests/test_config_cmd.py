@@ -170,6 +170,21 @@ def test_list_shows_url_dest_and_preset(tmp_path):
     assert data[0] == {"name": "a", "url": URL, "dest": "a", "preset": "fast", "description": ""}
 
 
+def test_sync_list_shows_the_same_targets_as_config_list(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[sync.custom.a]\nurl = "{URL}"\ndest = "a"\npreset = "fast"\ndescription = "A"\n'
+        f'[sync.custom.bb]\nurl = "{URL}"\ndest = "b"\n'
+    )
+    table = orjson.loads(_cli(path, "list", "--format", "json").stdout)
+    listed = run_cli("--config", str(path), "sync", "--list", "--format", "json")
+    assert listed.code == 0
+    assert orjson.loads(listed.stdout) == [
+        {key: row[key] for key in ("name", "description", "url", "dest")} for row in table
+    ]
+    assert [row["description"] for row in table] == ["A", ""]
+
+
 def test_presets_lists_what_each_sets(tmp_path):
     result = _cli(tmp_path / "none.toml", "presets")
     assert result.code == 0
