@@ -220,7 +220,9 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         return list_profiles(args.format, env)
     config_path = config_module.find_config(args.config, env.environ)
     if args.profile_add:
-        return add_profile_target(config_path, args.profile_add, args.profile_dry_run, env)
+        return add_profile_target(
+            config_path, args.profile_add, args.profile_dry_run, args.format, env
+        )
     config = config_module.load_config(config_path)
     if args.list:
         return _list_targets(config, args.format, env)
@@ -278,12 +280,16 @@ def _print_dry_run(jobs: list, renderer, show_options: bool) -> None:
 
 
 def _list_targets(config, output_format: str, env: Environment) -> int:
+    """``sync --list``: the rows of ``config list`` without ``preset``, one block each.
+
+    ``config list`` is the table of the same rows; this layout puts the description first.
+    """
     import orjson
 
-    rows = [
-        {"name": t.name, "description": t.description, "url": t.url, "dest": t.dest}
-        for t in config.targets.values()
-    ]
+    from pdbsync.config import target_rows
+
+    keys = ("name", "description", "url", "dest")
+    rows = [{key: row[key] for key in keys} for row in target_rows(config)]
     if output_format == "json":
         env.stdout.write(orjson.dumps(rows) + b"\n")
     elif not rows:

@@ -44,11 +44,23 @@ def list_profiles(output_format: str, env: Environment) -> int:
     return ExitCode.OK
 
 
-def add_profile_target(path: Path, name: str, dry_run: bool, env: Environment) -> int:
+def add_profile_target(
+    path: Path, name: str, dry_run: bool, output_format: str, env: Environment
+) -> int:
+    """``sync --profile-add``: the diff (dry run) or a confirmation; one JSON object in json mode.
+
+    In json mode stdout carries JSON and nothing else, so a script can read ``written``
+    and ``diff`` without parsing prose.
+    """
+    import orjson
+
     from pdbsync.profiles import add_profile
 
     diff = add_profile(path, name, dry_run=dry_run)
-    if dry_run:
+    if output_format == "json":
+        result = {"profile": name, "config": str(path), "written": not dry_run, "diff": diff}
+        env.stdout.write(orjson.dumps(result) + b"\n")
+    elif dry_run:
         env.stdout.write(diff.encode())
     else:
         env.stdout.write(f"Added target {name!r} to {path}\n".encode())
@@ -141,19 +153,9 @@ def _cmd_config_validate(args: argparse.Namespace, env: Environment) -> int:
 def _cmd_config_list(args: argparse.Namespace, env: Environment) -> int:
     import orjson
 
-    from pdbsync.config import find_config, load_config
+    from pdbsync.config import find_config, load_config, target_rows
 
-    config = load_config(find_config(args.config, env.environ))
-    rows = [
-        {
-            "name": t.name,
-            "url": t.url,
-            "dest": t.dest,
-            "preset": t.settings.get("preset"),
-            "description": t.description,
-        }
-        for t in config.targets.values()
-    ]
+    rows = target_rows(load_config(find_config(args.config, env.environ)))
     if args.format == "json":
         env.stdout.write(orjson.dumps(rows) + b"\n")
         env.stdout.flush()

@@ -3,7 +3,8 @@
 The config is checked completely before any rsync starts: structure against
 ``schemas/config.schema.json`` (so every message names the key path), then the
 rules a schema cannot say well (safe names, rsync URL forms, destinations that stay
-inside pdb_dir). A config that passes here produces only well-formed jobs.
+inside pdb_dir, below it, and apart from each other). A config that passes here produces
+only well-formed jobs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,22 @@ class Config:
     targets: dict[str, Target]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+def target_rows(config: Config) -> list[dict[str, Any]]:
+    """One row per target, in config order, for the two listings (``sync --list`` and
+    ``config list``), so both always show the same values for a target.
+    """
+    return [
+        {
+            "name": target.name,
+            "url": target.url,
+            "dest": target.dest,
+            "preset": target.settings.get("preset"),
+            "description": target.description,
+        }
+        for target in config.targets.values()
+    ]
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path:
@@ -148,6 +165,7 @@ def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> li
     if not structural:
         defaults = sync.get("defaults", {})
         options.make_layer(options.LAYER_DEFAULTS, defaults, "sync.defaults.", base_dir, found)
+    dests: dict[str, str] = {}
     for name, entry in custom.items():
         if not isinstance(entry, Mapping):
             continue
@@ -160,15 +178,19 @@ def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> li
         problem = url_problem(entry["url"]) if isinstance(entry.get("url"), str) else None
         if problem:
             found.append(f"{where}.url: {problem}")
-        problem = dest_problem(entry["dest"]) if isinstance(entry.get("dest"), str) else None
+        # An empty dest is the schema's (minLength); one line per problem is enough.
+        dest = entry.get("dest") if isinstance(entry.get("dest"), str) else ""
+        problem = dest_problem(dest) if dest else None
         if problem:
             found.append(f"{where}.dest: {problem}")
+        elif dest:
+            dests[name] = dest
         if structural:
             continue
         # Target layers only: [sync.defaults] was checked once above.
         _layers, problems = options.target_layers(name, entry, {}, base_dir)
         found += problems
-    return found
+    return found + dest_overlaps(dests)
 
 
 def validate_file(path: Path) -> list[str]:
@@ -257,7 +279,11 @@ def url_problem(url: str) -> str | None:
 
 
 def dest_problem(dest: str) -> str | None:
-    """Why ``dest`` would not stay inside pdb_dir, or None if it does."""
+    """Why ``dest`` would not be a directory of its own inside pdb_dir, or None if it is.
+
+    pdb_dir itself is refused too: a target there with ``delete`` would remove every
+    other target's tree (and anything else kept in the mirror root).
+    """
     if os.path.isabs(dest) or dest.startswith("~"):
         return f"{dest!r} is absolute; dest is relative to pdb_dir (e.g. 'mmCIF')"
     if ".." in PurePosixPath(dest).parts:
@@ -266,7 +292,61 @@ def dest_problem(dest: str) -> str | None:
         return f"{dest!r} starts with '-' and would be read as an rsync option"
     if any(c in dest for c in "\n\r\0"):
         return f"{dest!r} contains a control character"
+    if not _dest_parts(dest):
+        return (
+            f"{dest!r} is pdb_dir itself; give the target a directory of its own "
+            "(e.g. 'mmCIF'), or a sync with delete would remove every other target's files"
+        )
     return None
+
+
+def _dest_parts(dest: str) -> tuple[str, ...]:
+    """The path components of ``dest`` as rsync will see them (``./a//b/`` is ``a/b``)."""
+    return PurePosixPath(dest).parts
+
+
+#: Said with every overlap of two dests (config validation and ``--profile-add``).
+SHARED_TREE_HELP = "targets must not share a tree (one could delete the other's files)"
+
+
+def dest_overlap(name: str, dest: str, other_name: str, other_dest: str) -> str | None:
+    """The problem line if targets ``name`` and ``other_name`` share a tree, else None.
+
+    Two targets may not write to the same directory or one inside the other: each rsync
+    treats its dest as its own, so one with ``delete`` removes the other's files, and
+    even without it two runs fight over the same paths. The line names the key of the
+    inner (or, when equal, of ``name``) target first.
+    """
+    parts, other_parts = _dest_parts(dest), _dest_parts(other_dest)
+    if parts == other_parts:
+        relation = "is the same directory as"
+    elif parts[: len(other_parts)] == other_parts:
+        relation = "is inside"
+    elif other_parts[: len(parts)] == parts:
+        name, dest, other_name, other_dest = other_name, other_dest, name, dest
+        relation = "is inside"
+    else:
+        return None
+    return (
+        f"sync.custom.{name}.dest: {dest!r} {relation} sync.custom.{other_name}.dest "
+        f"{other_dest!r}; {SHARED_TREE_HELP}"
+    )
+
+
+def dest_overlaps(dests: Mapping[str, str]) -> list[str]:
+    """One problem line per pair of targets (in config order) whose dests overlap.
+
+    ``dests`` maps target name to dest and should hold only dests that passed
+    :func:`dest_problem`.
+    """
+    found = []
+    named = list(dests.items())
+    for index, (name, dest) in enumerate(named):
+        for other_name, other_dest in named[:index]:
+            problem = dest_overlap(name, dest, other_name, other_dest)
+            if problem:
+                found.append(problem)
+    return found
 
 
 def resolve_pdb_dir(config: Config, cli_pdb_dir: str | None, environ: Mapping[str, str]) -> Path:

@@ -66,15 +66,14 @@ def plan_jobs(
     names: Sequence[str],
     pdb_dir: Path,
     rsync: str = "rsync",
-    retry: RetryPolicy | None = None,
     cli_options: Layer | None = None,
     plan: bool = False,
 ) -> list[Job]:
     """One :class:`Job` per selected target, with its complete rsync argv.
 
     Options are resolved per target (command line, target options, preset, defaults,
-    legacy keys, built-in); ``retry`` given here (the command line's) beats the config's
-    ``retry``/``retry_delay``. A bad combination raises ConfigError before anything runs.
+    legacy keys, built-in), ``retry``/``retry_delay`` included: ``--retry`` arrives in
+    ``cli_options``. A bad combination raises ConfigError before anything runs.
     ``plan``: jobs that only find out what the sync would do (see pdbsync.plan).
     """
     jobs = []
@@ -93,7 +92,7 @@ def plan_jobs(
                 url=target.url,
                 dest=dest,
                 argv=tuple(argv),
-                retry=retry or RetryPolicy(resolved.retry, resolved.retry_delay),
+                retry=RetryPolicy(resolved.retry, resolved.retry_delay),
                 description=target.description,
                 options=resolved,
                 plan=plan,

@@ -23,7 +23,7 @@ class LineSplitter:
             self._rest = lines.pop()
             if lines and self._after_cr and lines[0] == b"":
                 del lines[0]  # the \n of a \r\n that was split across two reads
-            if lines or self._rest:
+            if data:  # the byte after the \r has been seen: only that one \n pairs with it
                 self._after_cr = False
             return lines
         lines = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -504,8 +504,3 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(repr(v) for v in value) + "]"
     return str(value)
-
-
-def option_field_names() -> list[str]:
-    """Field names of :class:`RsyncOptions` that are options (not provenance)."""
-    return [f.name for f in fields(RsyncOptions) if f.name not in ("sources", "where")]

@@ -21,7 +21,7 @@ from pdbsync.errors import ExitCode
 from pdbsync.events import make_event
 from pdbsync.jobs import Job
 from pdbsync.rsync import ItemizedCounts, deletes
-from pdbsync.summary import SyncResult
+from pdbsync.summary import SyncResult, run_exit_code, status_counts
 from pdbsync.units import human_bytes
 
 #: The numbers a plan gives per target and in its totals (null when the plan failed).
@@ -95,13 +95,8 @@ class PlanSummary:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.interrupted == "SIGINT":
-            return ExitCode.INTERRUPTED
-        if self.interrupted == "SIGTERM":
-            return ExitCode.TERMINATED
-        if all(r.status == "success" and r.name in self.plans for r in self.results):
-            return ExitCode.OK
-        return ExitCode.SYNC_FAILED
+        planned = all(r.status == "success" and r.name in self.plans for r in self.results)
+        return run_exit_code(self.interrupted, planned)
 
     def to_dict(self) -> dict[str, Any]:
         targets = []
@@ -120,9 +115,7 @@ class PlanSummary:
                     **{key: (plan or _EMPTY_PLAN)[key] for key in _EMPTY_PLAN},
                 }
             )
-        counts = {status: 0 for status in ("success", "failed", "cancelled", "skipped")}
-        for result in self.results:
-            counts[result.status] += 1
+        counts = status_counts(self.results)
         totals: dict[str, Any] = {
             "targets": len(targets),
             "planned": sum(1 for t in targets if t["files_total"] is not None),
@@ -146,10 +139,3 @@ class PlanSummary:
             "timings": {"total_s": round(self.duration_s, 3)},
             "targets": targets,
         }
-
-
-def validate_plan(data: dict[str, Any]) -> None:
-    """Raise if ``data`` does not match the plan schema (a bug in pdb-sync, not input)."""
-    found = contracts.problems(data, "plan")
-    if found:
-        raise AssertionError("plan does not match schemas/plan.schema.json: " + found[0])

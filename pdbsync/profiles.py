@@ -1,5 +1,9 @@
 """Built-in profiles: ready-made targets that ``sync --profile-add NAME`` writes into a config.
 
+A profile whose dest would overlap an existing target's (``all-structures`` holds
+``structures``'s tree) is refused before anything is written: two targets in one tree
+can delete each other's files.
+
 Adding is a locked read-modify-write (see :mod:`pdbsync.config_edit`): the config is
 read under an exclusive lock, the target appended with tomlkit (comments untouched),
 and the result renamed into place, so concurrent ``--profile-add`` runs all land.
@@ -7,12 +11,14 @@ and the result renamed into place, so concurrent ``--profile-add`` runs all land
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
 
 from pdbsync import config_edit
+from pdbsync.config import dest_overlap, dest_problem
 from pdbsync.errors import ConfigError, UsageError
 
 
@@ -93,6 +99,13 @@ def _with_profile(path: Path, text: str, profile: Profile) -> str:
         raise ConfigError(
             f"{path}: sync.custom.{profile.name} already exists; remove it first or edit it by hand"
         )
+    for name, entry in custom.items():
+        dest = entry.get("dest") if isinstance(entry, Mapping) else None
+        if not isinstance(dest, str) or dest_problem(dest):
+            continue  # the config's own problem; 'config validate' reports it
+        overlap = dest_overlap(profile.name, profile.dest, name, dest)
+        if overlap:
+            raise ConfigError(f"{path}: {overlap}")
     table = tomlkit.table()
     table.add(tomlkit.comment("added by 'pdb-sync sync --profile-add'"))
     table["description"] = profile.description

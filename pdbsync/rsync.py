@@ -226,7 +226,7 @@ def parse_progress(line: str, base: int = 1000) -> dict[str, object] | None:
     if not match:
         return None
     result: dict[str, object] = {
-        "bytes": parse_size(match["bytes"], base),
+        "bytes": parse_output_size(match["bytes"], base),
         "percent": int(match["percent"]),
         "rate": match["rate"].replace(" ", ""),
         "eta": match["eta"],
@@ -242,13 +242,14 @@ def parse_progress(line: str, base: int = 1000) -> dict[str, object] | None:
 _UNITS = {"": 0, "B": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
 
 
-def parse_size(text: str, base: int = 1000) -> int:
+def parse_output_size(text: str, base: int = 1000) -> int:
     """A count or size as rsync prints it: ``1,234,567``, ``1.23M`` or ``5.6G``.
 
     Suffixed sizes come from ``-h`` (units of 1000, rsync's level 2) or ``-hh`` (units of
     1024, level 3); pass the ``base`` the argv implies (:func:`size_base`). They are
     rounded by rsync to two decimals, so the result is exact only without a suffix.
     The decimal point is ``.`` because the worker runs rsync with ``LC_NUMERIC=C``.
+    Not :func:`pdbsync.options.parse_size`, which reads sizes written in the config.
     """
     compact = text.strip().replace(",", "").replace(" ", "")
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGTPB]?)(?:bytes)?", compact)
@@ -305,7 +306,7 @@ def _by_type(text: str) -> dict[str, int]:
     for part in text.split(", "):
         kind, _, count = part.partition(": ")
         if kind.strip() in _TYPE_NAMES:
-            counts[kind.strip()] = parse_size(count)
+            counts[kind.strip()] = parse_output_size(count)
     return counts
 
 
@@ -317,7 +318,7 @@ def parse_stats_line(line: str, into: dict[str, object], base: int = 1000) -> bo
     match = _STATS_LINE.match(line)
     if match and match["key"] in _STATS_LINES:
         field_name = _STATS_LINES[match["key"]]
-        into[field_name] = parse_size(match["value"], base)
+        into[field_name] = parse_output_size(match["value"], base)
         if field_name in _BY_TYPE:
             into[_BY_TYPE[field_name]] = _by_type(match["types"] or "")
         return True
@@ -331,7 +332,7 @@ def parse_stats_line(line: str, into: dict[str, object], base: int = 1000) -> bo
         return True
     match = _RATE.match(line)
     if match:
-        into["bytes_per_second"] = float(parse_size(match["rate"], base))
+        into["bytes_per_second"] = float(parse_output_size(match["rate"], base))
         return True
     return False
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,27 @@ class SyncResult:
         return cls(**data)
 
 
+def status_counts(results: Iterable[SyncResult]) -> dict[str, int]:
+    """How many results have each status; every status in :data:`STATUSES` is present."""
+    counts = {status: 0 for status in STATUSES}
+    for result in results:
+        counts[result.status] += 1
+    return counts
+
+
+def run_exit_code(interrupted: str | None, all_succeeded: bool) -> ExitCode:
+    """The exit status of a sync or plan run (docs/exit-codes.md), in one place.
+
+    A signal decides first (the run did not finish, whatever its results); otherwise
+    ``all_succeeded`` is the caller's notion of success (a plan also needs each plan).
+    """
+    if interrupted == "SIGINT":
+        return ExitCode.INTERRUPTED
+    if interrupted == "SIGTERM":
+        return ExitCode.TERMINATED
+    return ExitCode.OK if all_succeeded else ExitCode.SYNC_FAILED
+
+
 @dataclass
 class Summary:
     """The whole run: totals, timings and every target's result, in selection order."""
@@ -64,20 +86,13 @@ class Summary:
 
     @property
     def counts(self) -> dict[str, int]:
-        counts = {status: 0 for status in STATUSES}
-        for result in self.results:
-            counts[result.status] += 1
-        return counts
+        return status_counts(self.results)
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.interrupted == "SIGINT":
-            return ExitCode.INTERRUPTED
-        if self.interrupted == "SIGTERM":
-            return ExitCode.TERMINATED
-        if all(result.status == "success" for result in self.results):
-            return ExitCode.OK
-        return ExitCode.SYNC_FAILED
+        return run_exit_code(
+            self.interrupted, all(result.status == "success" for result in self.results)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         counts = self.counts
@@ -116,11 +131,18 @@ class SummaryWriteError(PdbSyncError):
     exit_code = ExitCode.SYNC_FAILED
 
 
-def validate_summary(data: dict[str, Any]) -> None:
-    """Raise if ``data`` does not match the summary schema (a bug in pdb-sync, not input)."""
-    found = contracts.problems(data, "summary")
+def validate_summary(data: dict[str, Any], schema: str = "summary") -> None:
+    """Raise if ``data`` does not match ``schemas/<schema>.schema.json`` (``summary`` or
+    ``plan``); a mismatch is a bug in pdb-sync, not bad input, hence AssertionError.
+    """
+    found = contracts.problems(data, schema)
     if found:
-        raise AssertionError("summary does not match schemas/summary.schema.json: " + found[0])
+        raise AssertionError(f"{schema} does not match schemas/{schema}.schema.json: {found[0]}")
+
+
+def summary_json(data: dict[str, Any]) -> bytes:
+    """The bytes of a summary (or plan) file: indented JSON and a final newline."""
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def write_atomically(path: Path, payload: bytes) -> None:
@@ -143,7 +165,11 @@ def write_atomically(path: Path, payload: bytes) -> None:
         raise SummaryWriteError(f"--summary {path}: cannot write: {exc.strerror}") from None
 
 
-def write_summary(path: Path, data: dict[str, Any]) -> None:
-    """Validate the summary and write it as indented JSON, atomically."""
-    validate_summary(data)
-    write_atomically(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+def write_summary(path: Path, data: dict[str, Any], schema: str = "summary") -> None:
+    """Validate the summary and write it as indented JSON, atomically.
+
+    For callers holding unchecked data; a run (pdbsync.sync) validates before it renders
+    and then only calls :func:`write_atomically`.
+    """
+    validate_summary(data, schema)
+    write_atomically(path, summary_json(data))

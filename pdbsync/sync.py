@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import Any, Protocol, TypeVar
 
 from pdbsync import __version__
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
-from pdbsync.plan import PlanSummary, validate_plan
+from pdbsync.plan import PlanSummary
 from pdbsync.render import Renderer
 from pdbsync.runner import Collector, Interrupts, catching_signals
-from pdbsync.summary import Summary, validate_summary, write_atomically, write_summary
+from pdbsync.summary import Summary, summary_json, validate_summary, write_atomically
 
 
 @dataclass(frozen=True)
@@ -27,62 +26,33 @@ class RunSettings:
     fail_fast: str | None = None
 
 
+class _RunSummary(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+_SummaryT = TypeVar("_SummaryT", bound=_RunSummary)
+
+
 def run_sync(jobs: list[Job], settings: RunSettings, renderer: Renderer) -> Summary:
     """Run ``jobs`` on the pool, render every event, and write the validated summary.
 
     SIGINT and SIGTERM are caught for the duration: unfinished targets end up
     ``cancelled`` and the summary is still rendered and written.
     """
-    started_at = utc_now()
-    started = time.monotonic()
-    names = [job.name for job in jobs]
-    renderer.event(
-        make_event(
-            "run_started",
-            None,
-            f"Syncing {len(jobs)} target{'s' if len(jobs) != 1 else ''} "
-            f"(parallel {min(settings.parallel, len(jobs))})...",
-            targets=names,
-            parallel=settings.parallel,
-            version=__version__,
-        )
-    )
-    renderer.flush()
-    interrupts = Interrupts()
-    with catching_signals(interrupts):
-        collector = Collector(
-            jobs=jobs,
-            parallel=settings.parallel,
-            emit=renderer.event,
-            flush=renderer.flush,
-            interrupts=interrupts,
-            fail_fast=settings.fail_fast,
-        )
-        results = collector.run()
-        summary = Summary(
-            results=results,
-            parallel=settings.parallel,
-            started_at=started_at,
-            finished_at=utc_now(),
-            duration_s=time.monotonic() - started,
-            interrupted=interrupts.first,
-        )
-        data = summary.to_dict()
-        validate_summary(data)
+
+    def finish(data: dict[str, Any]) -> None:
         renderer.event(make_event("run_finished", None, _finished_message(data), summary=data))
         renderer.summary(data)
-        renderer.flush()
-        if settings.summary_path is not None:
-            write_summary(settings.summary_path, data)
-    return summary
 
-
-def _finished_message(data: dict) -> str:
-    totals = data["totals"]
-    return (
-        f"Finished: {totals['succeeded']}/{totals['total']} succeeded, "
-        f"{totals['failed']} failed, {totals['cancelled']} cancelled, "
-        f"{totals['skipped']} skipped in {data['timings']['total_s']:.2f}s"
+    return _run(
+        jobs,
+        settings,
+        renderer,
+        started_message=f"Syncing {_targets(jobs)} (parallel {_parallel(jobs, settings)})...",
+        emit=renderer.event,
+        build=Summary,
+        schema="summary",
+        finish=finish,
     )
 
 
@@ -93,20 +63,6 @@ def run_plan(jobs: list[Job], settings: RunSettings, renderer: Renderer) -> Plan
     sends each target's ``plan`` event before its result, and the plan summary (checked
     against ``schemas/plan.schema.json``) replaces the sync summary.
     """
-    started_at = utc_now()
-    started = time.monotonic()
-    renderer.event(
-        make_event(
-            "run_started",
-            None,
-            f"Planning {len(jobs)} target{'s' if len(jobs) != 1 else ''} "
-            f"(dry run, parallel {min(settings.parallel, len(jobs))})...",
-            targets=[job.name for job in jobs],
-            parallel=settings.parallel,
-            version=__version__,
-        )
-    )
-    renderer.flush()
     plans: dict[str, dict[str, Any]] = {}
 
     def emit(event: dict[str, Any]) -> None:
@@ -114,6 +70,61 @@ def run_plan(jobs: list[Job], settings: RunSettings, renderer: Renderer) -> Plan
             plans[event["name"]] = event
         renderer.event(event)
 
+    def finish(data: dict[str, Any]) -> None:
+        totals = data["totals"]
+        message = (
+            f"Plan finished: {totals['planned']}/{totals['targets']} planned; would create "
+            f"{totals['to_create']:,}, update {totals['to_update']:,}, delete "
+            f"{totals['to_delete']:,}, transfer {totals['bytes_to_transfer']:,} bytes"
+        )
+        renderer.event(make_event("plan_finished", None, message, plan=data))
+        renderer.plan_summary(data)
+
+    return _run(
+        jobs,
+        settings,
+        renderer,
+        started_message=(
+            f"Planning {_targets(jobs)} (dry run, parallel {_parallel(jobs, settings)})..."
+        ),
+        emit=emit,
+        build=lambda **run: PlanSummary(plans=plans, **run),
+        schema="plan",
+        finish=finish,
+    )
+
+
+def _run(
+    jobs: list[Job],
+    settings: RunSettings,
+    renderer: Renderer,
+    *,
+    started_message: str,
+    emit: Callable[[dict[str, Any]], None],
+    build: Callable[..., _SummaryT],
+    schema: str,
+    finish: Callable[[dict[str, Any]], None],
+) -> _SummaryT:
+    """What a sync and a plan share: announce, run the pool under signal handling, then
+    build the summary with ``build``, validate it against ``schema``, let ``finish``
+    render it, and write it to ``--summary``.
+
+    The summary is validated before anything shows it, so a schema bug never reaches a
+    reader; the file is written last, after the final event and block are on stdout.
+    """
+    started_at = utc_now()
+    started = time.monotonic()
+    renderer.event(
+        make_event(
+            "run_started",
+            None,
+            started_message,
+            targets=[job.name for job in jobs],
+            parallel=settings.parallel,
+            version=__version__,
+        )
+    )
+    renderer.flush()
     interrupts = Interrupts()
     with catching_signals(interrupts):
         collector = Collector(
@@ -125,9 +136,8 @@ def run_plan(jobs: list[Job], settings: RunSettings, renderer: Renderer) -> Plan
             fail_fast=settings.fail_fast,
         )
         results = collector.run()
-        summary = PlanSummary(
+        summary = build(
             results=results,
-            plans=plans,
             parallel=settings.parallel,
             started_at=started_at,
             finished_at=utc_now(),
@@ -135,18 +145,26 @@ def run_plan(jobs: list[Job], settings: RunSettings, renderer: Renderer) -> Plan
             interrupted=interrupts.first,
         )
         data = summary.to_dict()
-        validate_plan(data)
-        totals = data["totals"]
-        message = (
-            f"Plan finished: {totals['planned']}/{totals['targets']} planned; would create "
-            f"{totals['to_create']:,}, update {totals['to_update']:,}, delete "
-            f"{totals['to_delete']:,}, transfer {totals['bytes_to_transfer']:,} bytes"
-        )
-        renderer.event(make_event("plan_finished", None, message, plan=data))
-        renderer.plan_summary(data)
+        validate_summary(data, schema)
+        finish(data)
         renderer.flush()
         if settings.summary_path is not None:
-            write_atomically(
-                settings.summary_path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
-            )
+            write_atomically(settings.summary_path, summary_json(data))
     return summary
+
+
+def _targets(jobs: list[Job]) -> str:
+    return f"{len(jobs)} target{'s' if len(jobs) != 1 else ''}"
+
+
+def _parallel(jobs: list[Job], settings: RunSettings) -> int:
+    return min(settings.parallel, len(jobs))
+
+
+def _finished_message(data: dict) -> str:
+    totals = data["totals"]
+    return (
+        f"Finished: {totals['succeeded']}/{totals['total']} succeeded, "
+        f"{totals['failed']} failed, {totals['cancelled']} cancelled, "
+        f"{totals['skipped']} skipped in {data['timings']['total_s']:.2f}s"
+    )

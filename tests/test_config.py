@@ -120,6 +120,66 @@ def test_bad_dests_are_rejected(tmp_path, dest, expected):
     assert "sync.custom.mmcif.dest" in message and expected in message
 
 
+@pytest.mark.parametrize("dest", [".", "./", "./.", ".//."])
+def test_dest_that_is_pdb_dir_itself_is_rejected(tmp_path, dest):
+    """A target with delete in pdb_dir itself would wipe every other target's tree."""
+    message = _fails(_config(tmp_path, _target(dest=dest)), "--all")
+    assert f"sync.custom.mmcif.dest: {dest!r} is pdb_dir itself" in message
+
+
+def test_empty_dest_is_one_problem(tmp_path):
+    path = _config(tmp_path, _target(dest=""))
+    assert "sync.custom.mmcif.dest: '' should be non-empty" in _fails(path, "--all")
+    result = run_cli("--config", str(path), "config", "validate")
+    assert result.code == 2 and len(result.stderr.splitlines()) == 1
+
+
+def _two_targets(tmp_path: Path, first: str, second: str) -> Path:
+    return write_config(
+        tmp_path / "config.toml",
+        tmp_path / "pdb",
+        {
+            "structures": {"url": GOOD_URL, "dest": first},
+            "mmcif": {"url": GOOD_URL, "dest": second},
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        (
+            "structures",
+            "structures/divided/mmCIF",
+            "sync.custom.mmcif.dest: 'structures/divided/mmCIF' is inside "
+            "sync.custom.structures.dest 'structures'; targets must not share a tree "
+            "(one could delete the other's files)",
+        ),
+        (
+            "structures/divided/mmCIF",
+            "./structures/",
+            "sync.custom.structures.dest: 'structures/divided/mmCIF' is inside "
+            "sync.custom.mmcif.dest './structures/'; targets must not share a tree",
+        ),
+        (
+            "mmCIF",
+            "./mmCIF/",
+            "sync.custom.mmcif.dest: './mmCIF/' is the same directory as "
+            "sync.custom.structures.dest 'mmCIF'; targets must not share a tree",
+        ),
+    ],
+)
+def test_overlapping_dests_are_rejected_naming_both_keys(tmp_path, first, second, expected):
+    message = _fails(_two_targets(tmp_path, first, second), "--all")
+    assert expected in message
+
+
+@pytest.mark.parametrize(("first", "second"), [("mmCIF", "mmCIF2"), ("a/b", "a/c"), ("ab", "a")])
+def test_sibling_dests_with_a_common_prefix_are_fine(tmp_path, first, second):
+    config = load_config(_two_targets(tmp_path, first, second))
+    assert [t.dest for t in config.targets.values()] == [first, second]
+
+
 def test_unknown_target_on_command_line_lists_known_ones(tmp_path):
     message = _fails(_config(tmp_path, _target()), "mmcfi")
     assert "unknown target 'mmcfi'" in message and "known targets: mmcif" in message

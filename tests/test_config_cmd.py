@@ -117,6 +117,28 @@ def test_validate_reports_every_problem_at_once(tmp_path):
     ]
 
 
+def test_validate_lists_every_shared_tree_and_a_dest_at_pdb_dir(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[sync.custom.structures]\nurl = "{URL}"\ndest = "structures"\n'
+        f'[sync.custom.mmcif]\nurl = "{URL}"\ndest = "structures/divided/mmCIF"\n'
+        f'[sync.custom.pdb]\nurl = "{URL}"\ndest = "structures/divided/pdb"\n'
+        f'[sync.custom.root]\nurl = "{URL}"\ndest = "./"\n'
+    )
+    result = _cli(path, "validate", "--json")
+    assert result.code == 2
+    problems = orjson.loads(result.stdout)["problems"]
+    assert problems[0].startswith(f"{path}: sync.custom.root.dest: './' is pdb_dir itself")
+    assert problems[1:] == [
+        f"{path}: sync.custom.mmcif.dest: 'structures/divided/mmCIF' is inside "
+        "sync.custom.structures.dest 'structures'; targets must not share a tree "
+        "(one could delete the other's files)",
+        f"{path}: sync.custom.pdb.dest: 'structures/divided/pdb' is inside "
+        "sync.custom.structures.dest 'structures'; targets must not share a tree "
+        "(one could delete the other's files)",
+    ]
+
+
 def test_validate_ok_and_syntax_error(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(f'[sync.custom.a]\nurl = "{URL}"\ndest = "a"\n')
@@ -146,6 +168,21 @@ def test_list_shows_url_dest_and_preset(tmp_path):
     ]
     data = orjson.loads(_cli(path, "list", "--format", "json").stdout)
     assert data[0] == {"name": "a", "url": URL, "dest": "a", "preset": "fast", "description": ""}
+
+
+def test_sync_list_shows_the_same_targets_as_config_list(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[sync.custom.a]\nurl = "{URL}"\ndest = "a"\npreset = "fast"\ndescription = "A"\n'
+        f'[sync.custom.bb]\nurl = "{URL}"\ndest = "b"\n'
+    )
+    table = orjson.loads(_cli(path, "list", "--format", "json").stdout)
+    listed = run_cli("--config", str(path), "sync", "--list", "--format", "json")
+    assert listed.code == 0
+    assert orjson.loads(listed.stdout) == [
+        {key: row[key] for key in ("name", "description", "url", "dest")} for row in table
+    ]
+    assert [row["description"] for row in table] == ["A", ""]
 
 
 def test_presets_lists_what_each_sets(tmp_path):

@@ -45,9 +45,17 @@ def test_redraw_is_delivered_before_the_line_ends():
     assert splitter.feed(b"\r  1%\r  2%\r") == [b"  1%", b"  2%"]
 
 
+def test_blank_line_after_cr_lf_split_across_reads_is_kept():
+    """Only the \n right after a \r pairs with it; the next \n is a blank line."""
+    assert split_all(b"a\r", b"\n", b"\n") == [b"a", b""]
+    assert split_all(b"a\r", b"\n", b"\n", b"b\n") == [b"a", b"", b"b"]
+    assert split_all(b"a\r", b"", b"\n", b"\n") == [b"a", b""]
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 7])
 def test_any_chunking_gives_the_same_lines(size):
-    data = b"x\r\ny\rz\n\nlong line here\r\r\nend"
+    data = b"x\r\ny\rz\n\nlong line here\r\r\nend\r\n\na\r\n\n\nlast"
     whole = split_all(data)
     pieces = [data[i : i + size] for i in range(0, len(data), size)]
-    assert split_all(*pieces) == whole == [b"x", b"y", b"z", b"", b"long line here", b"end"]
+    assert split_all(*pieces) == whole
+    assert whole == [b"x", b"y", b"z", b"", b"long line here", b"end", b"", b"a", b"", b"", b"last"]

@@ -20,8 +20,10 @@ from local_mirror import LocalMirror
 
 from pdbsync import contracts
 from pdbsync.jobs import Job, RetryPolicy
+from pdbsync.plan import PlanSummary
 from pdbsync.render import JsonRenderer, TextRenderer
 from pdbsync.rsync import ItemizedCounts, build_argv
+from pdbsync.summary import SyncResult
 from pdbsync.sync import RunSettings, run_plan, run_sync
 
 
@@ -234,3 +236,21 @@ def test_sigint_cancels_a_plan_and_still_writes_a_valid_plan(archive, tmp_path):
     assert by_name["stuck"]["status"] == "cancelled" and by_name["stuck"]["to_create"] is None
     assert by_name["quick"]["status"] == "success" and by_name["quick"]["to_create"] > 0
     assert "Interrupted by SIGINT." in "".join(seen)
+
+
+def test_plan_exit_code_needs_every_plan_and_yields_to_signals():
+    """Same rules as a sync's (one function), plus: a success without its plan fails."""
+    now = "2026-11-27T10:00:00.000Z"
+    results = [
+        SyncResult("a", "h::m/a/", "/d/a", "success"),
+        SyncResult("b", "h::m/b/", "/d/b", "success"),
+    ]
+
+    def summary(plans, interrupted=None):
+        return PlanSummary(results, plans, 1, now, now, 1.0, interrupted)
+
+    both = {"a": {}, "b": {}}
+    assert summary(both).exit_code == 0
+    assert summary({"a": {}}).exit_code == 1
+    assert summary(both, "SIGINT").exit_code == 130
+    assert summary(both, "SIGTERM").exit_code == 143

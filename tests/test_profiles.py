@@ -74,6 +74,52 @@ def test_profile_dry_run_prints_the_change_and_writes_nothing(tmp_path):
     assert path.read_text() == HAND_WRITTEN
 
 
+def test_profile_add_in_json_mode_prints_one_json_object(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN)
+    args = ("--config", str(path), "sync", "--profile-add", "sifts", "--format", "json")
+    dry = run_cli(*args, "--profile-dry-run")
+    assert dry.code == 0
+    shown = orjson.loads(dry.stdout)
+    assert shown["profile"] == "sifts" and shown["config"] == str(path)
+    assert shown["written"] is False and "+[sync.custom.sifts]" in shown["diff"]
+    assert path.read_text() == HAND_WRITTEN
+    added = run_cli(*args)
+    assert added.code == 0 and added.stdout.count(b"\n") == 1
+    assert orjson.loads(added.stdout) == {**shown, "written": True}
+    assert "sifts" in load_config(path).targets
+
+
+def test_profile_overlapping_an_existing_target_is_refused_and_nothing_written(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN)
+    assert run_cli("--config", str(path), "sync", "--profile-add", "structures").code == 0
+    before = path.read_text()
+    result = run_cli("--config", str(path), "sync", "--profile-add", "all-structures")
+    assert result.code == 2
+    assert result.stderr == (
+        f"pdb-sync: error: {path}: sync.custom.structures.dest: 'structures/divided/mmCIF' "
+        "is inside sync.custom.all-structures.dest 'structures'; targets must not share a "
+        "tree (one could delete the other's files)\n"
+    )
+    assert path.read_text() == before
+    dry = run_cli(
+        "--config", str(path), "sync", "--profile-add", "all-structures", "--profile-dry-run"
+    )
+    assert dry.code == 2 and "must not share a tree" in dry.stderr
+
+
+def test_profile_add_checks_hand_written_dests_too(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(HAND_WRITTEN.replace('dest = "mine"', 'dest = "./sifts/"'))
+    result = run_cli("--config", str(path), "sync", "--profile-add", "sifts", "--profile-dry-run")
+    assert result.code == 2
+    assert (
+        "sync.custom.sifts.dest: 'sifts' is the same directory as sync.custom.mine.dest "
+        "'./sifts/'" in result.stderr
+    )
+
+
 def test_unknown_profile_lists_the_known_ones(tmp_path):
     result = run_cli("--config", str(tmp_path / "c.toml"), "sync", "--profile-add", "mmcif")
     assert result.code == 2
@@ -95,11 +141,17 @@ def test_concurrent_profile_adds_all_land(tmp_path):
         )
         for name in PROFILES
     ]
-    for proc in procs:
+    failed = {}
+    for name, proc in zip(PROFILES, procs, strict=True):
         _out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err.decode()
+        if proc.returncode != 0:
+            failed[name] = (proc.returncode, err.decode())
+    # structures and all-structures share a tree: whichever comes second is refused.
+    ((loser, (code, err)),) = failed.items()
+    assert loser in ("structures", "all-structures") and code == 2, failed
+    assert "targets must not share a tree" in err
     config = load_config(path)
-    assert set(config.targets) == {"mine", *PROFILES}
+    assert set(config.targets) == {"mine", *PROFILES} - {loser}
     assert path.read_text().startswith(HAND_WRITTEN)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []

@@ -113,7 +113,7 @@ def test_other_lines_are_not_progress(line):
     [("1,234", 1234), ("0", 0), ("1.50K", 1536), ("2M", 2 * 1024**2), ("1.00G", 1024**3)],
 )
 def test_sizes_in_units_of_1024(text, value):
-    assert rsync.parse_size(text, base=1024) == value
+    assert rsync.parse_output_size(text, base=1024) == value
 
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rsync"
