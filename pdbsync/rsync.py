@@ -217,6 +217,11 @@ _PROGRESS = re.compile(
 )
 
 
+def is_progress(line: str) -> bool:
+    """Whether ``line`` is an ``--info=progress2`` redraw (cheaper than parsing it)."""
+    return _PROGRESS.match(line) is not None
+
+
 def parse_progress(line: str, base: int = 1000) -> dict[str, object] | None:
     """Fields of one ``--info=progress2`` line, or None if the line is not one.
 
@@ -310,11 +315,17 @@ def _by_type(text: str) -> dict[str, int]:
     return counts
 
 
+#: First letters of every line parse_stats_line understands.
+_STATS_INITIALS = frozenset("NTLMFst")
+
+
 def parse_stats_line(line: str, into: dict[str, object], base: int = 1000) -> bool:
     """Add what one ``--stats`` line says to ``into``; True if the line was a stats line.
 
     ``base`` is the unit base of ``-h`` sizes (:func:`size_base` of the argv).
     """
+    if line[:1] not in _STATS_INITIALS:  # most lines are file names: skip the regexes
+        return False
     match = _STATS_LINE.match(line)
     if match and match["key"] in _STATS_LINES:
         field_name = _STATS_LINES[match["key"]]

@@ -13,7 +13,9 @@ Messages on the queue are tuples:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import os
 import random
 import re
@@ -27,6 +29,7 @@ from multiprocessing.queues import Queue
 from typing import Any
 
 from pdbsync import rsync as rsync_lang
+from pdbsync.contracts import SCHEMA_VERSION
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
 from pdbsync.lines import LineSplitter
@@ -42,6 +45,9 @@ PROGRESS_INTERVAL = 0.25
 #: How many trailing stderr lines explain a failure.
 ERROR_LINES = 5
 _READ_SIZE = 1 << 16
+_SMALL_READ = 1 << 12
+_PIPE_SIZE = 1 << 20
+_GATHER_SECONDS = 0.005
 #: stdout lines a plan drops: blank ones, and dry-run "created directory DEST" (it was not).
 _PLAN_NOISE = re.compile(r"^\s*$|^created directory ")
 _PR_SET_PDEATHSIG = 1
@@ -90,7 +96,7 @@ class _Attempt:
         self.stderr_tail: deque[str] = deque(maxlen=ERROR_LINES)  # ...the last its effect
         self.stats: dict[str, object] = {}
         self.last_progress_at = 0.0
-        self.held_progress: dict[str, Any] | None = None
+        self.held_progress: tuple[str, str] | None = None  # (redraw line, its time)
         self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
         self.itemized = rsync_lang.ItemizedCounts() if job.plan else None
         # quiet: rsync's stdout is read for its numbers but not shown (see options.quiet)
@@ -126,32 +132,52 @@ class _Attempt:
             if self.quiet:
                 rsync_lang.parse_stats_line(line, self.stats, self.size_base)
                 continue
-            if line[:1] == " " or line[:1].isdigit():
-                progress = rsync_lang.parse_progress(line, self.size_base)
-                if progress is not None:
-                    self.progress(line, progress, ts)
-                    continue
-            if self.held_progress is not None:  # keep the last redraw before what follows it
-                self.emit(self.held_progress)
+            if (line[:1] == " " or line[:1].isdigit()) and rsync_lang.is_progress(line):
+                self.progress(line, ts)
+                continue
+            if self.held_progress is not None and _is_final_redraw(self.held_progress[0]):
+                # rsync's final redraw goes out before the --stats block that follows it;
+                # an ordinary redraw stays held (with -v one comes after every file).
+                self.emit_progress(*self.held_progress)
                 self.held_progress = None
             is_stats = rsync_lang.parse_stats_line(line, self.stats, self.size_base)
             if self.itemized is not None and (is_stats or _PLAN_NOISE.match(line)):
                 continue  # the plan event says it all
-            self.emit(make_event("output", name, line, ts, stream=stream, line=line))
+            # the output event of make_event, built inline: this runs once per line
+            self.emit(
+                {
+                    "v": SCHEMA_VERSION,
+                    "ts": ts,
+                    "type": "output",
+                    "name": name,
+                    "message": line,
+                    "stream": "stdout",
+                    "line": line,
+                }
+            )
 
     def stderr_kept(self) -> list[str]:
         """The first and last few stderr lines of this attempt."""
         return [*self.stderr_head, *self.stderr_tail]
 
-    def progress(self, line: str, fields: dict[str, object], ts: str) -> None:
-        event = make_event("progress", self.job.name, progress_text(fields), ts, **fields)
+    def progress(self, line: str, ts: str) -> None:
+        """Send at most one redraw per PROGRESS_INTERVAL; hold the latest one.
+
+        Only redraws that are sent get parsed: with ``-v`` rsync redraws after every
+        file, and most of those are never shown.
+        """
         now = time.monotonic()
         if now - self.last_progress_at >= PROGRESS_INTERVAL:
             self.last_progress_at = now
             self.held_progress = None
-            self.emit(event)
+            self.emit_progress(line, ts)
         else:
-            self.held_progress = event
+            self.held_progress = (line, ts)
+
+    def emit_progress(self, line: str, ts: str) -> None:
+        fields = rsync_lang.parse_progress(line, self.size_base)
+        if fields is not None:
+            self.emit(make_event("progress", self.job.name, progress_text(fields), ts, **fields))
 
     def run(self) -> int:
         """Run rsync to completion; its exit code (negative: killed by that signal)."""
@@ -174,7 +200,8 @@ class _Attempt:
                 proc.wait()
             self.send(("rsync", self.job.name, None))  # that pid is no longer ours to kill
         if self.held_progress is not None:
-            self.emit(self.held_progress)
+            self.emit_progress(*self.held_progress)
+            self.held_progress = None
         self.flush()
         return code
 
@@ -185,6 +212,7 @@ class _Attempt:
         selector = selectors.DefaultSelector()
         for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             os.set_blocking(pipe.fileno(), False)
+            _widen_pipe(pipe.fileno())
             selector.register(pipe.fileno(), selectors.EVENT_READ, stream)
         open_streams = 2
         try:
@@ -200,6 +228,10 @@ class _Attempt:
                         continue
                     if chunk:
                         self.handle_lines(stream, splitters[stream].feed(chunk))
+                        if len(chunk) < _SMALL_READ:
+                            # rsync writes each line on its own; let a few gather
+                            # rather than wake up once per line.
+                            time.sleep(_GATHER_SECONDS)
                     else:
                         selector.unregister(key.fd)
                         open_streams -= 1
@@ -210,6 +242,21 @@ class _Attempt:
             selector.close()
             proc.stdout.close()
             proc.stderr.close()
+
+
+def _is_final_redraw(line: str) -> bool:
+    """rsync's last redraw of a transfer: nothing left to check, or 100%."""
+    return "to-chk=0/" in line or " 100% " in line
+
+
+def _widen_pipe(fd: int) -> None:
+    """Give the pipe room for a second or more of rsync's output (Linux: up to 1 MiB).
+
+    With the default 64 KiB, a moment in which this worker is not scheduled fills the
+    pipe and rsync, blocked on a write, stalls the whole transfer.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
 
 
 def backoff_delay(attempt: int, fixed: float | None) -> float:
