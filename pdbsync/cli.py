@@ -191,7 +191,7 @@ def _add_option_flags(sync: argparse.ArgumentParser) -> None:
                 dest=dest,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"{spec.help} (rsync {spec.rsync})",
+                help=f"{spec.help} (rsync {spec.rsync})" if spec.rsync else spec.help,
             )
         elif spec.kind == "list":
             group.add_argument(
@@ -223,6 +223,10 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         return add_profile_target(
             config_path, args.profile_add, args.profile_dry_run, args.format, env
         )
+    if not (args.list or args.opt_dry_run):
+        from pdbsync.runner import warm_up
+
+        warm_up()  # the worker pool's server starts while the config is read
     config = config_module.load_config(config_path)
     if args.list:
         return _list_targets(config, args.format, env)

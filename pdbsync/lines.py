@@ -18,31 +18,29 @@ class LineSplitter:
     def feed(self, chunk: bytes) -> list[bytes]:
         """The lines completed by ``chunk``; an unterminated tail is kept for later."""
         data = self._rest + chunk
-        if b"\r" not in data:  # the common case: plain output, one split in C
-            lines = data.split(b"\n")
-            self._rest = lines.pop()
-            if lines and self._after_cr and lines[0] == b"":
-                del lines[0]  # the \n of a \r\n that was split across two reads
-            if data:  # the byte after the \r has been seen: only that one \n pairs with it
-                self._after_cr = False
-            return lines
-        lines = []
-        start = 0
-        cr = data.find(b"\r")
-        lf = data.find(b"\n")
-        while cr >= 0 or lf >= 0:
-            is_lf = lf >= 0 and (cr < 0 or lf < cr)
-            end = lf if is_lf else cr
-            line = data[start:end]
-            if line or (is_lf and not self._after_cr):
-                lines.append(line)
-            self._after_cr = not is_lf
-            start = end + 1
-            if is_lf:
-                lf = data.find(b"\n", start)
-            else:
-                cr = data.find(b"\r", start)
-        self._rest = data[start:]
+        if self._after_cr and data:
+            if data[:1] == b"\n":
+                data = data[1:]  # the \n of a \r\n that was split across two reads
+            self._after_cr = False
+        pieces = data.split(b"\n")  # splits in C; \r is rare and handled per piece
+        rest = pieces.pop()
+        if b"\r" not in data:
+            self._rest = rest
+            return pieces
+        lines: list[bytes] = []
+        for piece in pieces:
+            if b"\r" not in piece:
+                lines.append(piece)
+                continue
+            *redraws, last = piece.split(b"\r")
+            lines.extend(redraw for redraw in redraws if redraw)
+            if last:  # empty when the piece ended in \r: that \r\n is one line end
+                lines.append(last)
+        if b"\r" in rest:
+            *redraws, rest = rest.split(b"\r")
+            lines.extend(redraw for redraw in redraws if redraw)
+            self._after_cr = not rest
+        self._rest = rest
         return lines
 
     def close(self) -> list[bytes]:

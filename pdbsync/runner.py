@@ -109,10 +109,7 @@ class Collector:
 
     def run(self) -> list[SyncResult]:
         """Run every job; return the results in job order."""
-        context = multiprocessing.get_context(_start_method())
-        if context.get_start_method() == "forkserver":
-            # Workers fork from a server that has imported the worker code once.
-            context.set_forkserver_preload(["pdbsync.worker"])
+        context = warm_up()
         queue = context.Queue()
         size = max(1, min(self.parallel, len(self.jobs)))
         pool = context.Pool(size, initializer=worker.init_worker, initargs=(queue,))
@@ -339,6 +336,22 @@ def _kill(pid: int, signum: int) -> None:
     except (ProcessLookupError, PermissionError):
         with suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signum)
+
+
+def warm_up() -> Any:
+    """Choose the start method and, for forkserver, start the server now.
+
+    Called early (before the config is read) the server's interpreter start and its
+    import of the worker code overlap with our own start-up; calling it again is free.
+    """
+    context = multiprocessing.get_context(_start_method())
+    if context.get_start_method() == "forkserver":
+        # Workers fork from a server that has imported the worker code once.
+        context.set_forkserver_preload(["pdbsync.worker"])
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    return context
 
 
 def _start_method() -> str:

@@ -115,18 +115,23 @@ class _Attempt:
             self.batch = []
 
     def handle_lines(self, stream: str, raw_lines: list[bytes]) -> None:
+        if not raw_lines:
+            return
         name = self.job.name
         ts = utc_now()  # one clock read per chunk, not per line
-        for raw in raw_lines:
-            line = raw.decode("utf-8", "replace")
-            if stream == "stderr":
+        # One decode per chunk: UTF-8 resynchronises at every \n, so this is the same as
+        # decoding line by line (invalid bytes become U+FFFD either way).
+        lines = b"\n".join(raw_lines).decode("utf-8", "replace").split("\n")
+        if stream == "stderr":
+            for line in lines:
                 if line.strip():
                     if len(self.stderr_head) < ERROR_LINES:
                         self.stderr_head.append(line)
                     else:
                         self.stderr_tail.append(line)
                 self.emit(make_event("output", name, line, ts, stream=stream, line=line))
-                continue
+            return
+        for line in lines:
             if self.itemized is not None and self.itemized.feed(line):
                 continue  # a plan counts itemized lines: a big tree has millions of them
             if self.quiet:

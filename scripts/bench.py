@@ -107,6 +107,13 @@ def report(title: str, medians: dict[str, float], baseline: str, target: str) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=13000)
+    parser.add_argument(
+        "--atoms",
+        type=int,
+        default=20,
+        help="atom lines per entry: 20 gives ~0.4 KB files (rsync's worst "
+        "case for lines per second), 400 gives ~8 KB",
+    )
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=Path("bench-run"))
@@ -128,10 +135,10 @@ def main() -> int:
     exe = pdb_sync_exe()
     work = args.workdir.resolve()
     archive = work / "archive"
-    marker = archive / f".entries-{args.entries}"
+    marker = archive / f".entries-{args.entries}-atoms-{args.atoms}"
     if not marker.exists():
         shutil.rmtree(archive, ignore_errors=True)
-        files = generate(archive, entries=args.entries, atoms=20)
+        files = generate(archive, entries=args.entries, atoms=args.atoms)
         marker.touch()
         print(f"bench: generated {len(files):,} files")
     shm = Path("/dev/shm")

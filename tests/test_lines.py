@@ -59,3 +59,34 @@ def test_any_chunking_gives_the_same_lines(size):
     pieces = [data[i : i + size] for i in range(0, len(data), size)]
     assert split_all(*pieces) == whole
     assert whole == [b"x", b"y", b"z", b"", b"long line here", b"end", b"", b"a", b"", b"", b"last"]
+
+
+def _reference(data: bytes) -> list[bytes]:
+    """The rules, one byte at a time: \\n and \\r end lines; a \\r's empty line is dropped
+    and a \\n right after a \\r adds nothing; an unterminated tail comes last."""
+    lines, current, after_cr = [], b"", False
+    for byte in data:
+        char = bytes([byte])
+        if char == b"\n":
+            if current or not after_cr:
+                lines.append(current)
+            current, after_cr = b"", False
+        elif char == b"\r":
+            if current:
+                lines.append(current)
+            current, after_cr = b"", True
+        else:
+            current += char
+            after_cr = False
+    return lines + ([current] if current else [])
+
+
+def test_random_streams_split_like_the_byte_by_byte_rules():
+    import random
+
+    rng = random.Random(7)
+    for _ in range(300):
+        data = bytes(rng.choice(b"ab\r\n ") for _ in range(rng.randint(0, 40)))
+        cuts = sorted(rng.sample(range(len(data) + 1), k=min(len(data) + 1, rng.randint(0, 6))))
+        pieces = [data[i:j] for i, j in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        assert split_all(*pieces) == _reference(data), (data, pieces)
