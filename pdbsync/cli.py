@@ -311,16 +311,13 @@ def _list_targets(config, output_format: str, env: Environment) -> int:
 
 
 def _configure_logging(verbose: int, log_file: str | None, env: Environment) -> None:
-    from loguru import logger
+    from pdbsync import log
 
-    logger.remove()
     level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
-    logger.add(env.stderr, level=level, format="pdb-sync: {level}: {message}", colorize=False)
-    if log_file:
-        try:
-            logger.add(log_file, level="DEBUG", serialize=True)
-        except OSError as exc:
-            raise UsageError(f"--log-file {log_file}: cannot open: {exc.strerror}") from None
+    try:
+        log.configure(level, env.stderr, log_file)
+    except OSError as exc:
+        raise UsageError(f"--log-file {log_file}: cannot open: {exc.strerror}") from None
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:

@@ -25,9 +25,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from loguru import logger
-
-from pdbsync import worker
+from pdbsync import log, worker
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
 from pdbsync.rsync import exit_meaning
@@ -113,7 +111,7 @@ class Collector:
         queue = context.Queue()
         size = max(1, min(self.parallel, len(self.jobs)))
         pool = context.Pool(size, initializer=worker.init_worker, initargs=(queue,))
-        logger.debug(
+        log.debug(
             "pool of {} {} workers for {} jobs", size, context.get_start_method(), len(self.jobs)
         )
         self.interrupts.on_force = lambda: self._force_exit(pool)
@@ -126,7 +124,7 @@ class Collector:
                     while waiting and len(self.running) < size:
                         job = waiting.pop(0)
                         self.running[job.name] = _Running(job, submitted=time.monotonic())
-                        logger.info("{}: starting: {}", job.name, shlex.join(job.argv))
+                        log.info("{}: starting: {}", job.name, shlex.join(job.argv))
                         pool.apply_async(worker.run_job, (job,))
                 else:
                     for job in waiting:
@@ -197,7 +195,7 @@ class Collector:
             state.started = time.monotonic()
         elif kind == "rsync":
             state.rsync_pid = message[2]
-            logger.debug("{}: rsync pid {} (worker {})", name, state.rsync_pid, state.worker_pid)
+            log.debug("{}: rsync pid {} (worker {})", name, state.rsync_pid, state.worker_pid)
             if self.killing and state.rsync_pid is not None:
                 _kill(state.rsync_pid, signal.SIGTERM)
         elif kind == "result":
@@ -216,7 +214,7 @@ class Collector:
         self._finish(result)
 
     def _finish(self, result: SyncResult) -> None:
-        logger.info(
+        log.info(
             "{}: {} (rsync exit {}, {} attempt(s), {:.1f}s)",
             result.name,
             result.status,
@@ -288,7 +286,7 @@ class Collector:
         if self.lock_held_since is None or self.last_message_at > self.lock_held_since:
             self.lock_held_since = now  # messages still arrive: a live writer has it
         elif now - self.lock_held_since >= STUCK_LOCK_SECONDS:
-            logger.warning("a dead worker held the event queue's write lock; releasing it")
+            log.warning("a dead worker held the event queue's write lock; releasing it")
             lock.release()
             self.lock_held_since = None
 
@@ -324,7 +322,7 @@ def _shut_down(pool: Any) -> None:
     closer.start()
     closer.join(SHUTDOWN_SECONDS)
     if closer.is_alive():
-        logger.warning("worker pool did not stop in {}s; killing its workers", SHUTDOWN_SECONDS)
+        log.warning("worker pool did not stop in {}s; killing its workers", SHUTDOWN_SECONDS)
         for child in multiprocessing.active_children():
             _kill(child.pid, signal.SIGKILL)
         closer.join(SHUTDOWN_SECONDS)
