@@ -218,6 +218,29 @@ def main() -> int:
                 ]
             )
 
+        def piped_verbose() -> None:
+            """The cost of reading rsync's output through a pipe at all (``| cat``)."""
+            fresh(out)
+            rsync = subprocess.Popen(
+                [
+                    "rsync",
+                    "-a",
+                    "-v",
+                    "--itemize-changes",
+                    "--info=progress2",
+                    "--stats",
+                    whole,
+                    f"{out / 'everything'}/",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            subprocess.run(["cat"], stdin=rsync.stdout, stdout=subprocess.DEVNULL, check=True)
+            assert rsync.stdout is not None
+            rsync.stdout.close()
+            if rsync.wait() != 0:
+                raise SystemExit("bench: rsync | cat failed")
+
         def pdb_sync_verbose(fmt: str) -> Callable[[], None]:
             def go() -> None:
                 fresh(out)
@@ -228,6 +251,7 @@ def main() -> int:
         medians = measure(
             {
                 "rsync -v --itemize-changes > null": raw_verbose,
+                "rsync ... | cat > null": piped_verbose,
                 "pdb-sync text > null": pdb_sync_verbose("text"),
                 "pdb-sync json > null": pdb_sync_verbose("json"),
             },
