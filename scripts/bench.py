@@ -67,7 +67,9 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def write_config(path: Path, mirror: LocalMirror, pdb_dir: Path, verbose: bool = False) -> Path:
+def write_config(
+    path: Path, mirror: LocalMirror, pdb_dir: Path, verbose: bool = False, bwlimit: int = 0
+) -> Path:
     lines = ["[paths]", f'pdb_dir = "{pdb_dir}"', ""]
     names = ["everything"] if verbose else list(TARGETS)
     for name in names:
@@ -79,6 +81,8 @@ def write_config(path: Path, mirror: LocalMirror, pdb_dir: Path, verbose: bool =
         ]
         if verbose:
             lines += [f"[sync.custom.{name}.options]", "verbose = true", "itemize_changes = true"]
+            if bwlimit:
+                lines.append(f"bwlimit = {bwlimit}")
         lines.append("")
     path.write_text("\n".join(lines))
     return path
@@ -179,23 +183,31 @@ def main() -> int:
             fresh(out)
             run([exe, "--config", str(config), "sync", "--all", "--parallel", str(args.parallel)])
 
-        medians = measure(
-            {
-                "rsync, sequential": sequential,
-                f"GNU parallel -j {args.parallel} --tag": gnu_parallel,
-                f"pdb-sync --parallel {args.parallel}": pdb_sync_parallel,
-            },
-            args.repeat,
+        medians = (
+            {}
+            if args.skip_parallel
+            else measure(
+                {
+                    "rsync, sequential": sequential,
+                    f"GNU parallel -j {args.parallel} --tag": gnu_parallel,
+                    f"pdb-sync --parallel {args.parallel}": pdb_sync_parallel,
+                },
+                args.repeat,
+            )
         )
-        report(
-            f"Parallel sync of {len(TARGETS)} targets ({args.entries:,} entries each; daemon "
-            f"--bwlimit={args.bwlimit})",
-            medians,
-            f"GNU parallel -j {args.parallel} --tag",
-            "pdb-sync within x1.05",
-        )
+        if medians:
+            report(
+                f"Parallel sync of {len(TARGETS)} targets ({args.entries:,} entries each; daemon "
+                f"--bwlimit={args.bwlimit})",
+                medians,
+                f"GNU parallel -j {args.parallel} --tag",
+                "pdb-sync within x1.05",
+            )
 
-        verbose_config = write_config(work / "verbose.toml", mirror, out, verbose=True)
+        verbose_config = write_config(
+            work / "verbose.toml", mirror, out, verbose=True, bwlimit=args.verbose_bwlimit
+        )
+        limit = [f"--bwlimit={args.verbose_bwlimit}"] if args.verbose_bwlimit else []
         whole = mirror.url("ftp_data", "")
         lines = subprocess.run(
             ["rsync", "-a", "-v", "--itemize-changes", "--dry-run", whole, str(fresh(out))],
@@ -213,6 +225,7 @@ def main() -> int:
                     "--itemize-changes",
                     "--info=progress2",
                     "--stats",
+                    *limit,
                     whole,
                     f"{out / 'everything'}/",
                 ]
@@ -229,6 +242,7 @@ def main() -> int:
                     "--itemize-changes",
                     "--info=progress2",
                     "--stats",
+                    *limit,
                     whole,
                     f"{out / 'everything'}/",
                 ],
@@ -258,7 +272,8 @@ def main() -> int:
             args.repeat,
         )
         report(
-            f"Verbose output, one rsync, ~{lines:,} lines",
+            f"Verbose output, one rsync, ~{lines:,} lines"
+            + (f" (daemon --bwlimit={args.verbose_bwlimit})" if args.verbose_bwlimit else ""),
             medians,
             "rsync -v --itemize-changes > null",
             "pdb-sync overhead under x1.25",
