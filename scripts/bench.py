@@ -133,6 +133,19 @@ def main() -> int:
         default=None,
         help="where copies land (default: /dev/shm, so disk noise stays out)",
     )
+    parser.add_argument(
+        "--verbose-bwlimit",
+        type=int,
+        default=0,
+        help="rsync --bwlimit (KB/s) in the verbose comparison, for every variant alike "
+        "(0: unlimited, rsync's worst case of ~14k lines/s; 600 gives the ~2,800 lines/s "
+        "rsync emits on a real link)",
+    )
+    parser.add_argument(
+        "--skip-parallel",
+        action="store_true",
+        help="only the verbose comparison and the start-up time",
+    )
     args = parser.parse_args()
     if shutil.which("parallel") is None:
         sys.exit("bench: GNU parallel is missing; PDB_SYNC_BENCH=1 bash scripts/bootstrap.sh")
