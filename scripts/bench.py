@@ -286,7 +286,7 @@ def main() -> int:
         )
         report(
             f"Verbose output, one rsync, ~{lines:,} lines"
-            + (f" (daemon --bwlimit={args.verbose_bwlimit})" if args.verbose_bwlimit else ""),
+            + (f" (rsync --bwlimit={args.verbose_bwlimit})" if args.verbose_bwlimit else ""),
             medians,
             "rsync -v --itemize-changes > null",
             "pdb-sync overhead under x1.25",
