@@ -228,37 +228,20 @@ def main() -> int:
             check=True,
         ).stdout.count(b"\n")
 
+        verbose_argv = [
+            "rsync", "-a", "-v", "--itemize-changes", "--info=progress2", "--stats", *limit,
+            whole, f"{out / 'everything'}/",
+        ]  # fmt: skip
+
         def raw_verbose() -> None:
             fresh(out)
-            run(
-                [
-                    "rsync",
-                    "-a",
-                    "-v",
-                    "--itemize-changes",
-                    "--info=progress2",
-                    "--stats",
-                    *limit,
-                    whole,
-                    f"{out / 'everything'}/",
-                ]
-            )
+            run(verbose_argv)
 
         def piped_verbose() -> None:
             """The cost of reading rsync's output through a pipe at all (``| cat``)."""
             fresh(out)
             rsync = subprocess.Popen(
-                [
-                    "rsync",
-                    "-a",
-                    "-v",
-                    "--itemize-changes",
-                    "--info=progress2",
-                    "--stats",
-                    *limit,
-                    whole,
-                    f"{out / 'everything'}/",
-                ],
+                verbose_argv,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
