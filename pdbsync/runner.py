@@ -52,11 +52,9 @@ class Interrupts:
     """Signals received by the parent during a run (set by the handlers, read by the loop)."""
 
     first: str | None = None  # "SIGINT" or "SIGTERM"
-    count: int = 0
     on_force: Callable[[], None] | None = None
 
     def handle(self, signum: int, _frame: object) -> None:
-        self.count += 1
         if self.first is None:
             self.first = signal.Signals(signum).name
         elif signum == signal.SIGINT and self.on_force is not None:

@@ -175,6 +175,22 @@ def test_fail_fast_kill_stops_running_targets(mirror, tmp_path):
     assert statuses == {"stalled": "cancelled", "broken": "failed"}
 
 
+def _live_json_run(config: Path, parallel: int, summary: Path | None = None) -> LiveRun:
+    """``pdb-sync sync --all --parallel N --format json [--summary PATH]``, running."""
+    extra = ["--summary", str(summary)] if summary else []
+    return LiveRun(
+        "--config",
+        str(config),
+        "sync",
+        "--all",
+        "--parallel",
+        str(parallel),
+        "--format",
+        "json",
+        *extra,
+    )
+
+
 def _stalled_config(mirror, tmp_path, count=3):
     targets = {
         f"s{i}": {"url": mirror.url("stall", "sifts/"), "dest": f"s{i}"} for i in range(count)
@@ -188,18 +204,7 @@ def _stalled_config(mirror, tmp_path, count=3):
 )
 def test_signal_cancels_run_and_leaves_no_process(mirror, tmp_path, signum, code, name):
     summary = tmp_path / "s.json"
-    run = LiveRun(
-        "--config",
-        str(_stalled_config(mirror, tmp_path)),
-        "sync",
-        "--all",
-        "--parallel",
-        "3",
-        "--format",
-        "json",
-        "--summary",
-        str(summary),
-    )
+    run = _live_json_run(_stalled_config(mirror, tmp_path), 3, summary)
     started = set()
     run.wait_for(
         lambda e: e["type"] == "sync_started" and not started.add(e["name"]) and len(started) == 3
@@ -226,16 +231,7 @@ def test_signal_cancels_run_and_leaves_no_process(mirror, tmp_path, signum, code
 
 
 def test_second_ctrl_c_exits_at_once(mirror, tmp_path):
-    run = LiveRun(
-        "--config",
-        str(_stalled_config(mirror, tmp_path, count=2)),
-        "sync",
-        "--all",
-        "--parallel",
-        "2",
-        "--format",
-        "json",
-    )
+    run = _live_json_run(_stalled_config(mirror, tmp_path, count=2), 2)
     started = set()
     run.wait_for(
         lambda e: e["type"] == "sync_started" and not started.add(e["name"]) and len(started) == 2
@@ -267,18 +263,7 @@ def test_killed_worker_fails_its_target_and_run_finishes(mirror, tmp_path):
         },
     )
     summary = tmp_path / "s.json"
-    run = LiveRun(
-        "--config",
-        str(config),
-        "sync",
-        "--all",
-        "--parallel",
-        "2",
-        "--format",
-        "json",
-        "--summary",
-        str(summary),
-    )
+    run = _live_json_run(config, 2, summary)
     victim = run.wait_for(lambda e: e["type"] == "sync_started" and e["name"] == "victim")
     rsyncs = _wait_for_children(victim["pid"])
     os.kill(victim["pid"], signal.SIGKILL)
@@ -512,18 +497,7 @@ def test_sigterm_after_an_idle_worker_was_killed_still_exits(mirror, tmp_path):
         },
     )
     summary = tmp_path / "s.json"
-    run = LiveRun(
-        "--config",
-        str(config),
-        "sync",
-        "--all",
-        "--parallel",
-        "2",
-        "--format",
-        "json",
-        "--summary",
-        str(summary),
-    )
+    run = _live_json_run(config, 2, summary)
     short = run.wait_for(lambda e: e["type"] == "sync_started" and e["name"] == "short")
     run.wait_for(lambda e: e["type"] == "sync_finished" and e["name"] == "short")
     family = descendants(run.proc.pid)
