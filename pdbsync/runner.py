@@ -356,19 +356,16 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
+#: Why a target that never produced a result of its own ended as it did.
+_NO_OUTCOME_REASONS = {
+    "cancelled": "run interrupted before this target finished",
+    "skipped": "not started: an earlier target failed (--fail-fast)",
+}
+
+
 def _unstarted(job: Job, status: str, started: bool = False) -> SyncResult:
-    now = utc_now()
-    return SyncResult(
-        name=job.name,
-        url=job.url,
-        dest=str(job.dest),
-        status=status,
-        error={
-            "cancelled": "run interrupted before this target finished",
-            "skipped": "not started: an earlier target failed (--fail-fast)",
-        }.get(status),
-        attempts=1 if started else 0,
-        finished_at=now,
+    return SyncResult.without_outcome(
+        job, status, _NO_OUTCOME_REASONS.get(status), attempts=1 if started else 0
     )
 
 

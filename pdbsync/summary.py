@@ -19,6 +19,7 @@ import orjson
 
 from pdbsync import __version__, contracts
 from pdbsync.errors import ExitCode, PdbSyncError
+from pdbsync.events import utc_now
 
 #: Target statuses. ``skipped``: never started because of --fail-fast;
 #: ``cancelled``: stopped or never started because the run was interrupted.
@@ -50,6 +51,22 @@ class SyncResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SyncResult:
         return cls(**data)
+
+    @classmethod
+    def without_outcome(
+        cls, job: Any, status: str, error: str | None, attempts: int = 0
+    ) -> SyncResult:
+        """The result of a job that produced none of its own (skipped, written off, or a
+        worker bug): ``job`` is anything with ``name``, ``url`` and ``dest``."""
+        return cls(
+            name=job.name,
+            url=job.url,
+            dest=str(job.dest),
+            status=status,
+            error=error,
+            attempts=attempts,
+            finished_at=utc_now(),
+        )
 
 
 def status_counts(results: Iterable[SyncResult]) -> dict[str, int]:

@@ -394,12 +394,5 @@ def run_job(job: Job) -> None:
     try:
         result = execute(job, send)
     except Exception as exc:  # a bug must fail this target, not hang the run
-        result = SyncResult(
-            name=job.name,
-            url=job.url,
-            dest=str(job.dest),
-            status="failed",
-            error=f"internal error in worker: {exc!r}",
-            finished_at=utc_now(),
-        )
+        result = SyncResult.without_outcome(job, "failed", f"internal error in worker: {exc!r}")
     send(("result", job.name, result.to_dict()))
