@@ -8,6 +8,7 @@ error boundary: a :class:`PdbSyncError` becomes one line on stderr and its exit 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,13 +49,22 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _non_negative_float(text: str) -> float:
+def _retry_delay(text: str) -> float:
+    """Seconds between retries: finite, 0 to the config key's maximum (one day).
+
+    ``float()`` accepts ``inf``, ``nan`` and ``1e10``; each would reach ``time.sleep``
+    (OverflowError, or a run that never ends), so they are refused here, as a usage error.
+    """
+    from pdbsync.options import MAX_RETRY_DELAY
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    if not math.isfinite(value) or not 0 <= value <= MAX_RETRY_DELAY:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from 0 to {MAX_RETRY_DELAY:g}, got {text!r}"
+        )
     return value
 
 
@@ -125,7 +135,7 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
     )
     sync.add_argument(
         "--retry-delay",
-        type=_non_negative_float,
+        type=_retry_delay,
         default=None,
         metavar="S",
         help="fixed seconds between retries (default: backoff 1, 2, 4 ... 30 s)",
@@ -223,10 +233,11 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         return add_profile_target(
             config_path, args.profile_add, args.profile_dry_run, args.format, env
         )
-    if not (args.list or args.opt_dry_run):
-        from pdbsync.runner import warm_up
+    previewing = bool(args.opt_dry_run) and not args.plan
+    if args.summary is not None and not (args.list or previewing):
+        from pdbsync.outputs import check_output_path
 
-        warm_up()  # the worker pool's server starts while the config is read
+        check_output_path(args.summary, "--summary")  # before a run that could take hours
     config = config_module.load_config(config_path)
     if args.list:
         return _list_targets(config, args.format, env)
@@ -265,6 +276,11 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         _print_dry_run(previews, renderer, show_options)
         jobs = [job for job in jobs if not job.options.dry_run]
         if not jobs:
+            if args.summary is not None:
+                env.stderr.write(
+                    f"pdb-sync: note: --dry-run writes no summary; {args.summary} was not written\n"
+                )
+                env.stderr.flush()
             return ExitCode.OK
     return int(run_sync(jobs, settings, renderer).exit_code)
 
@@ -314,10 +330,7 @@ def _configure_logging(verbose: int, log_file: str | None, env: Environment) -> 
     from pdbsync import log
 
     level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
-    try:
-        log.configure(level, env.stderr, log_file)
-    except OSError as exc:
-        raise UsageError(f"--log-file {log_file}: cannot open: {exc.strerror}") from None
+    log.configure(level, env.stderr, log_file)  # a bad --log-file: UsageError, exit 2
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:

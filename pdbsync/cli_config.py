@@ -8,6 +8,7 @@ pdbsync.options.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from pdbsync.context import Environment
@@ -126,6 +127,8 @@ def _cmd_config_init(args: argparse.Namespace, env: Environment) -> int:
 
     path = Path(args.path).expanduser() if args.path else _config_path(args, env)
     pdb_dir = args.init_pdb_dir or args.pdb_dir or env.environ.get("PDB_SYNC_DIR") or "/data/pdb"
+    # In the config a relative pdb_dir means "beside the config"; the user meant "here".
+    pdb_dir = os.path.abspath(os.path.expanduser(pdb_dir))
     init_config(path, pdb_dir, force=args.force, minimal=args.minimal)
     _write(env, f"Wrote {path}; check it with 'pdb-sync config validate'\n")
     return ExitCode.OK
@@ -137,7 +140,7 @@ def _cmd_config_validate(args: argparse.Namespace, env: Environment) -> int:
     from pdbsync.config import validate_file
 
     path = _config_path(args, env)
-    problems = validate_file(path)
+    problems = validate_file(path, env.environ)
     if args.json:
         result = {"config": str(path), "valid": not problems, "problems": problems}
         env.stdout.write(orjson.dumps(result) + b"\n")

@@ -15,10 +15,10 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from pdbsync import contracts, options
+from pdbsync import contracts, options, paths
 from pdbsync.errors import ConfigError
 
 #: Target names end up in log prefixes, file names and Slurm job names.
@@ -193,11 +193,14 @@ def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> li
     return found + dest_overlaps(dests)
 
 
-def validate_file(path: Path) -> list[str]:
+def validate_file(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
     """Every problem of the config at ``path`` (``config validate``), each one line.
 
     Beyond :func:`load_config`, this resolves every target's options without command-line
     flags, so conflicting combinations (``partial_dir`` without ``partial``...) show too.
+    When the mirror root is known (``[paths] pdb_dir``, else ``PDB_SYNC_DIR`` in
+    ``environ``), dests and absolute backup/partial dirs are also judged by where they
+    resolve on this machine, as ``sync`` will judge them.
     """
     try:
         data = read_toml(path)
@@ -207,11 +210,20 @@ def validate_file(path: Path) -> list[str]:
     if found:
         return [f"{path}: {problem}" for problem in found]
     config = build_config(path, data)
+    root = None
+    if config.pdb_dir is not None or (environ or {}).get("PDB_SYNC_DIR"):
+        pdb_dir = resolve_pdb_dir(config, None, environ or {})
+        checked = resolve_dests(pdb_dir, {t.name: t.dest for t in config.targets.values()})
+        found += checked.problems
+        root = checked.root
     for target in config.targets.values():
         try:
-            target_options(config, target.name)
+            resolved = target_options(config, target.name)
         except ConfigError as exc:
             found += exc.problems
+            continue
+        if root is not None:
+            found += option_path_problems(root, target.name, resolved)
     return [f"{path}: {problem}" for problem in found]
 
 
@@ -256,6 +268,9 @@ def _describe_schema_error(error: Any) -> str:
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` is not an acceptable rsync daemon source, or None if it is."""
+    if paths.has_control_chars(url):
+        # Before anything else: a NUL would otherwise reach exec and fail in the worker.
+        return f"{url!r} contains a control character"
     bad = sorted(set(url) & UNSAFE_URL_CHARS)
     if bad:
         shown = " ".join(repr(c) for c in bad)
@@ -268,7 +283,7 @@ def url_problem(url: str) -> str | None:
             f"{url!r} is not an rsync daemon URL; use host::module/path or "
             "rsync://host[:port]/module/path"
         )
-    if ".." in PurePosixPath(match["path"]).parts:
+    if paths.escapes(match["path"]):
         return f"{url!r} contains '..'; name the module path directly"
     if not match["path"].strip("/"):
         return f"{url!r} names no rsync module"
@@ -286,11 +301,11 @@ def dest_problem(dest: str) -> str | None:
     """
     if os.path.isabs(dest) or dest.startswith("~"):
         return f"{dest!r} is absolute; dest is relative to pdb_dir (e.g. 'mmCIF')"
-    if ".." in PurePosixPath(dest).parts:
+    if paths.escapes(dest):
         return f"{dest!r} escapes pdb_dir ('..' is not allowed)"
     if dest.startswith("-"):
         return f"{dest!r} starts with '-' and would be read as an rsync option"
-    if any(c in dest for c in "\n\r\0"):
+    if paths.has_control_chars(dest):
         return f"{dest!r} contains a control character"
     if not _dest_parts(dest):
         return (
@@ -302,7 +317,7 @@ def dest_problem(dest: str) -> str | None:
 
 def _dest_parts(dest: str) -> tuple[str, ...]:
     """The path components of ``dest`` as rsync will see them (``./a//b/`` is ``a/b``)."""
-    return PurePosixPath(dest).parts
+    return paths.parts(dest)
 
 
 #: Said with every overlap of two dests (config validation and ``--profile-add``).
@@ -319,33 +334,122 @@ def dest_overlap(name: str, dest: str, other_name: str, other_dest: str) -> str 
     """
     parts, other_parts = _dest_parts(dest), _dest_parts(other_dest)
     if parts == other_parts:
-        relation = "is the same directory as"
+        relation = paths.SAME
     elif parts[: len(other_parts)] == other_parts:
-        relation = "is inside"
+        relation = paths.INSIDE
     elif other_parts[: len(parts)] == parts:
         name, dest, other_name, other_dest = other_name, other_dest, name, dest
-        relation = "is inside"
+        relation = paths.INSIDE
     else:
         return None
+    return _overlap_line(name, repr(dest), relation, other_name, repr(other_dest))
+
+
+def _overlap_line(name: str, shown: str, relation: str, other_name: str, other: str) -> str:
+    said = "is the same directory as" if relation == paths.SAME else "is inside"
     return (
-        f"sync.custom.{name}.dest: {dest!r} {relation} sync.custom.{other_name}.dest "
-        f"{other_dest!r}; {SHARED_TREE_HELP}"
+        f"sync.custom.{name}.dest: {shown} {said} sync.custom.{other_name}.dest {other}; "
+        f"{SHARED_TREE_HELP}"
     )
 
 
 def dest_overlaps(dests: Mapping[str, str]) -> list[str]:
-    """One problem line per pair of targets (in config order) whose dests overlap.
+    """The targets (in config order) whose dests overlap, each with one target it overlaps.
 
     ``dests`` maps target name to dest and should hold only dests that passed
-    :func:`dest_problem`.
+    :func:`dest_problem`. A target inside several others is named with the nearest; one
+    equal to several, with the first of them in config order.
+    """
+    named = list(dests.items())
+    found = paths.overlaps([_dest_parts(dest) for _name, dest in named])
+    return [
+        _overlap_line(named[i][0], repr(named[i][1]), relation, named[j][0], repr(named[j][1]))
+        for i, j, relation in found
+    ]
+
+
+@dataclass(frozen=True)
+class ResolvedDests:
+    """Where each target's dest resolves under one mirror root (see :func:`resolve_dests`)."""
+
+    root: Path  # pdb_dir, every symlink in it followed
+    dests: dict[str, str]  # target name → its dest, resolved (text: tens of thousands)
+    problems: list[str]
+
+
+def resolve_dests(pdb_dir: Path, dests: Mapping[str, str]) -> ResolvedDests:
+    """Resolve every dest under ``pdb_dir`` and judge it by where it really points.
+
+    A symlink in a dest (even a dangling one: ``mkdir -p`` would create its target) must
+    not take rsync, and its ``delete``, outside pdb_dir or onto pdb_dir itself; and two
+    targets whose dests differ as written can still be one tree through a link, so the
+    overlap rule is applied again to the resolved paths. ``dests`` should hold only dests
+    that passed :func:`dest_problem` and :func:`dest_overlaps`.
+    """
+    resolver = paths.Resolver(pdb_dir)
+    root = resolver.root
+    shown_root = repr(str(pdb_dir)) + ("" if root == pdb_dir else f" (resolves to {str(root)!r})")
+    resolved: dict[str, str] = {}
+    problems: list[str] = []
+    inside: list[tuple[str, tuple[str, ...]]] = []
+    for name, dest in dests.items():
+        real = resolver.resolve(_dest_parts(dest))
+        under = paths.below(real, root)
+        if under:
+            resolved[name] = real
+            inside.append((name, under))
+            continue
+        where = f"sync.custom.{name}.dest: {str(pdb_dir / dest)!r} resolves to {real!r}"
+        if under is None:
+            problems.append(
+                f"{where}, outside pdb_dir {shown_root}; refused: a symlink must not take "
+                "rsync (and its deletes) out of the mirror"
+            )
+        elif not under:
+            problems.append(
+                f"{where}, pdb_dir itself; refused: a sync with delete there would remove "
+                "every other target's files"
+            )
+    for i, j, relation in paths.overlaps([under for _name, under in inside]):
+        (name, under), (other_name, other_under) = inside[i], inside[j]
+        problems.append(
+            _overlap_line(
+                name,
+                _shown_dest(dests[name], under),
+                relation,
+                other_name,
+                _shown_dest(dests[other_name], other_under),
+            )
+        )
+    return ResolvedDests(root, resolved, problems)
+
+
+def _shown_dest(dest: str, under: tuple[str, ...]) -> str:
+    """``'dest'``, plus where it resolves when a symlink makes that differ."""
+    if _dest_parts(dest) == under:
+        return repr(dest)
+    return f"{dest!r} (resolves to {'/'.join(under)!r})"
+
+
+def option_path_problems(root: Path, target_name: str, resolved: options.RsyncOptions) -> list[str]:
+    """An absolute ``backup_dir``/``partial_dir`` that resolves outside pdb_dir (``root``).
+
+    rsync writes backups and partial files there, so they are held to the rule dests
+    are. (Relative ones are relative to the dest and may not contain ``..``: checked
+    with the value, see options.check_value.)
     """
     found = []
-    named = list(dests.items())
-    for index, (name, dest) in enumerate(named):
-        for other_name, other_dest in named[:index]:
-            problem = dest_overlap(name, dest, other_name, other_dest)
-            if problem:
-                found.append(problem)
+    for key in ("backup_dir", "partial_dir"):
+        value = getattr(resolved, key)
+        if value is None or not os.path.isabs(value):
+            continue
+        real = paths.real(value)
+        if not paths.below(real, root):
+            found.append(
+                f"target {target_name!r}: {resolved.where.get(key, key)}: {value!r} resolves "
+                f"to {str(real)!r}, not inside pdb_dir {str(root)!r}; refused: rsync would "
+                "write there"
+            )
     return found
 
 

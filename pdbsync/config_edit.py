@@ -1,9 +1,12 @@
 """Writing the user's config: ``config init``, ``config migrate`` and the shared file safety.
 
 Edits go through tomlkit so comments, ordering and formatting the user wrote survive.
-Every write is atomic (temp file in the same directory, fsync, rename) and happens
-under an exclusive ``flock`` on a side file, so two pdb-sync processes editing the same
-config never lose each other's change and a reader never sees half a file.
+Every write goes through :func:`pdbsync.outputs.write_file` (atomic rename; a symlinked
+config is edited where it points, keeping the link; owner and mode are kept) and
+happens under an exclusive ``flock`` on a side file, so two pdb-sync processes editing
+the same config never lose each other's change and a reader never sees half a file.
+Callers pass the real path (:func:`pdbsync.outputs.real_path`), so the lock and the
+backup sit beside the file that is edited, not beside a link to it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import contextlib
 import difflib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import Table
 
-from pdbsync import options
+from pdbsync import options, outputs
 from pdbsync.errors import ConfigError
 
 # -- file safety ------------------------------------------------------------------------
@@ -32,34 +34,30 @@ def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock for editing ``path`` (on ``path.lock``, which survives renames).
 
     The config itself cannot carry the lock: an atomic replace swaps in a new inode, and a
-    second editor blocked on the old one would then read stale content.
+    second editor blocked on the old one would then read stale content. The lock file is
+    opened read-only (``flock`` needs no more), so one that root created stays usable by
+    the config's owner.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename; keeps an existing file's permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"{lock_path}: cannot create the edit lock: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def atomic_write(path: Path, text: str, like: os.stat_result | None = None) -> None:
+    """Replace the config at ``path`` with ``text`` (:func:`pdbsync.outputs.write_file`).
+
+    An existing file keeps its owner and mode; ``like`` gives another file's (a backup
+    takes its original's). Failures are a one-line ConfigError.
+    """
+    outputs.write_file(path, text.encode("utf-8"), like=like, error=ConfigError)
 
 
 def read_text(path: Path) -> str:
@@ -96,7 +94,7 @@ def backup_path(path: Path) -> Path:
     """A free ``NAME.bak``, ``NAME.bak.1``, ... next to ``path``: never overwrite a backup."""
     candidate = path.with_name(path.name + ".bak")
     number = 0
-    while candidate.exists():
+    while os.path.lexists(candidate):
         number += 1
         candidate = path.with_name(f"{path.name}.bak.{number}")
     return candidate
@@ -195,12 +193,16 @@ def starter_config(pdb_dir: str, minimal: bool = False) -> str:
 
 
 def init_config(path: Path, pdb_dir: str, force: bool = False, minimal: bool = False) -> str:
-    """Write the starter config to ``path``; refuses to replace a file unless ``force``."""
+    """Write the starter config to ``path``; refuses to replace a file unless ``force``.
+
+    A symlink at ``path`` is written through (its target gets the text, the link stays).
+    """
     text = starter_config(pdb_dir, minimal)
-    with locked(path):
-        if path.exists() and not force:
+    real = outputs.real_path(path)
+    with locked(real):
+        if os.path.lexists(path) and not force:
             raise ConfigError(f"{path}: already exists; use --force to overwrite it")
-        atomic_write(path, text)
+        atomic_write(real, text)
     return text
 
 
@@ -298,15 +300,30 @@ def migrate_text(path: Path, text: str) -> tuple[str, list[str]]:
 def migrate_config(path: Path, dry_run: bool = False) -> Migration:
     """Rewrite the legacy ``rsync_*`` keys of the config at ``path``.
 
-    Unless ``dry_run``, the original is first copied to a free ``NAME.bak*`` and the new
-    text replaces the config atomically; comments and formatting are kept.
+    Unless ``dry_run``, the original is first copied to a free ``NAME.bak*`` (with the
+    original's owner and mode: it holds the same text) and the new text replaces the
+    config atomically; comments and formatting are kept. A symlinked config is edited
+    where the link points, and the backup is made beside that file.
     """
-    with locked(path):
+    real = outputs.real_path(path)
+    with locked(real):
         before = read_text(path)
         after, notes = migrate_text(path, before)
         backup = None
         if after != before and not dry_run:
-            backup = backup_path(path)
-            atomic_write(backup, before)
-            atomic_write(path, after)
+            backup = _back_up(real)
+            atomic_write(real, after)
     return Migration(path, before, after, tuple(notes), backup)
+
+
+def _back_up(real: Path) -> Path:
+    """Copy the config's bytes (not its decoded text) to a free ``NAME.bak*`` beside it,
+    with its owner and mode: the backup holds what the config held, so it is as private."""
+    backup = backup_path(real)
+    try:
+        original = os.stat(real)
+        content = real.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{real}: cannot read config file: {exc.strerror}") from None
+    outputs.write_file(backup, content, like=original, error=ConfigError)
+    return backup

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pdbsync.config import Config, target_options
+from pdbsync import paths
+from pdbsync.config import Config, option_path_problems, resolve_dests, target_options
 from pdbsync.errors import ConfigError, UsageError
 from pdbsync.events import make_event
 from pdbsync.options import Layer, RsyncOptions, build_flags
@@ -34,13 +35,36 @@ class Job:
 
     name: str
     url: str
-    dest: Path
+    dest: Path  # as rsync is given it: pdb_dir / dest
     argv: tuple[str, ...]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     description: str = ""
     #: the resolved options argv was built from (with the layer of each value)
     options: RsyncOptions = field(default_factory=RsyncOptions)
     plan: bool = False  # a --dry-run --itemize-changes run: count what would change
+    #: pdb_dir with every symlink followed, when the job was planned
+    root: Path | None = None
+    #: where ``dest`` resolved when the job was planned (strictly below ``root``); the
+    #: worker refuses to start rsync if it resolves anywhere else by then (None: unchecked)
+    resolved_dest: Path | None = None
+
+    def dest_moved(self) -> str | None:
+        """Why rsync must not start now, if ``dest`` no longer resolves where it did.
+
+        Checked by the worker just before each attempt (and again after creating the
+        dest): a symlink put into the path after planning would otherwise take rsync,
+        and its deletes, wherever it points.
+        """
+        if self.resolved_dest is None:
+            return None
+        now = paths.moved(self.dest, self.resolved_dest)
+        if now is None:
+            return None
+        return (
+            f"destination {str(self.dest)!r} now resolves to {str(now)!r}, not "
+            f"{str(self.resolved_dest)!r} as when the run was planned (a symlink changed); "
+            "refusing to start rsync there"
+        )
 
 
 def select_targets(config: Config, names: Sequence[str], all_targets: bool) -> list[str]:
@@ -75,7 +99,15 @@ def plan_jobs(
     legacy keys, built-in), ``retry``/``retry_delay`` included: ``--retry`` arrives in
     ``cli_options``. A bad combination raises ConfigError before anything runs.
     ``plan``: jobs that only find out what the sync would do (see pdbsync.plan).
+
+    Every dest of the config (not only the selected ones: syncing ``x`` must not delete
+    the tree of a ``y`` linked to it) is judged by where it resolves under ``pdb_dir``
+    now, and so are absolute ``backup_dir``/``partial_dir`` values; see pdbsync.paths.
     """
+    checked = resolve_dests(pdb_dir, {t.name: t.dest for t in config.targets.values()})
+    if checked.problems:
+        problems = [f"{config.path}: {problem}" for problem in checked.problems]
+        raise ConfigError(problems[0], problems)
     jobs = []
     for name in names:
         target = config.targets[name]
@@ -84,6 +116,10 @@ def plan_jobs(
         except ConfigError as exc:
             problems = [f"{config.path}: {problem}" for problem in exc.problems]
             raise ConfigError(problems[0], problems) from None
+        outside = option_path_problems(checked.root, name, resolved)
+        if outside:
+            problems = [f"{config.path}: {problem}" for problem in outside]
+            raise ConfigError(problems[0], problems)
         dest = pdb_dir / target.dest
         argv = build_argv(rsync, target.url, str(dest), build_flags(resolved), plan=plan)
         jobs.append(
@@ -96,6 +132,8 @@ def plan_jobs(
                 description=target.description,
                 options=resolved,
                 plan=plan,
+                root=checked.root,
+                resolved_dest=Path(checked.dests[name]),
             )
         )
     return jobs

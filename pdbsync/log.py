@@ -4,24 +4,79 @@ A plain run (no ``-v``, no ``--log-file``) shows warnings only, and almost never
 one; importing loguru costs about 70 ms (it pulls in asyncio), a noticeable share of a
 short run. So the level is kept here and loguru is loaded and given its sinks on the
 first message that will actually be written.
+
+The ``--log-file`` is opened by :func:`pdbsync.outputs.open_for_append` (a symlink is
+followed, a FIFO or device written in place, a directory refused) and loguru is handed
+the open stream, never the path: given a path, loguru would open it itself, blocking
+forever on a FIFO nobody reads.
 """
 
 from __future__ import annotations
 
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30}
 _settings: dict[str, Any] = {"level": "WARNING", "stderr": None, "log_file": None}
-_state: dict[str, Any] = {"logger": None}
+_state: dict[str, Any] = {"logger": None, "sink": None}
+
+
+class _LogFileSink:
+    """The ``--log-file`` as loguru sees it: whole lines written straight to the file.
+
+    A failed write (a full disk, /dev/full, the FIFO's reader gone) must neither stop the
+    run nor print loguru's traceback: it is reported once on stderr, in one line, and
+    the file gets nothing more.
+    """
+
+    def __init__(self, stream: BinaryIO, path: str, stderr: TextIO | None) -> None:
+        self.stream = stream
+        self.path = path
+        self.stderr = stderr
+        self.failed = False
+
+    def write(self, message: str) -> None:
+        if self.failed:
+            return
+        data = memoryview(message.encode("utf-8", "replace"))
+        try:
+            while data:
+                data = data[self.stream.write(data) or 0 :]
+        except OSError as exc:
+            self.failed = True
+            if self.stderr is not None:
+                self.stderr.write(
+                    f"pdb-sync: warning: --log-file {self.path}: cannot write: "
+                    f"{exc.strerror or exc}; no more diagnostics go there\n"
+                )
+                self.stderr.flush()
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 def configure(level: str, stderr: TextIO, log_file: str | None) -> None:
     """Set the console level and the optional JSON file sink (opened right away, so a bad
-    path is reported before any work starts)."""
-    _settings.update(level=level, stderr=stderr, log_file=log_file)
-    _state["logger"] = None
+    path is reported before any work starts: UsageError naming ``--log-file``)."""
+    from pdbsync.outputs import open_for_append
+
+    _close()
+    _settings.update(level=level, stderr=stderr, log_file=None)
     if log_file:
+        stream = open_for_append(Path(log_file), "--log-file")
+        _settings["log_file"] = log_file
+        _state["sink"] = _LogFileSink(stream, log_file, stderr)
         _logger()
+
+
+def _close() -> None:
+    """Forget the loguru set-up and close the previous log file (tests configure often)."""
+    if _state["logger"] is not None:
+        _state["logger"].remove()
+        _state["logger"] = None
+    if _state["sink"] is not None:
+        _state["sink"].close()
+        _state["sink"] = None
 
 
 def _threshold() -> int:
@@ -40,8 +95,8 @@ def _logger() -> Any:
                 format="pdb-sync: {level}: {message}",
                 colorize=False,
             )
-        if _settings["log_file"]:
-            logger.add(_settings["log_file"], level="DEBUG", serialize=True)
+        if _state["sink"] is not None:
+            logger.add(_state["sink"], level="DEBUG", serialize=True)
         _state["logger"] = logger
     return _state["logger"]
 

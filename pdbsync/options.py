@@ -3,7 +3,8 @@
 Every tunable rsync behaviour is one row of :data:`OPTIONS` (config key → CLI flag →
 rsync flag). A target's options are merged from six layers, highest first: the command
 line, ``[sync.custom.NAME.options]``, the target's ``preset``, ``[sync.defaults]``,
-legacy ``rsync_<option>`` keys on the target, and the built-in defaults (all off). The
+legacy ``rsync_<option>`` keys on the target, and the built-in defaults (all off but
+``partial``, into ``.rsync-partial``: an interrupted transfer resumes next time). The
 result, :class:`RsyncOptions`, is frozen and remembers which layer each value came from,
 so ``config show`` and ``sync --dry-run -v`` can say why a flag is there.
 
@@ -15,6 +16,7 @@ is one line naming the target and the key, raised as :class:`ConfigError` (exit 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +39,13 @@ LAYERS = (LAYER_CLI, LAYER_TARGET, LAYER_PRESET, LAYER_DEFAULTS, LAYER_LEGACY, L
 
 #: Prefix of the keys older configs used directly on the target (``rsync_delete = true``).
 LEGACY_PREFIX = "rsync_"
+
+#: Where interrupted transfers keep their partial files (inside each destination
+#: directory) unless ``partial_dir`` says otherwise: never a half-written file in place.
+DEFAULT_PARTIAL_DIR = ".rsync-partial"
+#: The longest wait between attempts (``retry_delay``, ``--retry-delay``): one day. A
+#: larger value is a typo, and inf/nan would make a run hang or crash.
+MAX_RETRY_DELAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -113,14 +122,14 @@ class RsyncOptions:
     checksum: bool = False
     size_only: bool = False
     ignore_times: bool = False
-    partial: bool = False
+    partial: bool = True  # resuming is the default; --no-partial / partial = false turns it off
     backup: bool = False
     verbose: bool = False
     quiet: bool = False
     itemize_changes: bool = False
     dry_run: bool = False
     modify_window: int | None = None
-    partial_dir: str | None = None
+    partial_dir: str | None = DEFAULT_PARTIAL_DIR
     max_size: int | None = None
     min_size: int | None = None
     timeout: int | None = None
@@ -242,6 +251,10 @@ def check_value(key: str, value: Any, base_dir: Path | None) -> Any:
     if kind == "delay":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"must be a number of seconds, not {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number of seconds, not {value}")
+        if value > MAX_RETRY_DELAY:
+            raise ValueError(f"must be at most {MAX_RETRY_DELAY:.0f} seconds (a day), got {value}")
         if value < 0:
             raise ValueError(f"must not be negative, got {value}")
         return float(value)
@@ -273,6 +286,14 @@ def check_value(key: str, value: Any, base_dir: Path | None) -> Any:
         raise ValueError(problem)
     if key == "chmod" and not _CHMOD.match(value):
         raise ValueError(f"{value!r} is not an rsync --chmod spec (e.g. 'Du+rwx,Fgo-w')")
+    if (
+        key in ("backup_dir", "partial_dir")
+        and not value.startswith("/")
+        and ".." in value.split("/")
+    ):
+        # Relative to the dest; '..' could reach another target's tree or leave pdb_dir.
+        # (An absolute one is checked against pdb_dir when the jobs are planned.)
+        raise ValueError(f"{value!r} contains '..'; rsync would write outside the dest")
     return value
 
 
@@ -381,7 +402,10 @@ def conflicts(options: RsyncOptions) -> list[str]:
     def at(key: str) -> str:
         return options.where.get(key, key)
 
-    if options.partial_dir is not None and not options.partial:
+    if not options.partial and _rank(options, "partial_dir") <= _rank(options, "partial"):
+        # A partial_dir set where partial is off (or above it) is a mistake; one from a
+        # lower layer (the built-in default, [sync.defaults] under a target's or the
+        # command line's partial = false) is simply not used.
         found.append(f"{at('partial_dir')}: partial_dir needs partial = true")
     if options.backup_dir is not None and not options.backup:
         found.append(f"{at('backup_dir')}: backup_dir needs backup = true")
@@ -406,6 +430,11 @@ def conflicts(options: RsyncOptions) -> list[str]:
     ):
         found.append(f"{at('min_size')}: min_size is larger than max_size ({at('max_size')})")
     return found
+
+
+def _rank(options: RsyncOptions, key: str) -> int:
+    """Precedence of the layer ``key`` came from: 0 is the command line (highest)."""
+    return LAYERS.index(options.source(key).split(" ", 1)[0])
 
 
 def resolve(
@@ -463,14 +492,20 @@ def build_flags(options: RsyncOptions) -> list[str]:
     """The rsync flags for ``options``: ``-a``, the booleans, the values, then filters.
 
     Includes come before excludes because rsync uses the first rule that matches.
+    ``partial`` (on by default) becomes ``--partial-dir=DIR`` alone; off, rsync gets
+    neither flag, so a failed transfer leaves no partial file behind.
     """
     flags = list(BASE_FLAGS)
     for spec in OPTIONS:
         if spec.kind == "bool" and spec.rsync and getattr(options, spec.key):
+            if spec.key == "partial" and options.partial_dir is not None:
+                continue  # --partial-dir below implies --partial
             flags.append(spec.rsync)
     for spec in OPTIONS:
         if spec.kind in ("int", "str", "size", "positive"):
             value = getattr(options, spec.key)
+            if spec.key == "partial_dir" and not options.partial:
+                continue  # partial = false: no partial files kept anywhere
             if value is not None:
                 flags.append(f"{spec.rsync}={value}")
     flags += [f"--include={pattern}" for pattern in options.include]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tomlkit
 
-from pdbsync import config_edit
+from pdbsync import config_edit, outputs
 from pdbsync.config import dest_overlap, dest_problem
 from pdbsync.errors import ConfigError, UsageError
 
@@ -122,12 +122,14 @@ def add_profile(path: Path, name: str, dry_run: bool = False) -> str:
     """Add profile ``name`` as ``[sync.custom.NAME]`` to the config at ``path``.
 
     Creates the config if it does not exist. Returns the unified diff of the change;
-    with ``dry_run`` nothing is written.
+    with ``dry_run`` nothing is written. A symlinked config is edited where the link
+    points (the link stays), keeping the file's owner and mode.
     """
     profile = get_profile(name)
-    with config_edit.locked(path):
-        before = config_edit.read_text(path) if path.exists() else ""
+    real = outputs.real_path(path)
+    with config_edit.locked(real):
+        before = config_edit.read_text(real) if real.exists() else ""
         after = _with_profile(path, before, profile)
         if not dry_run:
-            config_edit.atomic_write(path, after)
+            config_edit.atomic_write(real, after)
     return config_edit.unified_diff(path, before, after)

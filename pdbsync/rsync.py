@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 from pdbsync.errors import EnvironmentProblem
 
-#: Where interrupted transfers leave partial files (inside each destination directory).
-PARTIAL_DIR = ".rsync-partial"
 #: rsync 3.1.0 introduced --info=progress2, which progress events are parsed from.
 MIN_RSYNC_VERSION = (3, 1, 0)
 
@@ -30,15 +28,20 @@ class ExitMeaning:
     transient: bool
 
 
-# From `man rsync`, EXIT VALUES. `transient` marks failures of the network or the remote
-# side that often pass (a mirror restarting, a connection limit, a dropped link).
+# From `man rsync`, EXIT VALUES. `transient` marks the codes whose meaning is a hiccup of
+# the network or the remote side (a dropped link, a stalled or restarting mirror), which
+# often passes by itself. Whether to retry is decided from these meanings, not from words
+# in stderr: "Connection reset by peer" also follows a missing source path (exit 23),
+# because the daemon hangs up after refusing it.
 _EXIT_TABLE = [
     ExitMeaning(0, "success", False),
     ExitMeaning(1, "syntax or usage error", False),
     ExitMeaning(2, "protocol incompatibility", False),
     ExitMeaning(3, "errors selecting input/output files, directories", False),
     ExitMeaning(4, "requested action not supported", False),
-    ExitMeaning(5, "error starting client-server protocol", True),
+    # Unknown module, auth failed, access denied, pre-xfer exec refusal... and a busy
+    # daemon: only that last one passes (see _BUSY_DAEMON).
+    ExitMeaning(5, "error starting client-server protocol", False),
     ExitMeaning(6, "daemon unable to append to log-file", False),
     ExitMeaning(10, "error in socket I/O", True),
     ExitMeaning(11, "error in file I/O", False),
@@ -51,7 +54,8 @@ _EXIT_TABLE = [
     ExitMeaning(20, "received SIGINT, SIGTERM, or SIGHUP", False),
     ExitMeaning(21, "some error returned by waitpid()", False),
     ExitMeaning(22, "error allocating core memory buffers", False),
-    ExitMeaning(23, "partial transfer due to error", True),
+    # A missing source path, an unreadable file, a failed mkdir: the same next time.
+    ExitMeaning(23, "partial transfer due to error", False),
     ExitMeaning(24, "partial transfer due to vanished source files", True),
     ExitMeaning(25, "the --max-delete limit stopped deletions", False),
     ExitMeaning(30, "timeout in data send/receive", True),
@@ -59,19 +63,17 @@ _EXIT_TABLE = [
 ]
 EXIT_CODES: dict[int, ExitMeaning] = {entry.code: entry for entry in _EXIT_TABLE}
 
-# Several causes share one exit code; these stderr phrases mark the causes that will not
-# pass by themselves (a typo in the module, a full disk), so retrying would only wait.
+#: The one exit-5 cause that passes: the daemon's own "max connections (N) reached --
+#: try again later" (clientserver.c). Matched exactly, so no other text can make 5 retry.
+_BUSY_DAEMON = re.compile(r"@ERROR: max connections \(\d+\) reached -- try again later")
+#: Local causes that no retry cures, whatever code rsync chose for them (a full disk
+#: shows up as 11, 12 or 23): these phrases veto a retry.
 _PERMANENT_STDERR = (
-    "unknown module",
-    "auth failed",
-    "access denied",
     "no space left on device",
     "read-only file system",
     "permission denied",
-    "disk quota exceeded",
+    "quota exceeded",
 )
-# ...except these, which say the remote side is busy or restarting.
-_TRANSIENT_STDERR = ("max connections", "connection refused", "connection reset")
 
 
 def exit_meaning(code: int | None) -> str:
@@ -85,16 +87,22 @@ def exit_meaning(code: int | None) -> str:
 
 
 def is_transient(code: int | None, stderr_lines: Iterable[str] = ()) -> bool:
-    """Whether a failure with this exit code and stderr is worth another attempt."""
+    """Whether a failure with this exit code and stderr is worth another attempt.
+
+    The code's meaning decides (see the table); stderr can only say no (a full disk, a
+    read-only or forbidden destination), except for exit 5, which is retried only when
+    the daemon said it was busy.
+    """
     if code is None or code <= 0:
         return False
-    entry = EXIT_CODES.get(code)
-    if entry is None or not entry.transient:
+    text = "\n".join(stderr_lines)
+    lowered = text.lower()
+    if any(cause in lowered for cause in _PERMANENT_STDERR):
         return False
-    text = "\n".join(stderr_lines).lower()
-    if any(phrase in text for phrase in _TRANSIENT_STDERR):
-        return True
-    return not any(phrase in text for phrase in _PERMANENT_STDERR)
+    if code == 5:
+        return _BUSY_DAEMON.search(text) is not None
+    entry = EXIT_CODES.get(code)
+    return entry is not None and entry.transient
 
 
 def build_argv(
@@ -108,8 +116,8 @@ def build_argv(
 ) -> list[str]:
     """The exact argv for one transfer: ``rsync FLAGS --info=progress2 --stats URL DEST/``.
 
-    Unless the flags name their own, ``--partial-dir=.rsync-partial`` is added so an
-    interrupted transfer resumes next time and never leaves a half-written file in place.
+    Partial files are the flags' business (``options.build_flags`` passes
+    ``--partial-dir`` only while ``partial`` is on), so ``--no-partial`` really means none.
 
     The source URL is used as written: with a trailing slash rsync copies the contents
     of the remote directory into DEST, without one it creates DEST/<basename>.
@@ -117,10 +125,6 @@ def build_argv(
     each line says what would happen to one item), without progress redraws.
     """
     argv = [rsync, *flags]
-    if not any(flag.startswith("--partial-dir") for flag in flags):
-        # An interrupted transfer keeps what it got for the next run, out of the way:
-        # never as a half-written file in place of a good one.
-        argv.append(f"--partial-dir={PARTIAL_DIR}")
     if plan:
         argv += ["--dry-run", "--itemize-changes"]
     elif progress:
@@ -348,12 +352,69 @@ def parse_stats_line(line: str, into: dict[str, object], base: int = 1000) -> bo
     return False
 
 
+#: Exit codes after which rsync has printed its closing ``--stats`` block: the summary
+#: is written when the transfer is over, and 23/24/25 are only decided after it
+#: (main.c: output_summary, then exit_cleanup). A refusal (5), a broken connection (10,
+#: 12), a timeout (30, 35) or a signal (20) ends rsync before any summary.
+STATS_EXIT_CODES = frozenset({0, 23, 24, 25})
+#: The first line of every ``--stats`` block rsync prints.
+_BLOCK_START = "Number of files: "
+
+
+class StatsBlock:
+    """rsync's closing ``--stats`` block, read one stdout line at a time.
+
+    A daemon's motd reaches the client's stdout before the transfer, and it is the
+    server's free text: it can hold lines that read like statistics. rsync's own block
+    starts with ``Number of files:`` and is the last thing it prints, so a block counts
+    only if nothing but blank lines follows it, and only for an exit code after which
+    rsync prints one (:data:`STATS_EXIT_CODES`). Cheap per line: anything that cannot
+    start a stats line costs one set lookup while no block is open.
+    """
+
+    __slots__ = ("_fields", "base")
+
+    def __init__(self, base: int = 1000) -> None:
+        """``base``: the unit base of ``-h`` sizes (:func:`size_base` of the argv)."""
+        self.base = base
+        self._fields: dict[str, object] | None = None  # None: no block is open
+
+    def feed(self, line: str) -> bool:
+        """Read one stdout line; True if it belongs to the block being read."""
+        fields = self._fields
+        if line[:1] not in _STATS_INITIALS:
+            if fields is not None and line.strip():
+                self._fields = None  # more output after it: not rsync's closing block
+            return False
+        if line.startswith(_BLOCK_START):
+            self._fields = fields = {}
+        elif fields is None:
+            return False
+        if parse_stats_line(line, fields, self.base):
+            return True
+        self._fields = None
+        return False
+
+    @property
+    def fields(self) -> dict[str, object]:
+        """The fields of the block that ends the lines read so far (empty if none does)."""
+        return dict(self._fields) if self._fields is not None else {}
+
+    def result(self, exit_code: int | None) -> dict[str, object]:
+        """The block's fields if rsync prints its summary before exiting with ``exit_code``;
+        otherwise empty, whatever stats-like text was read (a motd of a failed run)."""
+        return self.fields if exit_code in STATS_EXIT_CODES else {}
+
+
 def parse_stats(lines: Iterable[str], base: int = 1000) -> dict[str, object]:
-    """The ``--stats`` fields found in ``lines`` (any other lines are ignored)."""
-    stats: dict[str, object] = {}
+    """The fields of the ``--stats`` block that ends ``lines`` (see :class:`StatsBlock`).
+
+    Stats-like lines anywhere else (a motd, a file name) are ignored.
+    """
+    block = StatsBlock(base)
     for line in lines:
-        parse_stats_line(line, stats, base)
-    return stats
+        block.feed(line)
+    return block.fields
 
 
 # -- --itemize-changes ---------------------------------------------------------------------

@@ -8,12 +8,19 @@ job order.
 
 Why not ``Pool.imap``: a task whose worker is killed (OOM killer, ``kill -9``) is never
 completed, and ``imap``/``close()+join()`` would wait for it forever. Results come over
-our own queue instead, and the pool is always terminated at the end.
+our own queue instead, and the pool is always taken down at the end.
+
+How a run ends is part of the contract (docs/unattended.md): every process pdb-sync
+starts dies with the main process however it dies, and a stop signal delivered to every
+process at once (Slurm, ``timeout``, a closed terminal) ends the run as cleanly as one
+delivered to the main process alone. See :func:`_start_method` for why that means the
+fork start method.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
 import queue as queue_module
 import shlex
@@ -39,9 +46,13 @@ POLL_SECONDS = 0.2
 STUCK_LOCK_SECONDS = 2.0
 #: After a worker died, a job no worker has taken for this long is written off.
 UNCLAIMED_SECONDS = 10.0
+#: How long a lock the pool's threads also take must stay held, once the workers are
+#: dead, to be a dead worker's.
+LOCK_LOOK_SECONDS = 0.1
 #: How long the pool gets to shut down before its workers are killed outright.
 SHUTDOWN_SECONDS = 3.0
-#: After a cancel, how long rsync gets to stop cleanly before the pool is killed.
+#: After a cancel, how long a worker gets to report its stopped rsync before the parent
+#: writes the job off (the worker itself escalates to SIGKILL after worker.RSYNC_STOP_GRACE).
 CANCEL_GRACE_SECONDS = 3.0
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -49,9 +60,14 @@ EventSink = Callable[[dict[str, Any]], None]
 
 @dataclass
 class Interrupts:
-    """Signals received by the parent during a run (set by the handlers, read by the loop)."""
+    """Stop signals received by the parent during a run (set by the handlers, read by the loop).
 
-    first: str | None = None  # "SIGINT" or "SIGTERM"
+    Every signal in :data:`worker.STOP_SIGNALS` cancels the run the same way; the first
+    one names the cause (summary ``interrupted``, exit status 128 + its number). A second
+    SIGINT is the impatient Ctrl-C: ``on_force`` leaves at once.
+    """
+
+    first: str | None = None  # "SIGTERM", "SIGINT", "SIGHUP", ...
     on_force: Callable[[], None] | None = None
 
     def handle(self, signum: int, _frame: object) -> None:
@@ -63,10 +79,12 @@ class Interrupts:
 
 @contextmanager
 def catching_signals(interrupts: Interrupts) -> Iterator[Interrupts]:
-    """Route SIGINT and SIGTERM to ``interrupts`` for the duration of the run."""
-    previous = {
-        sig: signal.signal(sig, interrupts.handle) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    """Route the stop signals (SIGTERM, SIGINT, SIGHUP, SIGUSR1/2) to ``interrupts``.
+
+    Without this, SIGHUP (a closed ssh session) and SIGUSR1 would end the parent at once,
+    with no summary and workers left behind.
+    """
+    previous = {sig: signal.signal(sig, interrupts.handle) for sig in worker.STOP_SIGNALS}
     try:
         yield interrupts
     finally:
@@ -102,13 +120,15 @@ class Collector:
     stop_reason: str | None = None  # why no new job starts: "cancelled" or "skipped"
     stop_deadline: float | None = None  # when stopped rsyncs are written off
     killing: bool = False  # running rsyncs are being stopped (cancel, --fail-fast=kill)
+    #: rsync process groups left behind by a dead worker: pgid -> when to SIGKILL them
+    orphans: dict[int, float] = field(default_factory=dict)
 
     def run(self) -> list[SyncResult]:
         """Run every job; return the results in job order."""
-        context = warm_up()
+        context = multiprocessing.get_context(_start_method())
         queue = context.Queue()
         size = max(1, min(self.parallel, len(self.jobs)))
-        pool = context.Pool(size, initializer=worker.init_worker, initargs=(queue,))
+        pool = context.Pool(size, initializer=worker.init_worker, initargs=(queue, os.getpid()))
         log.debug(
             "pool of {} {} workers for {} jobs", size, context.get_start_method(), len(self.jobs)
         )
@@ -126,7 +146,7 @@ class Collector:
                         pool.apply_async(worker.run_job, (job,))
                 else:
                     for job in waiting:
-                        self._finish(_unstarted(job, self.stop_reason))
+                        self._finish(_unstarted(job, self.stop_reason, self._unstarted_reason()))
                     waiting = []
                 self._drain(queue)
                 self._reap_dead_workers(queue)
@@ -134,9 +154,14 @@ class Collector:
                     self._unstick_queue(queue)
                 if self.stop_deadline is not None and time.monotonic() > self.stop_deadline:
                     for state in list(self.running.values()):
-                        self._write_off(state, "cancelled", "stopped: rsync did not end in time")
+                        self._write_off(
+                            state, "cancelled", f"{self._stop_cause()}: rsync did not end in time"
+                        )
+                self._kill_orphans()
         finally:
-            self._signal_rsyncs(signal.SIGTERM)
+            for state in self.running.values():  # only on an error in this loop
+                self._doom(state.rsync_pid)
+            self._kill_orphans(wait=True)
             _shut_down(pool)
             queue.close()
             queue.join_thread()
@@ -145,13 +170,29 @@ class Collector:
     def _stop(self, reason: str, kill: bool) -> None:
         """Start no new job (the rest become ``reason``); with ``kill``, stop running rsyncs.
 
-        Killed rsyncs get CANCEL_GRACE_SECONDS to report before their jobs are written off.
+        Each running job's worker is asked to stop its rsync (SIGTERM): it ends the whole
+        rsync process tree, escalating to SIGKILL, and still reports what was done.
+        Workers get CANCEL_GRACE_SECONDS for that before their jobs are written off.
         """
         self.stop_reason = reason
         if kill:
             self.killing = True
             self.stop_deadline = time.monotonic() + CANCEL_GRACE_SECONDS
-            self._signal_rsyncs(signal.SIGTERM)
+            for state in self.running.values():
+                if state.worker_pid is not None:
+                    _kill_process(state.worker_pid, signal.SIGTERM)
+
+    def _unstarted_reason(self) -> str:
+        """Why the jobs still waiting never start."""
+        if self.interrupts.first:
+            return f"{self._stop_cause()} before it started"
+        return "not started: an earlier target failed (--fail-fast)"
+
+    def _stop_cause(self) -> str:
+        """Why running jobs are being stopped, in the words a summary reader needs."""
+        if self.interrupts.first:
+            return f"cancelled by {self.interrupts.first}"
+        return "stopped after another target failed (--fail-fast=kill)"
 
     # -- queue messages --------------------------------------------------------------
 
@@ -191,21 +232,26 @@ class Collector:
             state.worker_pid = message[2]
             state.started_at = utc_now()
             state.started = time.monotonic()
+            if self.killing:  # it took the job just as the run was being stopped
+                _kill_process(state.worker_pid, signal.SIGTERM)
         elif kind == "rsync":
             state.rsync_pid = message[2]
             log.debug("{}: rsync pid {} (worker {})", name, state.rsync_pid, state.worker_pid)
-            if self.killing and state.rsync_pid is not None:
-                _kill(state.rsync_pid, signal.SIGTERM)
         elif kind == "result":
             result = SyncResult.from_dict(message[2])
             if self.killing and result.status != "success":
-                result.status = "cancelled"  # it failed because we stopped it
+                result.status = "cancelled"  # it ended because we stopped it
+                result.error = self._stop_cause() + (f" ({result.error})" if result.error else "")
             self._finish(result)
 
     def _write_off(self, state: _Running, status: str, error: str) -> None:
-        """End a running job the parent gives up on, keeping when it started."""
-        result = _unstarted(state.job, status, started=state.worker_pid is not None)
-        result.error = error
+        """End a running job the parent gives up on, keeping when it started.
+
+        Its rsync, if any, is stopped too: a job written off must not go on writing into
+        the mirror behind the summary's back.
+        """
+        self._doom(state.rsync_pid)
+        result = _unstarted(state.job, status, error, started=state.worker_pid is not None)
         result.started_at = state.started_at
         if state.started is not None:
             result.duration_s = round(time.monotonic() - state.started, 3)
@@ -242,17 +288,23 @@ class Collector:
         if dead:
             self.worker_died = True
             self._drain_now(queue)  # its last messages, result included, may still be queued
-        status = "cancelled" if self.interrupts.first else "failed"
         for state in dead:
-            if state.job.name in self.running:
+            if state.job.name not in self.running:
+                continue
+            if self.interrupts.first:
+                # A stop signal that reached every process (Slurm, `timeout`, a closed
+                # terminal) may end a worker too: that is the cancel, not a crash.
+                self._write_off(state, "cancelled", f"{self._stop_cause()} (worker ended)")
+            else:
                 self._write_off(
                     state,
-                    status,
+                    "failed",
                     f"worker process {state.worker_pid} died unexpectedly "
                     "(killed by a signal: OOM killer or kill -9?)",
                 )
         if not self.worker_died:
             return
+        status = "cancelled" if self.interrupts.first else "failed"
         now = time.monotonic()
         for state in list(self.running.values()):
             if state.worker_pid is None and now - state.submitted > UNCLAIMED_SECONDS:
@@ -262,6 +314,33 @@ class Collector:
                     f"no worker took this target within {UNCLAIMED_SECONDS:.0f}s after a "
                     "worker process died (the pool is wedged)",
                 )
+
+    def _doom(self, rsync_pid: int | None) -> None:
+        """Ask an rsync process group that no worker looks after any more to stop (SIGTERM
+        now: rsync then tidies its partial file away), and SIGKILL it after the grace."""
+        if rsync_pid is None or rsync_pid in self.orphans:
+            return
+        _kill(rsync_pid, signal.SIGTERM)
+        self.orphans[rsync_pid] = time.monotonic() + worker.RSYNC_STOP_GRACE
+
+    def _kill_orphans(self, wait: bool = False) -> None:
+        """SIGKILL the doomed rsync groups whose grace is over; forget the ones gone.
+
+        ``wait``: at the end of the run, keep at it until none is left (bounded by the
+        grace), so no rsync of ours writes into the mirror after pdb-sync has exited.
+        """
+        while self.orphans:
+            now = time.monotonic()
+            for pgid, deadline in list(self.orphans.items()):
+                if not _group_alive(pgid):
+                    del self.orphans[pgid]
+                elif now >= deadline:
+                    _kill(pgid, signal.SIGKILL)
+                    del self.orphans[pgid]
+            if not wait:
+                return
+            if self.orphans:
+                time.sleep(0.02)
 
     def _unstick_queue(self, queue: Any, now: float | None = None) -> None:
         """Free the queue's write lock if a killed worker died holding it.
@@ -295,78 +374,117 @@ class Collector:
             except queue_module.Empty:
                 return
 
-    def _signal_rsyncs(self, signum: int) -> None:
-        for state in self.running.values():
-            if state.rsync_pid is not None:
-                _kill(state.rsync_pid, signum)
-
     def _force_exit(self, pool: Any) -> None:
         """Second Ctrl-C: kill everything now and leave without a summary."""
-        self._signal_rsyncs(signal.SIGKILL)
+        for state in self.running.values():
+            if state.rsync_pid is not None:
+                _kill(state.rsync_pid, signal.SIGKILL)
         for child in multiprocessing.active_children():
-            _kill(child.pid, signal.SIGKILL)
+            _kill_process(child.pid, signal.SIGKILL)
         os._exit(130)
 
 
 def _shut_down(pool: Any) -> None:
-    """Terminate the pool, killing its workers if it does not finish in time.
+    """Take the pool down without waiting on a worker that cannot answer.
 
-    ``Pool.terminate`` waits for the lock that idle workers hold while they wait for a
-    task; a worker killed while idle (``kill -9``, the OOM killer, a job-wide SIGTERM)
-    never releases it, and terminate would wait forever. So it runs in a daemon thread
-    and the workers are killed outright after SHUTDOWN_SECONDS.
+    By now every job has a result or was written off, so the workers are idle and hold
+    nothing worth keeping: they are SIGKILLed. First the pool is told to stop replacing
+    workers that die (or it would fork new ones while we kill), then the locks a killed
+    worker may have held are freed, so that ``Pool.terminate`` (which takes them) cannot
+    hang. These steps use the pool's internals, so each is guarded, and terminate still
+    runs in a daemon thread with a bound, killing what is left after SHUTDOWN_SECONDS.
     """
+    handler = getattr(pool, "_worker_handler", None)
+    notifier = getattr(pool, "_change_notifier", None)
+    if handler is not None and notifier is not None:
+        handler._state = multiprocessing.pool.TERMINATE
+        notifier.put(None)
+        handler.join(SHUTDOWN_SECONDS)
+    workers = list(getattr(pool, "_pool", []))
+    for process in workers:
+        if process.exitcode is None:
+            _kill_process(process.pid, signal.SIGKILL)
+    for process in workers:
+        process.join(SHUTDOWN_SECONDS)
+    if not (handler is not None and handler.is_alive()):
+        # An idle worker waits for a task holding the task queue's read lock, which no
+        # thread of ours takes before terminate. A worker may also be killed while
+        # putting its task's return value (the result queue's write lock), which the
+        # pool's task-handler thread takes for a moment too.
+        inqueue, outqueue = getattr(pool, "_inqueue", None), getattr(pool, "_outqueue", None)
+        _free_lock_of_the_dead(getattr(inqueue, "_rlock", None), look=0.0)
+        _free_lock_of_the_dead(getattr(outqueue, "_wlock", None), look=LOCK_LOOK_SECONDS)
     closer = threading.Thread(target=pool.terminate, name="pool-terminate", daemon=True)
     closer.start()
     closer.join(SHUTDOWN_SECONDS)
     if closer.is_alive():
         log.warning("worker pool did not stop in {}s; killing its workers", SHUTDOWN_SECONDS)
         for child in multiprocessing.active_children():
-            _kill(child.pid, signal.SIGKILL)
+            _kill_process(child.pid, signal.SIGKILL)
         closer.join(SHUTDOWN_SECONDS)
 
 
-def _kill(pid: int, signum: int) -> None:
+def _free_lock_of_the_dead(lock: Any, look: float) -> None:
+    """Release ``lock`` if it stays held for ``look`` seconds: once every worker is dead,
+    a lock that no live thread releases within that time can only be a dead worker's."""
+    if lock is None:
+        return
+    if lock.acquire(timeout=look) if look > 0 else lock.acquire(False):
+        lock.release()  # free, or briefly held by one of the pool's threads
+    else:
+        lock.release()
+
+
+def _kill(pgid: int, signum: int) -> None:
+    """Signal rsync's whole process group (rsync leads its own session; the receiver it
+    forks is in the same group), or the lone process if the group is gone."""
     try:
-        os.killpg(pid, signum)  # rsync leads its own session: reach its helpers too
+        os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
-        with suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
+        _kill_process(pgid, signum)
 
 
-def warm_up() -> Any:
-    """Choose the start method and, for forkserver, start the server now.
+def _kill_process(pid: int, signum: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signum)
 
-    Called early (before the config is read) the server's interpreter start and its
-    import of the worker code overlap with our own start-up; calling it again is free.
-    """
-    context = multiprocessing.get_context(_start_method())
-    if context.get_start_method() == "forkserver":
-        # Workers fork from a server that has imported the worker code once.
-        context.set_forkserver_preload(["pdbsync.worker"])
-        from multiprocessing import forkserver
 
-        forkserver.ensure_running()
-    return context
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _start_method() -> str:
-    """forkserver where available: fork is unsafe once threads exist, spawn is slower."""
-    methods = multiprocessing.get_all_start_methods()
-    return "forkserver" if "forkserver" in methods else "spawn"
+    """fork, on purpose: it is the only start method under which nothing outlives a run.
+
+    - Under fork the workers are the main process's own children, forked (at pool start)
+      from its main thread, so ``PR_SET_PDEATHSIG`` ties each to the main process: a
+      ``kill -9`` of pdb-sync (the OOM killer) takes the workers, and through them every
+      rsync, down with it. Under forkserver they are the server's children, and nothing
+      tells them the main process is gone.
+    - Under fork CPython unlinks the queue's and pool's POSIX semaphores at creation
+      (``multiprocessing/synchronize.py``), so a run SIGKILLed whole (Slurm after
+      KillWait, a cgroup OOM kill) leaves nothing in ``/dev/shm``; forkserver and spawn
+      keep them named until a resource tracker process unlinks them, which dies too.
+    - No forkserver and no resource tracker: two fewer processes to outlive anything.
+
+    fork is unsafe once a process has threads. The pool's first workers are forked
+    before the pool starts its own threads, and pdb-sync's parent starts none before
+    that. A worker the pool replaces later (after one was killed) is forked from the
+    pool's worker-handler thread; the workers use no lock that the parent's other
+    threads hold (they write only to the queue, loguru re-initialises its locks at fork).
+    """
+    return "fork"
 
 
-#: Why a target that never produced a result of its own ended as it did.
-_NO_OUTCOME_REASONS = {
-    "cancelled": "run interrupted before this target finished",
-    "skipped": "not started: an earlier target failed (--fail-fast)",
-}
-
-
-def _unstarted(job: Job, status: str, started: bool = False) -> SyncResult:
-    return SyncResult.without_outcome(
-        job, status, _NO_OUTCOME_REASONS.get(status), attempts=1 if started else 0
-    )
+def _unstarted(job: Job, status: str, reason: str, started: bool = False) -> SyncResult:
+    """The result of a job that produced none of its own, with ``reason`` as its error."""
+    return SyncResult.without_outcome(job, status, reason, attempts=1 if started else 0)
 
 
 def finished_event(result: SyncResult) -> dict[str, Any]:

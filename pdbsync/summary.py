@@ -8,8 +8,7 @@ a reader never sees half a file.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import signal
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from pdbsync import __version__, contracts
-from pdbsync.errors import ExitCode, PdbSyncError
+from pdbsync import __version__, contracts, outputs
+from pdbsync.errors import ExitCode
 from pdbsync.events import utc_now
 
 #: Target statuses. ``skipped``: never started because of --fail-fast;
@@ -80,13 +79,13 @@ def status_counts(results: Iterable[SyncResult]) -> dict[str, int]:
 def run_exit_code(interrupted: str | None, all_succeeded: bool) -> ExitCode:
     """The exit status of a sync or plan run (docs/exit-codes.md), in one place.
 
-    A signal decides first (the run did not finish, whatever its results); otherwise
-    ``all_succeeded`` is the caller's notion of success (a plan also needs each plan).
+    A signal decides first (the run did not finish, whatever its results): 128 + its
+    number, as a shell reports a process that signal killed, so wrappers that know that
+    convention read it right; otherwise ``all_succeeded`` is the caller's notion of
+    success (a plan also needs each plan).
     """
-    if interrupted == "SIGINT":
-        return ExitCode.INTERRUPTED
-    if interrupted == "SIGTERM":
-        return ExitCode.TERMINATED
+    if interrupted is not None:
+        return ExitCode(128 + signal.Signals[interrupted].value)
     return ExitCode.OK if all_succeeded else ExitCode.SYNC_FAILED
 
 
@@ -99,7 +98,7 @@ class Summary:
     started_at: str
     finished_at: str
     duration_s: float
-    interrupted: str | None = None  # "SIGINT" / "SIGTERM" when the run was cancelled
+    interrupted: str | None = None  # the signal that cancelled the run ("SIGTERM", ...)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -142,10 +141,12 @@ class Summary:
         }
 
 
-class SummaryWriteError(PdbSyncError):
-    """The summary could not be written (bad path, no permission)."""
+class SummaryWriteError(outputs.OutputWriteError):
+    """The summary could not be written (full disk, a FIFO nobody reads, ...): exit 1.
 
-    exit_code = ExitCode.SYNC_FAILED
+    A path that could never work (a directory, no permission) is refused before the run
+    by :func:`pdbsync.outputs.check_output_path` instead, with exit 2.
+    """
 
 
 def validate_summary(data: dict[str, Any], schema: str = "summary") -> None:
@@ -163,23 +164,10 @@ def summary_json(data: dict[str, Any]) -> bytes:
 
 
 def write_atomically(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temp file in the same directory and a rename."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise SummaryWriteError(f"--summary {path}: cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise SummaryWriteError(f"--summary {path}: cannot write: {exc.strerror}") from None
+    """Write ``payload`` to the ``--summary`` path by :func:`pdbsync.outputs.write_file`'s
+    rules: a regular file is replaced in one rename (never half a file), a symlink is
+    written through, a FIFO or device written in place; SummaryWriteError otherwise."""
+    outputs.write_file(Path(path), payload, label=f"--summary {path}", error=SummaryWriteError)
 
 
 def write_summary(path: Path, data: dict[str, Any], schema: str = "summary") -> None:

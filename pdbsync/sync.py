@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pdbsync import __version__
+from pdbsync.errors import ExitCode
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
 from pdbsync.plan import PlanSummary
 from pdbsync.render import Renderer
 from pdbsync.runner import Collector, Interrupts, catching_signals
-from pdbsync.summary import Summary, summary_json, validate_summary, write_atomically
+from pdbsync.summary import (
+    Summary,
+    SummaryWriteError,
+    summary_json,
+    validate_summary,
+    write_atomically,
+)
 
 
 @dataclass(frozen=True)
@@ -106,11 +113,13 @@ def _run(
     finish: Callable[[dict[str, Any]], None],
 ) -> _SummaryT:
     """What a sync and a plan share: announce, run the pool under signal handling, then
-    build the summary with ``build``, validate it against ``schema``, let ``finish``
-    render it, and write it to ``--summary``.
+    build the summary with ``build``, validate it against ``schema``, write it to
+    ``--summary``, and let ``finish`` render it.
 
     The summary is validated before anything shows it, so a schema bug never reaches a
-    reader; the file is written last, after the final event and block are on stdout.
+    reader. The file is written before the final event, so the ``exit_code`` that event
+    carries is always the process's: a failed write turns a 0 into 1 (a failed run or a
+    signal's code stays), and the SummaryWriteError raised after rendering carries it.
     """
     started_at = utc_now()
     started = time.monotonic()
@@ -146,11 +155,27 @@ def _run(
         )
         data = summary.to_dict()
         validate_summary(data, schema)
+        failure = _write_summary(settings.summary_path, data)
         finish(data)
         renderer.flush()
-        if settings.summary_path is not None:
-            write_atomically(settings.summary_path, summary_json(data))
+    if failure is not None:
+        raise failure
     return summary
+
+
+def _write_summary(path: Path | None, data: dict[str, Any]) -> SummaryWriteError | None:
+    """Write ``data`` to ``path``; on failure, make ``data`` and the error say the exit
+    status the process will have, and return the error for raising after rendering."""
+    if path is None:
+        return None
+    try:
+        write_atomically(path, summary_json(data))
+    except SummaryWriteError as exc:
+        if data["exit_code"] == ExitCode.OK:
+            data["exit_code"] = int(ExitCode.SYNC_FAILED)
+        exc.exit_code = ExitCode(data["exit_code"])
+        return exc
+    return None
 
 
 def _targets(jobs: list[Job]) -> str:

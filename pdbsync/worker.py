@@ -19,6 +19,7 @@ import fcntl
 import os
 import random
 import re
+import select
 import selectors
 import signal
 import subprocess
@@ -52,26 +53,111 @@ _GATHER_SECONDS = 0.005
 _PLAN_NOISE = re.compile(r"^\s*$|^created directory ")
 _PR_SET_PDEATHSIG = 1
 
+#: The signals that stop a run (the parent's handlers and the workers' share this list):
+#: Slurm and ``timeout`` send SIGTERM, a closed terminal or ssh session SIGHUP, Ctrl-C
+#: SIGINT, schedulers' early warnings SIGUSR1/SIGUSR2.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+#: After asking rsync to stop (SIGTERM to its process group), how long it gets to tidy
+#: up (its partial file goes to the partial dir) before the group is SIGKILLed.
+RSYNC_STOP_GRACE = 1.5
+
 _queue: Queue | None = None
 _prctl: Callable[..., int] | None = None
+_parent_pid: int | None = None
+#: The stop signal this worker received (sticky: a stopped worker starts no rsync again).
+_stopped_by: str | None = None
+#: The rsync this worker runs right now, for the signal handlers.
+_rsync: subprocess.Popen[bytes] | None = None
+#: Written to by the signal handler so a retry's wait ends at once (read end, write end).
+_wakeup: tuple[int, int] | None = None
 
 
-def init_worker(queue: Queue) -> None:
-    """Pool initializer: keep the queue, ignore Ctrl-C (the parent decides), load prctl."""
-    global _queue, _prctl
+def init_worker(queue: Queue, parent_pid: int) -> None:
+    """Pool initializer: keep the queue, tie this worker's life to the main process, and
+    make a stop signal stop this worker's rsync rather than the worker.
+
+    A stop signal that reaches every process of the run at once (Slurm signals the
+    whole job, ``timeout`` and a closing terminal the whole process group) would
+    otherwise kill idle and busy workers alike: the pool would fork replacements, and the
+    targets would look like crashes. Instead a worker ends its rsync's whole process
+    tree, reports the job, and waits to be taken down by the parent. SIGINT is ignored:
+    Ctrl-C reaches the whole foreground group and the parent decides.
+    """
+    global _queue, _prctl, _parent_pid, _wakeup
     _queue = queue
+    _parent_pid = parent_pid
+    _wakeup = os.pipe()
+    for fd in _wakeup:
+        os.set_blocking(fd, False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in STOP_SIGNALS:
+        if signum != signal.SIGINT:
+            signal.signal(signum, _on_stop_signal)
+    signal.signal(signal.SIGALRM, _on_stop_grace_over)
     try:
         # The interpreter is linked against libc: no find_library (it runs ldconfig).
         _prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         _prctl = None
+    if _prctl is not None:
+        # SIGTERM when the main process dies, however it dies (kill -9, the OOM killer).
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # it died before the line above
+        os._exit(0)
+
+
+def _parent_gone() -> bool:
+    return _parent_pid is not None and os.getppid() != _parent_pid
+
+
+def _on_stop_signal(signum: int, _frame: object) -> None:
+    """Stop this worker's rsync (its whole process group), or leave if there is nothing
+    to do and nobody to report to."""
+    global _stopped_by
+    if _stopped_by is None:
+        _stopped_by = signal.Signals(signum).name
+    if _wakeup is not None:
+        with contextlib.suppress(OSError):
+            os.write(_wakeup[1], b"!")
+    if _rsync is not None and _rsync.returncode is None:
+        _signal_group(_rsync.pid, signal.SIGTERM)
+        signal.setitimer(signal.ITIMER_REAL, RSYNC_STOP_GRACE)
+    elif _parent_gone():
+        os._exit(0)
+
+
+def _on_stop_grace_over(_signum: int, _frame: object) -> None:
+    """rsync did not stop in RSYNC_STOP_GRACE after SIGTERM: SIGKILL its whole group."""
+    if _rsync is not None:
+        _signal_group(_rsync.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)  # rsync leads its own session: its receiver is in it too
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pgid, signum)
 
 
 def _die_with_parent() -> None:
     """In the rsync child, before exec: get SIGTERM when this worker dies, however it dies."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _wait_unless_stopped(seconds: float) -> None:
+    """Sleep ``seconds`` (a retry's backoff), but wake at once on a stop signal."""
+    if _stopped_by is not None:
+        return
+    if _wakeup is None:
+        time.sleep(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while _stopped_by is None and (left := deadline - time.monotonic()) > 0:
+        select.select([_wakeup[0]], [], [], left)
+        with contextlib.suppress(BlockingIOError):
+            os.read(_wakeup[0], 64)
 
 
 def rsync_environment() -> dict[str, str]:
@@ -94,10 +180,16 @@ class _Attempt:
         self.batch_started = time.monotonic()
         self.stderr_head: list[str] = []  # the first lines often name the cause...
         self.stderr_tail: deque[str] = deque(maxlen=ERROR_LINES)  # ...the last its effect
-        self.stats: dict[str, object] = {}
+        self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
+        # only rsync's closing --stats block counts, not a motd that reads like one
+        self.stats_block = rsync_lang.StatsBlock(self.size_base)
         self.last_progress_at = 0.0
         self.held_progress: tuple[str, str] | None = None  # (redraw line, its time)
-        self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
+        # What the transfer had done if it ends without its stats block (cancelled,
+        # failed): the last redraw (its bytes), and the last one with a file count
+        # (redraws in the middle of a file carry no xfr#). Kept as text, parsed once.
+        self.last_redraw: str | None = None
+        self.last_counted_redraw: str | None = None
         self.itemized = rsync_lang.ItemizedCounts() if job.plan else None
         # quiet: rsync's stdout is read for its numbers but not shown (see options.quiet)
         self.quiet = bool(getattr(job.options, "quiet", False)) and not job.plan
@@ -131,21 +223,25 @@ class _Attempt:
                         self.stderr_tail.append(line)
                 self.emit(make_event("output", name, line, ts, stream=stream, line=line))
             return
+        feed_stats = self.stats_block.feed  # every stdout line: a motd block must be left behind
         for line in lines:
+            is_stats = feed_stats(line)
             if self.itemized is not None and self.itemized.feed(line):
                 continue  # a plan counts itemized lines: a big tree has millions of them
-            if self.quiet:
-                rsync_lang.parse_stats_line(line, self.stats, self.size_base)
-                continue
             if (line[:1] == " " or line[:1].isdigit()) and rsync_lang.is_progress(line):
-                self.progress(line, ts)
+                self.last_redraw = line
+                if "xfr#" in line:
+                    self.last_counted_redraw = line
+                if not self.quiet:
+                    self.progress(line, ts)
+                continue
+            if self.quiet:
                 continue
             if self.held_progress is not None and _is_final_redraw(self.held_progress[0]):
                 # rsync's final redraw goes out before the --stats block that follows it;
                 # an ordinary redraw stays held (with -v one comes after every file).
                 self.emit_progress(*self.held_progress)
                 self.held_progress = None
-            is_stats = rsync_lang.parse_stats_line(line, self.stats, self.size_base)
             if self.itemized is not None and (is_stats or _PLAN_NOISE.match(line)):
                 continue  # the plan event says it all
             # the output event of make_event, built inline: this runs once per line
@@ -184,8 +280,24 @@ class _Attempt:
         if fields is not None:
             self.emit(make_event("progress", self.job.name, progress_text(fields), ts, **fields))
 
+    def transferred_so_far(self) -> tuple[int, int]:
+        """(files, bytes) this attempt had transferred, by its last progress redraws.
+
+        For an rsync that ended without its closing ``--stats`` block (stopped, or
+        failed half-way): the redraw's byte count includes the file in flight, its
+        ``xfr#N`` counts whole files. No redraw at all means nothing was transferred.
+        """
+        last = rsync_lang.parse_progress(self.last_redraw or "", self.size_base) or {}
+        counted = rsync_lang.parse_progress(self.last_counted_redraw or "", self.size_base) or {}
+        return counted.get("files_transferred") or 0, last.get("bytes") or 0  # type: ignore[return-value]
+
     def run(self) -> int:
-        """Run rsync to completion; its exit code (negative: killed by that signal)."""
+        """Run rsync to completion; its exit code (negative: killed by that signal).
+
+        Returns only once rsync's whole process tree is gone: its pipes close when the
+        last process holding them (rsync and the receiver it forks) exits.
+        """
+        global _rsync
         proc = subprocess.Popen(
             self.job.argv,
             stdin=subprocess.DEVNULL,
@@ -195,14 +307,20 @@ class _Attempt:
             start_new_session=True,  # Ctrl-C reaches pdb-sync, which then stops rsync
             preexec_fn=_die_with_parent,
         )
+        _rsync = proc
+        if _stopped_by is not None:  # the stop signal came while rsync was being started
+            _signal_group(proc.pid, signal.SIGTERM)
+            signal.setitimer(signal.ITIMER_REAL, RSYNC_STOP_GRACE)
         self.send(("rsync", self.job.name, proc.pid))
         try:
             self._read_until_closed(proc)
             code = proc.wait()
         finally:
             if proc.poll() is None:  # a bug in reading must not leave rsync writing alone
-                proc.kill()
+                _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _rsync = None
             self.send(("rsync", self.job.name, None))  # that pid is no longer ours to kill
         if self.held_progress is not None:
             self.emit_progress(*self.held_progress)
@@ -300,13 +418,22 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
     runner: _Attempt | None = None
     error: str | None = None
     while attempt < max_attempts:
+        if _stopped_by is not None:
+            break  # a stopped worker starts no (further) attempt
         attempt += 1
         runner = _Attempt(job, send)
-        try:
-            if not job.plan:  # a plan changes nothing on disk
-                job.dest.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            code, error = None, f"cannot create destination {job.dest}: {exc.strerror}"
+        # Where the dest resolves is checked before creating it and again after: a link
+        # swapped in since planning must not redirect mkdir's or rsync's writes.
+        moved = job.dest_moved()
+        if moved is None and not job.plan:  # a plan changes nothing on disk
+            try:
+                (job.resolved_dest or job.dest).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                code, error = None, f"cannot create destination {job.dest}: {exc.strerror}"
+                break
+            moved = job.dest_moved()
+        if moved is not None:
+            code, error = None, moved
             break
         try:
             code = runner.run()
@@ -337,14 +464,18 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
                 ],
             )
         )
-        time.sleep(delay)
+        _wait_unless_stopped(delay)
     duration = time.monotonic() - started
-    stats = dict(runner.stats) if runner else {}
+    stats = runner.stats_block.result(code) if runner is not None else {}
+    files_transferred, bytes_transferred = _transferred(job, code, runner, stats)
     if job.plan and code == 0 and runner is not None and runner.itemized is not None:
-        plan = target_plan(job, runner.stats, runner.itemized)
+        plan = target_plan(job, stats, runner.itemized)
         send(("events", [plan_event(job.name, plan)]))
     if code == 0:
         status = "success"
+    elif _stopped_by is not None:  # the parent names the cause; this says what happened here
+        status = "cancelled"
+        error = f"rsync stopped by {_stopped_by}" if attempt else f"not started: {_stopped_by}"
     else:
         status = "failed"
         if error is None and runner is not None:
@@ -361,11 +492,27 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
         started_at=started_at,
         finished_at=utc_now(),
         duration_s=round(duration, 3),
-        # a plan transferred nothing; what it would transfer is in its plan event
-        files_transferred=None if job.plan else stats.get("files_transferred"),  # type: ignore[arg-type]
-        bytes_transferred=None if job.plan else stats.get("transferred_size"),  # type: ignore[arg-type]
+        files_transferred=files_transferred,
+        bytes_transferred=bytes_transferred,
         stats={} if job.plan else stats,  # a dry run's stats are in the plan event
     )
+
+
+def _transferred(
+    job: Job, code: int | None, runner: _Attempt | None, stats: dict[str, object]
+) -> tuple[int | None, int | None]:
+    """(files, bytes) the target's last attempt transferred, for its result.
+
+    From rsync's closing ``--stats`` block when it printed one; otherwise (stopped,
+    failed half-way) from its last progress redraws, so a cancelled target still says
+    what it had done. ``None`` only for what never ran rsync, and for a plan, which
+    transfers nothing (what it would transfer is in its plan event).
+    """
+    if job.plan or runner is None or code is None:
+        return None, None
+    if "files_transferred" in stats:
+        return stats["files_transferred"], stats.get("transferred_size")  # type: ignore[return-value]
+    return runner.transferred_so_far()
 
 
 def failure_reason(stderr_lines: list[str]) -> str | None:
@@ -395,4 +542,6 @@ def run_job(job: Job) -> None:
         result = execute(job, send)
     except Exception as exc:  # a bug must fail this target, not hang the run
         result = SyncResult.without_outcome(job, "failed", f"internal error in worker: {exc!r}")
+    if _parent_gone():  # nobody left to report to (kill -9 of pdb-sync): rsync is gone too
+        os._exit(0)
     send(("result", job.name, result.to_dict()))

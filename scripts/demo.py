@@ -4,6 +4,11 @@
 
 Leaves the synced tree, the config and summary.json in the work directory so you can
 look at them, and runs the real ``pdb-sync`` command (as a user would).
+
+The work directory is the demo's only when the demo made it: a new or empty directory
+gets a marker file, and a later run removes only the demo's own entries from a marked
+one (anything else in it is left alone). A non-empty directory without the marker is
+refused, so ``--workdir ~/data`` can never cost you a file.
 """
 
 from __future__ import annotations
@@ -32,6 +37,43 @@ TARGETS = {
 }
 
 
+#: Marks a work directory the demo made; only such a directory is ever cleaned.
+MARKER = ".pdb-sync-demo"
+#: What the demo puts in its work directory: all it removes before a new run.
+OWN_ENTRIES = ("archive", "mirror", "pdb", "config.toml", "summary.json")
+#: Exit status when the work directory is not the demo's to use (as pdb-sync's usage errors).
+REFUSED = 2
+
+
+class WorkdirRefused(Exception):
+    """The work directory holds something the demo did not make."""
+
+
+def prepare_workdir(work: Path) -> None:
+    """Make ``work`` ready for a fresh demo run without touching anything not the demo's.
+
+    A missing or empty directory is created and marked; a marked one loses the demo's
+    own entries (OWN_ENTRIES) and keeps everything else; any other non-empty directory,
+    or a path that is not a directory, raises WorkdirRefused.
+    """
+    if work.exists() and not work.is_dir():
+        raise WorkdirRefused(f"--workdir {work}: not a directory")
+    marker = work / MARKER
+    if work.is_dir() and not marker.is_file() and any(work.iterdir()):
+        raise WorkdirRefused(
+            f"--workdir {work}: not empty and not made by the demo (no {MARKER} file); "
+            "pass a new or empty directory"
+        )
+    work.mkdir(parents=True, exist_ok=True)
+    marker.write_text("Made by scripts/demo.py, which may clean its own entries here.\n")
+    for name in OWN_ENTRIES:
+        entry = work / name
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink()  # a symlink goes, never what it points to
+        elif entry.is_dir():
+            shutil.rmtree(entry)
+
+
 def write_demo_config(path: Path, mirror: LocalMirror, pdb_dir: Path) -> None:
     lines = [
         "# Written by scripts/demo.py: four targets on the local mirror.",
@@ -57,7 +99,11 @@ def main() -> int:
     parser.add_argument("sync_args", nargs="*", help="extra arguments for 'pdb-sync sync'")
     args = parser.parse_args()
     work = args.workdir.resolve()
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        prepare_workdir(work)
+    except WorkdirRefused as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return REFUSED
     files = generate(work / "archive", entries=args.entries)
     print(f"demo: generated {len(files)} files of a mini-PDB under {work / 'archive'}")
     with LocalMirror(work / "archive", work / "mirror") as mirror:

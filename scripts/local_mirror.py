@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import shlex
 import shutil
@@ -34,6 +35,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the daemon, before exec: SIGTERM when the process that started it dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 class LocalMirror:
     """An rsync daemon on 127.0.0.1 with named modules; start(), url(), stop()."""
 
@@ -43,10 +50,14 @@ class LocalMirror:
         workdir: Path,
         port: int | None = None,
         daemon_args: tuple[str, ...] = (),
+        motd: str | None = None,
     ) -> None:
         """``daemon_args``: extra ``rsync --daemon`` options, e.g. ``("--bwlimit=20",)``
-        for a mirror that serves every client slowly."""
+        for a mirror that serves every client slowly. ``motd``: the daemon's message of
+        the day (``motd file``), which every client prints on stdout before its transfer,
+        as public mirrors do with their notices."""
         self.daemon_args = tuple(daemon_args)
+        self.motd = motd
         self.root = Path(root).resolve()
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -97,8 +108,10 @@ class LocalMirror:
             f"pid file = {self.workdir / 'rsyncd.pid'}",
             f"log file = {self.workdir / 'rsyncd.log'}",
             "max connections = 0",
-            "",
         ]
+        if self.motd is not None:
+            lines.append(f"motd file = {self.workdir / 'motd'}")
+        lines.append("")
         for name, params in self.modules.items():
             lines.append(f"[{name}]")
             lines += [f"    {key} = {value}" for key, value in params.items()]
@@ -112,6 +125,8 @@ class LocalMirror:
             raise RuntimeError("rsync is not installed (apt-get install rsync)")
         conf = self.workdir / "rsyncd.conf"
         conf.write_text(self.config_text())
+        if self.motd is not None:
+            (self.workdir / "motd").write_text(self.motd)
         (self.workdir / "rsyncd.pid").unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [
@@ -127,6 +142,7 @@ class LocalMirror:
             stdout=subprocess.DEVNULL,
             stderr=open(self.workdir / "rsyncd.stderr", "wb"),  # noqa: SIM115
             start_new_session=True,  # stop() ends connection handlers (pre-xfer sleeps) too
+            preexec_fn=_die_with_parent,  # a killed demo or test run leaves no daemon
         )
         deadline = time.monotonic() + timeout
         while True:  # readiness check: the port accepts a connection

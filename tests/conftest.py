@@ -138,7 +138,9 @@ def pdb_sync_command(*args: str) -> list[str]:
 class LiveRun:
     """A ``pdb-sync ... --format json`` subprocess whose events are read as they come."""
 
-    def __init__(self, *args: str, env: dict | None = None) -> None:
+    def __init__(self, *args: str, env: dict | None = None, new_session: bool = False) -> None:
+        """``new_session``: pdb-sync leads a process group of its own, so a test can signal
+        the whole group at once as Slurm, ``timeout`` or a closing terminal do."""
         import os
         import subprocess
 
@@ -149,6 +151,7 @@ class LiveRun:
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             bufsize=0,  # unbuffered: select() must see every line readline() has not taken
+            start_new_session=new_session,
         )
         self.events: list[dict] = []
 
@@ -223,3 +226,35 @@ def wait_until_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
     while alive(pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     return alive(pids)
+
+
+def processes_mentioning(marker: str) -> dict[int, str]:
+    """Every live (non-zombie) process in the whole process table whose command line
+    contains ``marker`` (a test's tmp_path: in pdb-sync's config path, in each worker,
+    which is a fork of it, and in every rsync's destination), pid -> command line.
+
+    Not only the run's descendants: a process whose parent died is re-parented and
+    would escape a walk down from the main process.
+    """
+    found = {}
+    needle = marker.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline and alive({int(entry.name)}):
+            found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
+def wait_until_none_mention(marker: str, timeout: float = 10.0) -> dict[int, str]:
+    """Poll the process table until no process mentions ``marker``; return the survivors."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (found := processes_mentioning(marker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import pdb_sync_command, run_cli
 
 from pdbsync.cli import build_parser
@@ -77,15 +78,33 @@ def test_unwritable_log_file_is_a_usage_error(four_targets, tmp_path):
     assert result.code == 2 and "--log-file" in result.stderr
 
 
-def test_unwritable_summary_path_fails_the_run_with_a_clear_line(four_targets, tmp_path):
+def test_unusable_summary_path_is_refused_before_the_run(four_targets, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
+    summary = blocker / "summary.json"
+    result = run_cli("--config", str(four_targets), "sync", "emdb", "--summary", str(summary))
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"pdb-sync: error: --summary {summary}: {blocker} is not a directory"
+    ]
+    assert not (tmp_path / "pdb").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("delay", ["inf", "-inf", "nan", "1e10", "86400.5", "-1", "soon"])
+def test_retry_delay_must_be_finite_and_bounded(four_targets, tmp_path, delay):
     result = run_cli(
-        "--config", str(four_targets), "sync", "emdb", "--summary", str(blocker / "summary.json")
+        "--config", str(four_targets), "sync", "emdb", "--retry", "1", f"--retry-delay={delay}"
     )
-    assert result.code == 1
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .startswith(f"pdb-sync: error: --summary {blocker / 'summary.json'}: cannot write")
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "argument --retry-delay:" in lines[0]
+    assert not (tmp_path / "pdb").exists()
+
+
+def test_retry_delay_at_the_maximum_is_accepted(four_targets):
+    from pdbsync.options import MAX_RETRY_DELAY
+
+    result = run_cli(
+        "--config", str(four_targets), "sync", "emdb", "--retry-delay", f"{MAX_RETRY_DELAY:g}"
     )
+    assert result.code == 0, result.stderr

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 from conftest import run_cli, write_config
 
-from pdbsync.config import find_config, load_config
+from pdbsync.config import (
+    SHARED_TREE_HELP,
+    dest_overlaps,
+    find_config,
+    load_config,
+    validate_file,
+)
 from pdbsync.errors import ConfigError
 
 GOOD_URL = "rsync://127.0.0.1:873/ftp_data/structures/divided/mmCIF/"
@@ -260,3 +267,107 @@ def test_list_shows_name_description_url_and_dest(tmp_path):
     assert listed.events[0] == [
         {"name": "mmcif", "description": "divided mmCIF", "url": GOOD_URL, "dest": "mmCIF"}
     ]
+
+
+# -- control characters, retry_delay, many targets ----------------------------------
+
+
+def _validate_fails(config: Path) -> str:
+    result = run_cli("--config", str(config), "config", "validate")
+    assert result.code == 2, (result.code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("escape", ["\\u0000", "\\t", "\\u001b", "\\u007f", "\\u0007"])
+def test_a_control_character_in_a_url_is_refused_before_anything_runs(tmp_path, escape):
+    path = _config(tmp_path, _target(url=f"rsync://127.0.0.1/ftp_data/x{escape}y/"))
+    for message in (_fails(path, "--all"), _validate_fails(path)):
+        assert "sync.custom.mmcif.url" in message and "contains a control character" in message
+
+
+@pytest.mark.parametrize("escape", ["\\t", "\\u001b", "\\u007f", "\\u0001"])
+def test_a_control_character_in_a_dest_is_refused(tmp_path, escape):
+    path = _config(tmp_path, _target(dest=f"mm{escape}CIF"))
+    for message in (_fails(path, "--all"), _validate_fails(path)):
+        assert "sync.custom.mmcif.dest" in message and "contains a control character" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("inf", "must be a finite number of seconds"),
+        ("-inf", "is less than the minimum of 0"),  # the schema's word
+        ("nan", "must be a finite number of seconds"),
+        ("1e10", "must be at most 86400 seconds"),
+        ("86400.5", "must be at most 86400 seconds"),
+    ],
+)
+def test_retry_delay_must_be_finite_and_at_most_a_day(tmp_path, value, expected):
+    path = _config(tmp_path, _target() + f"[sync.custom.mmcif.options]\nretry_delay = {value}\n")
+    for message in (_fails(path, "--all"), _validate_fails(path)):
+        assert "sync.custom.mmcif.options.retry_delay" in message and expected in message
+    defaults = _config(tmp_path, f"[sync.defaults]\nretry_delay = {value}\n" + _target())
+    assert "sync.defaults.retry_delay" in _validate_fails(defaults)
+
+
+def test_a_retry_delay_of_a_day_is_fine(tmp_path):
+    path = _config(tmp_path, _target() + "[sync.custom.mmcif.options]\nretry_delay = 86400\n")
+    assert run_cli("--config", str(path), "config", "validate").code == 0
+
+
+def test_each_nested_target_is_reported_once_with_the_nearest_enclosing_one(tmp_path):
+    path = write_config(
+        tmp_path / "config.toml",
+        tmp_path / "pdb",
+        {
+            "mmcif": {"url": GOOD_URL, "dest": "structures/divided/mmCIF"},
+            "all": {"url": GOOD_URL, "dest": "structures"},
+            "divided": {"url": GOOD_URL, "dest": "structures/divided"},
+            "copy": {"url": GOOD_URL, "dest": "structures/divided/mmCIF/"},
+            "sifts": {"url": GOOD_URL, "dest": "sifts"},
+        },
+    )
+    result = run_cli("--config", str(path), "config", "validate")
+    assert result.code == 2
+    help_ = "targets must not share a tree (one could delete the other's files)"
+    assert result.stderr.splitlines() == [
+        f"pdb-sync: error: {path}: {line}; {help_}"
+        for line in (
+            "sync.custom.mmcif.dest: 'structures/divided/mmCIF' is inside "
+            "sync.custom.divided.dest 'structures/divided'",
+            "sync.custom.divided.dest: 'structures/divided' is inside sync.custom.all.dest "
+            "'structures'",
+            "sync.custom.copy.dest: 'structures/divided/mmCIF/' is the same directory as "
+            "sync.custom.mmcif.dest 'structures/divided/mmCIF'",
+        )
+    ]
+
+
+def test_overlap_check_of_twenty_thousand_dests_is_quick():
+    dests = {f"t{i}": f"group{i % 50}/d{i:05d}" for i in range(20_000)}
+    dests["last"] = "group3/d00003/inner"
+    started = time.perf_counter()
+    found = dest_overlaps(dests)
+    elapsed = time.perf_counter() - started
+    assert found == [
+        "sync.custom.last.dest: 'group3/d00003/inner' is inside sync.custom.t3.dest "
+        f"'group3/d00003'; {SHARED_TREE_HELP}"
+    ]
+    assert elapsed < 1.0, elapsed
+
+
+def test_validate_judges_resolved_dests_with_the_root_from_pdb_sync_dir(tmp_path):
+    pdb, elsewhere = tmp_path / "pdb", tmp_path / "elsewhere"
+    pdb.mkdir()
+    elsewhere.mkdir()
+    (pdb / "link").symlink_to(elsewhere)
+    path = _config(tmp_path, f'[sync.custom.a]\nurl = "{GOOD_URL}"\ndest = "link/a"\n')
+    assert validate_file(path) == []  # no mirror root known: nothing to resolve against
+    (problem,) = validate_file(path, {"PDB_SYNC_DIR": str(pdb)})
+    assert problem == (
+        f"{path}: sync.custom.a.dest: '{pdb}/link/a' resolves to '{elsewhere}/a', outside "
+        f"pdb_dir '{pdb}'; refused: a symlink must not take rsync (and its deletes) out of "
+        "the mirror"
+    )

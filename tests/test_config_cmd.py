@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 
 import orjson
@@ -92,7 +94,7 @@ def test_validate_reports_every_problem_at_once(tmp_path):
         f'[sync.defaults]\ntimeout = 0\n[sync.custom.a]\nurl = "{URL}"\ndest = "a"\n'
         'preset = "nope"\n[sync.custom.b]\nurl = "/local"\ndest = "b"\n'
         '[sync.custom.c]\nurl = "' + URL + '"\ndest = "c"\n'
-        '[sync.custom.c.options]\npartial_dir = "p"\n'
+        '[sync.custom.c.options]\npartial_dir = "p"\npartial = false\n'
     )
     result = _cli(path, "validate")
     assert result.code == 2
@@ -273,3 +275,85 @@ def test_migrate_never_overwrites_an_earlier_backup(tmp_path):
 def test_config_without_a_valid_action_is_a_usage_error(tmp_path, action):
     result = _cli(tmp_path / "c.toml", *([action] if action else []))
     assert result.code == 2
+
+
+# -- writing safely: symlinked configs, owners, modes, paths -------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+
+
+def _linked_config(tmp_path, text, uid=None, gid=None, mode=0o600):
+    """A config that is a symlink into a 'dotfiles' directory, like a managed home."""
+    real = tmp_path / "dotfiles" / "config.toml"
+    real.parent.mkdir()
+    real.write_text(text)
+    if uid is not None:
+        os.chown(real, uid, gid)
+    real.chmod(mode)
+    link = tmp_path / "home" / "config.toml"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    return link, real
+
+
+@needs_root
+def test_migrate_edits_a_symlinked_config_in_place_keeping_owner_and_mode(tmp_path):
+    link, real = _linked_config(tmp_path, LEGACY, uid=4242, gid=4343)
+    result = _cli(link, "migrate")
+    assert result.code == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert "rsync_" not in real.read_text()
+    info = real.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4242, 4343, 0o600)
+    backup = real.with_name("config.toml.bak")  # beside the file that was edited
+    assert backup.read_text() == LEGACY
+    info = backup.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4242, 4343, 0o600)
+    assert sorted(os.listdir(link.parent)) == ["config.toml"]  # no lock, no backup there
+
+
+def test_migrate_backup_is_a_byte_copy(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(LEGACY.replace("\n", "\r\n").encode())
+    assert _cli(path, "migrate").code == 0
+    assert (tmp_path / "config.toml.bak").read_bytes() == LEGACY.replace("\n", "\r\n").encode()
+
+
+def test_init_force_writes_through_a_symlink(tmp_path):
+    link, real = _linked_config(tmp_path, "# mine\n", mode=0o640)
+    assert _cli(link, "init", "--pdb-dir", "/srv/pdb").code == 2
+    result = _cli(link, "init", "--force", "--pdb-dir", "/srv/pdb")
+    assert result.code == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text().startswith("# pdb-sync configuration")
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+
+
+def test_init_writes_the_pdb_dir_as_an_absolute_path(tmp_path, monkeypatch):
+    here = tmp_path / "work"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    path = tmp_path / "conf" / "config.toml"
+    assert _cli(path, "init", "--pdb-dir", "./pdb").code == 0
+    assert tomllib.loads(path.read_text())["paths"]["pdb_dir"] == str(here / "pdb")
+    assert load_config(path).pdb_dir == here / "pdb"  # not conf/pdb
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _cli(path, "init", "--force", "--pdb-dir", "~/pdb").code == 0
+    assert tomllib.loads(path.read_text())["paths"]["pdb_dir"] == str(tmp_path / "home" / "pdb")
+
+
+def test_init_over_a_directory_is_one_line_exit_2(tmp_path):
+    result = _cli(tmp_path, "init", "--force")
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"pdb-sync: error: {tmp_path}: cannot write: is a directory"
+    ]
+
+
+def test_init_to_dev_full_is_one_line_and_leaves_the_device(tmp_path):
+    result = run_cli("config", "init", "--force", "--path", "/dev/full")
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        "pdb-sync: error: /dev/full: cannot write: No space left on device"
+    ]
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)

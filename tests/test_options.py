@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,14 @@ from pdbsync.errors import ConfigError
 from pdbsync.jobs import plan_jobs
 from pdbsync.options import (
     LAYERS,
+    MAX_RETRY_DELAY,
     OPTIONS,
     PRESETS,
     RSYNC_KEYS,
     SPECS,
     RsyncOptions,
     build_flags,
+    check_value,
     cli_layer,
     parse_size,
     resolve,
@@ -76,11 +79,38 @@ def test_a_layer_alone_decides_and_is_named(layer, tmp_path):
     assert options.source("compress").split()[0] == layer
 
 
-def test_nothing_set_means_built_in_defaults_all_off(tmp_path):
+def test_nothing_set_means_built_in_defaults_all_off_but_resuming(tmp_path):
     options = resolve("t", {}, {}, tmp_path)
     assert options == RsyncOptions()
     assert all(options.source(key) == "built-in" for key in SPECS)
+    on = {key for key, value in options.values().items() if value not in (False, None, [], 0)}
+    assert on == {"partial", "partial_dir"}
+    assert options.partial_dir == ".rsync-partial"
+    assert build_flags(options) == ["-a", "--partial-dir=.rsync-partial"]
+
+
+def test_a_higher_layer_turning_partial_off_leaves_a_lower_partial_dir_unused(tmp_path):
+    target = {"options": {"partial_dir": ".p"}}
+    off = resolve("t", target, {}, tmp_path, cli_layer({"partial": False}, tmp_path))
+    assert build_flags(off) == ["-a"]
+    from_target = resolve("t", {"options": {"partial": False}}, {"partial_dir": ".p"}, tmp_path)
+    assert build_flags(from_target) == ["-a"]
+    with pytest.raises(ConfigError, match="partial_dir needs partial = true"):
+        resolve(
+            "t",
+            {"options": {"partial": False}},
+            {},
+            tmp_path,
+            cli_layer({"partial_dir": "x"}, tmp_path),
+        )
+
+
+def test_no_partial_passes_no_partial_flag_at_all(tmp_path):
+    options = resolve("t", {"options": {"partial": False}}, {}, tmp_path)
+    assert options.partial is False
     assert build_flags(options) == ["-a"]
+    from_cli = resolve("t", {}, {}, tmp_path, cli_layer({"partial": False}, tmp_path))
+    assert build_flags(from_cli) == ["-a"]
 
 
 def test_value_options_and_lists_follow_the_same_order(tmp_path):
@@ -162,7 +192,6 @@ def test_flag_builder_gives_the_exact_flags_in_order(tmp_path):
         "--delete",
         "-z",
         "-c",
-        "--partial",
         "--itemize-changes",
         "--modify-window=1",
         "--partial-dir=.part",
@@ -184,7 +213,8 @@ def test_every_boolean_has_its_rsync_flag(tmp_path):
     for spec in OPTIONS:
         if spec.kind != "bool":
             continue
-        options = RsyncOptions(**{spec.key: True})
+        # partial off and no partial_dir: each boolean alone
+        options = RsyncOptions(**{"partial": False, "partial_dir": None, spec.key: True})
         if spec.key == "quiet":  # done by pdb-sync: rsync's -q would hide --stats
             assert build_flags(options) == ["-a"]
         else:
@@ -203,9 +233,8 @@ def test_job_argv_is_the_exact_command(tmp_path):
         "-a",
         "--delete",
         "-z",
-        "--partial",
-        "--exclude=*.tmp",
         "--partial-dir=.rsync-partial",
+        "--exclude=*.tmp",
         "--info=progress2",
         "--stats",
         "--",
@@ -267,7 +296,7 @@ def _fails(config: Path, *extra: str) -> str:
     ("target_extra", "top", "expected"),
     [
         (
-            '[sync.custom.t.options]\npartial_dir = ".p"',
+            '[sync.custom.t.options]\npartial_dir = ".p"\npartial = false',
             "",
             "target 't': sync.custom.t.options.partial_dir: partial_dir needs partial = true",
         ),
@@ -302,6 +331,22 @@ def _fails(config: Path, *extra: str) -> str:
             "sync.custom.t.options.min_size: min_size is larger than max_size",
         ),
         ("", "[sync.defaults]\ntimeout = 0", "sync.defaults.timeout: must be greater than 0"),
+        (
+            '[sync.custom.t.options]\nbackup = true\nbackup_dir = "old/../../other"',
+            "",
+            "sync.custom.t.options.backup_dir: 'old/../../other' contains '..'",
+        ),
+        (
+            '[sync.custom.t.options]\npartial_dir = "../shared-partial"',
+            "",
+            "sync.custom.t.options.partial_dir: '../shared-partial' contains '..'",
+        ),
+        (
+            '[sync.custom.t.options]\nbackup = true\nbackup_dir = "/var/backups/pdb"',
+            "",
+            "target 't': sync.custom.t.options.backup_dir: '/var/backups/pdb' resolves to "
+            "'/var/backups/pdb', not inside pdb_dir",
+        ),
         (
             "rsync_contimeout = -5",
             "",
@@ -400,6 +445,29 @@ def test_config_schema_lists_every_option_and_legacy_key():
     target = schema["$defs"]["target"]["properties"]
     assert {k for k in target if k.startswith("rsync_")} == {f"rsync_{k}" for k in RSYNC_KEYS}
     assert target["preset"]["enum"] == list(PRESETS)
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, MAX_RETRY_DELAY + 0.001, 10**10])
+def test_retry_delay_is_finite_and_at_most_a_day(value):
+    with pytest.raises(ValueError, match=r"finite|at most 86400"):
+        check_value("retry_delay", value, None)
+
+
+def test_retry_delay_of_exactly_a_day_or_zero_is_fine():
+    assert MAX_RETRY_DELAY == 86400.0
+    assert check_value("retry_delay", 86400, None) == 86400.0
+    assert check_value("retry_delay", 0, None) == 0.0
+
+
+@pytest.mark.parametrize(("key", "value"), [("backup_dir", "a/.."), ("partial_dir", "..")])
+def test_a_relative_backup_or_partial_dir_may_not_climb(key, value):
+    with pytest.raises(ValueError, match=r"contains '\.\.'"):
+        check_value(key, value, None)
+
+
+@pytest.mark.parametrize("value", ["old", ".rsync-partial", "a/b..c", "/abs/../x"])
+def test_other_backup_and_partial_dirs_pass_the_value_check(value):
+    assert check_value("partial_dir", value, None) == value
 
 
 def test_docs_name_every_option_and_flag():

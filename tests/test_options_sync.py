@@ -112,9 +112,39 @@ def test_backup_dir_collects_the_old_copies(own_mirror, tmp_path):
     )
     _sync(config, "d")
     (root / "data" / "entry.cif").write_text("version 2, longer\n")
-    backups = tmp_path / "old"
+    backups = tmp_path / "pdb" / "old"  # an absolute backup dir must be inside pdb_dir
     _sync(config, "d", "--backup", "--backup-dir", str(backups))
     assert (backups / "data" / "entry.cif").read_text() == "version 1\n"
+
+
+def _started_argv(result) -> list[str]:
+    (started,) = [e for e in result.events if e["type"] == "sync_started"]
+    return started["argv"]
+
+
+def test_partial_is_on_by_default_and_no_partial_passes_no_partial_flag(own_mirror, tmp_path):
+    root, mirror = own_mirror
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"d": {"url": mirror.url("ftp_data", ""), "dest": "d"}},
+    )
+    shown = run_cli("--config", str(config), "config", "show", "d")
+    assert "partial         = true          (built-in)" in shown.text
+    assert "partial_dir     = .rsync-partial  (built-in)" in shown.text
+    default = _sync(config, "d", "--format", "json")
+    assert [a for a in _started_argv(default) if a.startswith("--partial")] == [
+        "--partial-dir=.rsync-partial"
+    ]
+    (root / "data" / "entry.cif").write_text("version 2, longer\n")
+    off = _sync(config, "d", "--no-partial", "--format", "json")
+    assert [a for a in _started_argv(off) if a.startswith("--partial")] == []
+    assert (tmp_path / "pdb" / "d" / "data" / "entry.cif").read_text() == "version 2, longer\n"
+    config.write_text(config.read_text() + "[sync.custom.d.options]\npartial = false\n")
+    from_config = _sync(config, "d", "--format", "json")
+    assert [a for a in _started_argv(from_config) if a.startswith("--partial")] == []
+    again = _sync(config, "d", "--partial", "--format", "json")
+    assert "--partial-dir=.rsync-partial" in _started_argv(again)
 
 
 def test_dry_run_prints_the_commands_and_changes_nothing(four_targets, tmp_path):

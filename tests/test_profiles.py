@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import tomllib
 
 import orjson
+import pytest
 from conftest import run_cli
 
 from pdbsync.config import load_config
@@ -155,3 +157,23 @@ def test_concurrent_profile_adds_all_land(tmp_path):
     assert path.read_text().startswith(HAND_WRITTEN)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_profile_add_to_a_symlinked_config_edits_its_target_keeping_owner_and_mode(tmp_path):
+    real = tmp_path / "dotfiles" / "config.toml"
+    real.parent.mkdir()
+    real.write_text(HAND_WRITTEN)
+    os.chown(real, 4242, 4343)
+    real.chmod(0o600)
+    link = tmp_path / "home" / "config.toml"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    result = run_cli("--config", str(link), "sync", "--profile-add", "sifts")
+    assert result.code == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text().startswith(HAND_WRITTEN) and "sifts" in load_config(real).targets
+    info = real.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4242, 4343, 0o600)
+    assert (real.parent / "config.toml.lock").exists()  # the lock sits beside the real file
+    assert sorted(os.listdir(link.parent)) == ["config.toml"]

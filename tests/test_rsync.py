@@ -18,11 +18,11 @@ from pdbsync.lines import LineSplitter
 
 
 def test_argv_is_flags_progress_stats_then_source_and_dest():
+    # partial files are the flags' business (options.build_flags), not build_argv's
     argv = rsync.build_argv("/usr/bin/rsync", "host::mod/x/", "/srv/pdb/x", ["-a"])
     assert argv == [
         "/usr/bin/rsync",
         "-a",
-        "--partial-dir=.rsync-partial",
         "--info=progress2",
         "--stats",
         "--",
@@ -53,32 +53,87 @@ def test_exit_meanings(code, meaning):
     assert rsync.exit_meaning(code) == meaning
 
 
-@pytest.mark.parametrize("code", [5, 10, 12, 23, 24, 30, 35])
-def test_network_failures_are_transient(code):
-    assert rsync.is_transient(code, ["rsync: read error: Connection reset by peer (104)"])
-
-
-@pytest.mark.parametrize("code", [1, 2, 3, 4, 11, 20, 25, 0, -15])
-def test_usage_signals_and_local_errors_are_not_transient(code):
-    assert not rsync.is_transient(code, [])
+#: What rsync 3.5 really prints on stderr when the daemon hangs up on a missing path.
+MISSING_PATH = [
+    'rsync: [sender] change_dir "/x" (in ftp_data) failed: No such file or directory (2)',
+    "rsync error: some files/attrs were not transferred (see previous errors) (code 23) "
+    "at main.c(1956) [Receiver=3.5.0]",
+    "rsync: [Receiver] read error: Connection reset by peer (104)",
+]
+CONNECTION_RESET = ["rsync: [Receiver] read error: Connection reset by peer (104)"]
 
 
 @pytest.mark.parametrize(
-    ("code", "stderr"),
+    ("code", "why"),
     [
-        (5, "@ERROR: Unknown module 'ftp_dta'"),
-        (5, "@ERROR: auth failed on module x"),
-        (23, 'rsync: write failed on "/d/x": No space left on device (28)'),
-        (23, 'rsync: mkdir "/d" failed: Read-only file system (30)'),
-        (23, 'rsync: recv_generator: mkdir "/d" failed: Permission denied (13)'),
+        (10, "error in socket I/O"),
+        (12, "error in rsync protocol data stream"),
+        (24, "partial transfer due to vanished source files"),
+        (30, "timeout in data send/receive"),
+        (35, "timeout waiting for daemon connection"),
     ],
 )
-def test_shared_codes_with_permanent_causes_are_not_retried(code, stderr):
-    assert not rsync.is_transient(code, [stderr])
+def test_network_and_remote_hiccups_are_transient_by_their_code_alone(code, why):
+    assert rsync.exit_meaning(code) == why
+    assert rsync.is_transient(code, [])
+    assert rsync.is_transient(code, CONNECTION_RESET)
+
+
+@pytest.mark.parametrize("code", [1, 2, 3, 4, 5, 6, 11, 13, 14, 15, 16, 19, 20, 21, 22, 23, 25])
+def test_other_codes_are_not_transient_whatever_stderr_says(code):
+    assert not rsync.is_transient(code, [])
+    assert not rsync.is_transient(code, CONNECTION_RESET)
+    assert not rsync.is_transient(code, ["rsync: connection unexpectedly closed", "timeout"])
+
+
+@pytest.mark.parametrize("code", [None, 0, -15, 99])
+def test_success_signals_and_unknown_codes_are_not_transient(code):
+    assert not rsync.is_transient(code, CONNECTION_RESET)
+
+
+def test_missing_source_path_is_not_retried_despite_the_connection_reset():
+    assert not rsync.is_transient(23, MISSING_PATH)
+
+
+@pytest.mark.parametrize("code", [10, 12, 23, 24, 30])
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        'rsync: [Receiver] write failed on "/d/x": No space left on device (28)',
+        'rsync: [Receiver] mkdir "/d" failed: Read-only file system (30)',
+        'rsync: [Receiver] recv_generator: mkdir "/d" failed: Permission denied (13)',
+        'rsync: [Receiver] write failed on "/d/x": Disk quota exceeded (122)',
+    ],
+)
+def test_permanent_local_causes_veto_a_retry_for_any_code(code, stderr):
+    assert not rsync.is_transient(code, [stderr, *CONNECTION_RESET])
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "@ERROR: Unknown module 'ftp_dta'",
+        "@ERROR: auth failed on module x",
+        "@ERROR: access denied to ftp_data from localhost (127.0.0.1)",
+    ],
+)
+def test_exit_5_refusals_are_not_retried(stderr):
+    assert not rsync.is_transient(5, [stderr])
 
 
 def test_busy_daemon_is_transient_despite_code_5():
     assert rsync.is_transient(5, ["@ERROR: max connections (10) reached -- try again later"])
+
+
+def test_busy_daemon_with_a_full_disk_is_still_not_retried():
+    busy = "@ERROR: max connections (10) reached -- try again later"
+    assert not rsync.is_transient(5, [busy, "mkdir failed: No space left on device (28)"])
+
+
+def test_the_busy_phrase_alone_does_not_make_other_codes_transient():
+    busy = ["@ERROR: max connections (10) reached -- try again later"]
+    assert not rsync.is_transient(23, busy)
+    assert not rsync.is_transient(5, ["max connections reached, please retry"])
 
 
 def test_progress2_line_is_parsed():
@@ -302,3 +357,71 @@ def test_progress_line_with_human_sizes():
     assert fields is not None
     assert fields["bytes"] == 1_230_000
     assert (fields["percent"], fields["eta"], fields["files_to_check"]) == (45, "0:01:23", 100)
+
+
+# -- the closing --stats block (a motd is not statistics) --------------------------------
+
+FAKE_MOTD = [
+    "Welcome to the mirror",
+    "Number of files: 5",
+    "Number of regular files transferred: 777",
+    "Total transferred file size: 999,999,999 bytes",
+    "",
+]
+
+
+def _fed(lines: list[str], base: int = 1000) -> rsync.StatsBlock:
+    block = rsync.StatsBlock(base)
+    for line in lines:
+        block.feed(line)
+    return block
+
+
+def test_a_motd_before_a_real_run_does_not_touch_its_stats():
+    real = _stats("plain")
+    block = _fed([*FAKE_MOTD, *_lines("plain")])
+    assert block.result(0) == real
+    assert real["transferred_size"] == RUNS["plain"]["expect"]["transferred_size"]
+
+
+def test_a_motd_followed_by_a_transfer_without_stats_gives_no_stats():
+    redraws = [line for line in _lines("plain") if rsync.is_progress(line)]
+    assert _fed([*FAKE_MOTD, *redraws, ""]).result(0) == {}
+    assert _fed([*FAKE_MOTD, "receiving incremental file list", "x.cif"]).result(0) == {}
+
+
+def test_a_motd_alone_is_believed_for_no_exit_code_that_ends_before_the_summary():
+    block = _fed(FAKE_MOTD)  # a refused transfer: the motd, then nothing
+    for code in (None, -15, 1, 5, 10, 12, 20, 30, 35):
+        assert block.result(code) == {}, code
+
+
+@pytest.mark.parametrize("code", [0, 23, 24, 25])
+def test_the_closing_block_counts_for_exits_after_which_rsync_prints_it(code):
+    assert _fed(_lines("plain")).result(code) == _stats("plain") != {}
+
+
+def test_stats_lines_outside_a_block_are_ignored():
+    block = _fed(["Total transferred file size: 999,999,999 bytes", "Literal data: 5 bytes"])
+    assert block.result(0) == {}
+
+
+def test_a_block_interrupted_by_a_file_name_starting_like_a_stats_line_is_dropped():
+    lines = ["Number of files: 3", "Number of created files: 1", "Thesis.txt"]
+    assert _fed(lines).result(0) == {}
+    assert _fed([*lines, "Number of files: 1"]).result(0)["files_total"] == 1
+
+
+def test_blank_lines_inside_and_after_the_block_keep_it():
+    lines = ["Number of files: 3", "", "sent 1 bytes  received 2 bytes  3.00 bytes/sec", "  "]
+    stats = _fed(lines).result(0)
+    assert (stats["files_total"], stats["bytes_per_second"]) == (3, 3.0)
+
+
+def test_feed_says_which_lines_belong_to_the_block():
+    block = rsync.StatsBlock()
+    assert not block.feed("Total file size: 5 bytes")  # no block open yet
+    assert block.feed("Number of files: 3")
+    assert block.feed("Total file size: 5 bytes")
+    assert not block.feed("")
+    assert not block.feed("mmCIF/ab/1abc.cif.gz")

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from pdbsync import contracts
 from pdbsync.errors import ExitCode
 from pdbsync.render import summary_block
-from pdbsync.summary import Summary, SyncResult, write_atomically, write_summary
+from pdbsync.summary import (
+    Summary,
+    SummaryWriteError,
+    SyncResult,
+    write_atomically,
+    write_summary,
+)
 
 NOW = "2026-11-27T10:00:00.000Z"
 
@@ -108,7 +115,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("pdbsync.summary.os.replace", broken_replace)
+    monkeypatch.setattr("pdbsync.outputs.os.replace", broken_replace)
     with pytest.raises(Exception, match="No space left"):
         write_atomically(path, b"new")
     assert path.read_text() == '{"old": true}'
@@ -122,3 +129,25 @@ def test_invalid_summary_is_never_written(tmp_path):
     with pytest.raises(AssertionError):
         write_summary(path, data)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(("run_code", "reported"), [(0, 1), (1, 1), (143, 143)])
+def test_failed_summary_write_reports_the_process_exit_code(run_code, reported):
+    """The run_finished event is rendered after the write: its exit_code must be what the
+    process will exit with (a success becomes 1; a failure or a signal's code stays)."""
+    from pdbsync.sync import _write_summary
+
+    data = {**_summary(_result("a", "success")).to_dict(), "exit_code": run_code}
+    failure = _write_summary(Path("/dev/full"), data)
+    assert isinstance(failure, SummaryWriteError)
+    assert data["exit_code"] == reported == failure.exit_code
+    assert failure.message == "--summary /dev/full: cannot write: No space left on device"
+
+
+def test_successful_summary_write_changes_nothing(tmp_path):
+    from pdbsync.sync import _write_summary
+
+    data = _summary(_result("a", "success")).to_dict()
+    assert _write_summary(tmp_path / "s.json", data) is None
+    assert data["exit_code"] == 0
+    assert json.loads((tmp_path / "s.json").read_text()) == data

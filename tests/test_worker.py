@@ -68,3 +68,66 @@ def test_progress_redraws_are_thinned_but_the_last_one_is_kept():
     assert 1 <= len(progress) < 10
     assert progress[-1]["percent"] == 100, "the final redraw was dropped"
     assert events.index(progress[-1]) < events.index(next(e for e in events if e.get("line") == ""))
+
+
+# -- what a result says was transferred -------------------------------------------------
+
+MOTD = [b"Welcome", b"Number of files: 5", b"Total transferred file size: 999,999,999 bytes", b""]
+#: Redraws as rsync prints them: the middle one is in the middle of a file (no xfr#).
+REDRAWS = [
+    b"          4,096  10%   20.00kB/s    0:00:03 (xfr#3, to-chk=40/50)",
+    b"          6,144  15%   20.00kB/s    0:00:02  ",
+    b"          8,192  20%   20.00kB/s    0:00:02 (xfr#4, to-chk=39/50)",
+    b"          9,000  22%   20.00kB/s    0:00:02  ",
+]
+
+
+def _attempt(sent: list, **job_fields) -> _Attempt:
+    return _Attempt(Job("t", "h::m/", Path("/x"), ("rsync",), **job_fields), sent.append)
+
+
+def test_a_motd_read_before_the_transfer_is_not_its_stats_block():
+    attempt = _attempt([])
+    attempt.handle_lines("stdout", [*MOTD, *REDRAWS])
+    assert attempt.stats_block.result(0) == {}
+
+
+def test_the_last_redraws_say_how_far_a_transfer_without_stats_got():
+    attempt = _attempt([])
+    attempt.handle_lines("stdout", [*MOTD, *REDRAWS])
+    # bytes from the very last redraw, files from the last one that counts them
+    assert attempt.transferred_so_far() == (4, 9000)
+
+
+def test_redraws_are_counted_even_when_quiet_hides_them():
+    from pdbsync.options import RsyncOptions
+
+    sent = []
+    attempt = _attempt(sent, options=RsyncOptions(quiet=True))
+    attempt.handle_lines("stdout", REDRAWS)
+    attempt.flush()
+    assert sent == []
+    assert attempt.transferred_so_far() == (4, 9000)
+
+
+def test_no_redraw_means_nothing_transferred():
+    attempt = _attempt([])
+    attempt.handle_lines("stdout", MOTD)
+    assert attempt.transferred_so_far() == (0, 0)
+
+
+def test_result_numbers_prefer_the_stats_block_then_the_redraws_and_keep_null_for_no_rsync():
+    from pdbsync.worker import _transferred
+
+    job = Job("t", "h::m/", Path("/x"), ("rsync",))
+    attempt = _attempt([])
+    attempt.handle_lines("stdout", [*REDRAWS, b"", b"Number of files: 9"])
+    block = [b"Number of regular files transferred: 7", b"Total transferred file size: 70 bytes"]
+    attempt.handle_lines("stdout", block)
+    stats = attempt.stats_block.result(0)
+    assert _transferred(job, 0, attempt, stats) == (7, 70)
+    assert _transferred(job, 20, attempt, attempt.stats_block.result(20)) == (4, 9000)
+    assert _transferred(job, None, attempt, {}) == (None, None)  # rsync never started
+    assert _transferred(job, 0, None, {}) == (None, None)
+    plan = Job("t", "h::m/", Path("/x"), ("rsync",), plan=True)
+    assert _transferred(plan, 0, attempt, stats) == (None, None)
