@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,10 +17,21 @@ from typing import NoReturn
 
 from pdbsync import __version__
 from pdbsync.cli_config import add_config, add_profile_target, list_profiles
+from pdbsync.cli_env import add_env
+from pdbsync.cli_mirrors import add_mirrors, add_sync_mirror_flags, sync_preflight
+from pdbsync.cli_status import (
+    add_completion,
+    add_history,
+    add_status,
+    add_summary,
+    add_sync_artifacts,
+)
 from pdbsync.context import Environment
 from pdbsync.errors import ExitCode, PdbSyncError, UsageError
 
 MAX_PARALLEL = 100
+#: Short spellings of rsync option flags, as the Rust pdb-sync (and rsync) have them.
+_SHORT_FLAGS = {"dry_run": ("-n",), "compress": ("-z",), "checksum": ("-c",)}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_sync(commands)
     add_config(commands, _Parser)
+    add_mirrors(commands, _Parser)
+    add_env(commands, _Parser)
+    add_status(commands, _Parser)
+    add_history(commands, _Parser)
+    add_summary(commands, _Parser)
+    add_completion(commands, _Parser)
     return parser
 
 
@@ -125,7 +143,11 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
     sync.add_argument(
         "--summary", metavar="PATH", type=Path, help="write the run summary (JSON) to PATH"
     )
-    sync.add_argument("--dest", metavar="DIR", help="mirror root for this run (like --pdb-dir)")
+    add_sync_artifacts(sync)
+    sync.add_argument(
+        "-d", "--dest", metavar="DIR", help="mirror root for this run (like --pdb-dir)"
+    )
+    add_sync_mirror_flags(sync)
     sync.add_argument(
         "--retry",
         type=_non_negative_int,
@@ -197,6 +219,7 @@ def _add_option_flags(sync: argparse.ArgumentParser) -> None:
         dest = f"opt_{spec.key}"
         if spec.kind == "bool":
             group.add_argument(
+                *_SHORT_FLAGS.get(spec.key, ()),
                 spec.cli,
                 dest=dest,
                 action=argparse.BooleanOptionalAction,
@@ -219,12 +242,13 @@ def _add_option_flags(sync: argparse.ArgumentParser) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
+    """Parse, call :mod:`pdbsync.api`, render, and turn the summary into the exit code."""
+    from pdbsync import api
     from pdbsync import config as config_module
-    from pdbsync import jobs as jobs_module
-    from pdbsync.options import SPECS, cli_layer
-    from pdbsync.render import JsonRenderer, TextRenderer
-    from pdbsync.rsync import check_rsync
-    from pdbsync.sync import RunSettings, run_plan, run_sync
+    from pdbsync.artifacts import StderrTail
+    from pdbsync.cli_status import after_run, check_artifact_paths
+    from pdbsync.interrupts import Interrupts, catching_signals
+    from pdbsync.options import SPECS
 
     if args.profile_list:
         return list_profiles(args.format, env)
@@ -238,7 +262,9 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         from pdbsync.outputs import check_output_path
 
         check_output_path(args.summary, "--summary")  # before a run that could take hours
-    config = config_module.load_config(config_path)
+    if not (args.list or previewing):
+        check_artifact_paths(args)  # --junit, --metrics: likewise
+    config = config_module.load_config(config_path, mirror=args.mirror)
     if args.list:
         return _list_targets(config, args.format, env)
     if args.fail_fast not in (None, "wait", "kill"):
@@ -247,56 +273,73 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         args.fail_fast = "wait"
     if args.all and args.names:
         raise UsageError("sync: give target names or --all, not both")
-    names = jobs_module.select_targets(config, args.names, args.all)
-    pdb_dir = config_module.resolve_pdb_dir(config, args.dest or args.pdb_dir, env.environ)
-    rsync_path, _version = check_rsync()
-    given = {key: getattr(args, f"opt_{key}", None) for key in SPECS}
-    given["retry"], given["retry_delay"] = args.retry, args.retry_delay
-    jobs = jobs_module.plan_jobs(
-        config,
-        names,
-        pdb_dir,
-        rsync=rsync_path,
-        cli_options=cli_layer(given, Path.cwd()),
-        plan=args.plan,
+    overrides = {key: getattr(args, f"opt_{key}", None) for key in SPECS}
+    overrides["retry"], overrides["retry_delay"] = args.retry, args.retry_delay
+    renderer = _renderer(
+        args.format, env, show_stats=args.rsync_stats or args.verbose + args.sync_verbose > 0
     )
-    renderer = (
-        JsonRenderer(env.stdout)
-        if args.format == "json"
-        else TextRenderer(env.stdout, env.stdout_isatty, env.color, env.columns)
-    )
-    settings = RunSettings(
-        parallel=args.parallel, summary_path=args.summary, fail_fast=args.fail_fast
-    )
-    if args.plan:
-        return int(run_plan(jobs, settings, renderer).exit_code)
-    previews = [job for job in jobs if job.options.dry_run]
-    if previews:
-        show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
-        _print_dry_run(previews, renderer, show_options)
-        jobs = [job for job in jobs if not job.options.dry_run]
-        if not jobs:
-            if args.summary is not None:
-                env.stderr.write(
-                    f"pdb-sync: note: --dry-run writes no summary; {args.summary} was not written\n"
-                )
-                env.stderr.flush()
-            return ExitCode.OK
-    return int(run_sync(jobs, settings, renderer).exit_code)
-
-
-def _print_dry_run(jobs: list, renderer, show_options: bool) -> None:
-    """Each job's exact command line (a ``dry_run`` event); optionally its options too."""
-    from pdbsync.jobs import dry_run_event
-    from pdbsync.options import describe
-
-    for job in jobs:
-        event = dry_run_event(job)
-        renderer.event(event)
-        if show_options:
-            for line in describe(job.options):
-                renderer.write(f"[{job.name}]   {line}\n".encode())
+    if args.junit is not None:
+        renderer = StderrTail(renderer)  # JUnit failures carry rsync's last stderr lines
+    show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
+    config = sync_preflight(args, config, renderer, env)  # rsync's CVE floor, mirror auto
+    run = api.plan if args.plan else api.sync
+    interrupts = Interrupts()
+    with catching_signals(interrupts):
+        summary = run(
+            config,
+            None if args.all or not args.names else args.names,  # bare `sync`: all
+            parallel=args.parallel,
+            overrides={key: value for key, value in overrides.items() if value is not None},
+            on_event=_DryRunOptions(renderer) if show_options else renderer,
+            cancel=interrupts,
+            summary=None if previewing else args.summary,
+            fail_fast=args.fail_fast,
+            pdb_dir=args.dest or args.pdb_dir,
+            environ=env.environ,
+        )
+    if not summary.results:  # a dry run: the commands were printed, nothing ran
+        if args.summary is not None:
+            env.stderr.write(
+                f"pdb-sync: note: --dry-run writes no summary; {args.summary} was not written\n"
+            )
+            env.stderr.flush()
+        return ExitCode.OK
+    data = summary.to_dict()
+    (renderer.plan_summary if args.plan else renderer.summary)(data)
     renderer.flush()
+    if summary.write_error is not None:
+        env.stderr.write(f"pdb-sync: error: {summary.write_error}\n")
+        env.stderr.flush()
+    tails = renderer.tails() if isinstance(renderer, StderrTail) else {}
+    after_run(data, "plan" if args.plan else "sync", args, env, tails)  # history, artifacts
+    return int(summary.exit_code)
+
+
+def _renderer(output_format: str, env: Environment, show_stats: bool = False):
+    from pdbsync.render import JsonRenderer, TextRenderer
+
+    if output_format == "json":
+        return JsonRenderer(env.stdout)
+    return TextRenderer(
+        env.stdout, env.stdout_isatty, env.color, env.columns, show_stats=show_stats
+    )
+
+
+class _DryRunOptions:
+    """Renders events, adding under each ``dry_run`` event (text, ``-v``) every option
+    with the layer it came from."""
+
+    def __init__(self, renderer) -> None:
+        self.renderer = renderer
+        self.flush = renderer.flush
+
+    def __call__(self, event: dict) -> None:
+        from pdbsync.options import describe_values
+
+        self.renderer.event(event)
+        if event["type"] == "dry_run":
+            for line in describe_values(event["options"], event["sources"], event["where"]):
+                self.renderer.write(f"[{event['name']}]   {line}\n".encode())
 
 
 def _list_targets(config, output_format: str, env: Environment) -> int:
@@ -306,9 +349,9 @@ def _list_targets(config, output_format: str, env: Environment) -> int:
     """
     import orjson
 
-    from pdbsync.config import target_rows
+    from pdbsync.config import source_text, target_rows
 
-    keys = ("name", "description", "url", "dest")
+    keys = ("name", "description", "url", "dest", "mirror", "mirror_reason")
     rows = [{key: row[key] for key in keys} for row in target_rows(config)]
     if output_format == "json":
         env.stdout.write(orjson.dumps(rows) + b"\n")
@@ -319,7 +362,7 @@ def _list_targets(config, output_format: str, env: Environment) -> int:
         lines = []
         for row in rows:
             lines.append(f"{row['name']:<{width}}  {row['description']}".rstrip())
-            lines.append(f"{'':<{width}}    url:  {row['url']}")
+            lines.append(f"{'':<{width}}    url:  {source_text(row)}")
             lines.append(f"{'':<{width}}    dest: {row['dest']}")
         env.stdout.write(("\n".join(lines) + "\n").encode())
     env.stdout.flush()
@@ -339,6 +382,10 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     traceback = "--traceback" in (sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
+        if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions (pdb-sync completion)
+            from pdbsync.completion import autocomplete
+
+            autocomplete(parser)
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(env.stderr)
@@ -357,3 +404,25 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             raise
         env.stderr.write("pdb-sync: interrupted\n")
         return ExitCode.INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line, never as "a target failed" (1)
+        if traceback:
+            raise
+        return _internal_error(exc, env)
+
+
+def _internal_error(exc: Exception, env: Environment) -> int:
+    """One line on stderr and exit 70 (EX_SOFTWARE); the traceback goes to the log file
+    (``--log-file``) or, with ``-v``, to stderr, and the line says where it is."""
+    import traceback as tb
+
+    from pdbsync import log
+
+    text = "".join(tb.format_exception(exc))
+    where = log.write_traceback(text)
+    if where is None and log.is_verbose():
+        env.stderr.write(text)
+        where = "above"
+    pointer = f"traceback {where}" if where else "-v or --log-file PATH shows the traceback"
+    env.stderr.write(f"pdb-sync: internal error: {exc!r} ({pointer}; please report it)\n")
+    env.stderr.flush()
+    return ExitCode.INTERNAL

@@ -25,6 +25,7 @@ def list_profiles(output_format: str, env: Environment) -> int:
             "name": p.name,
             "description": p.description,
             "url": p.url,
+            "path": p.path,
             "dest": p.dest,
             "preset": p.preset,
         }
@@ -38,6 +39,8 @@ def list_profiles(output_format: str, env: Environment) -> int:
         for row in rows:
             lines.append(f"{row['name']:<{width}}  {row['description']}")
             lines.append(f"{'':<{width}}    url:    {row['url']}")
+            if row["path"]:
+                lines.append(f"{'':<{width}}    path:   {row['path']} (on [sync] mirror)")
             lines.append(f"{'':<{width}}    dest:   {row['dest']}")
             lines.append(f"{'':<{width}}    preset: {row['preset']}")
         env.stdout.write(("\n".join(lines) + "\n").encode())
@@ -137,15 +140,24 @@ def _cmd_config_init(args: argparse.Namespace, env: Environment) -> int:
 def _cmd_config_validate(args: argparse.Namespace, env: Environment) -> int:
     import orjson
 
-    from pdbsync.config import validate_file
+    from pdbsync.config import load_config, validate_file
 
     path = _config_path(args, env)
     problems = validate_file(path, env.environ)
+    warnings = [] if problems else list(load_config(path).warnings)  # Rust-only keys
     if args.json:
-        result = {"config": str(path), "valid": not problems, "problems": problems}
+        result = {
+            "config": str(path),
+            "valid": not problems,
+            "problems": problems,
+            "warnings": warnings,
+        }
         env.stdout.write(orjson.dumps(result) + b"\n")
         env.stdout.flush()
-    elif problems:
+        return ExitCode.USAGE if problems else ExitCode.OK
+    env.stderr.write("".join(f"pdb-sync: warning: {w}\n" for w in warnings))
+    env.stderr.flush()
+    if problems:
         env.stderr.write("".join(f"pdb-sync: error: {p}\n" for p in problems))
         env.stderr.flush()
     else:
@@ -163,8 +175,16 @@ def _cmd_config_list(args: argparse.Namespace, env: Environment) -> int:
         env.stdout.write(orjson.dumps(rows) + b"\n")
         env.stdout.flush()
         return ExitCode.OK
-    header = {"name": "NAME", "preset": "PRESET", "url": "URL", "dest": "DEST"}
-    table = [header] + [{**row, "preset": row["preset"] or "-"} for row in rows]
+    header = {"name": "NAME", "preset": "PRESET", "mirror": "MIRROR", "url": "URL", "dest": "DEST"}
+    table = [header] + [
+        {
+            **row,
+            "preset": row["preset"] or "-",
+            "mirror": row["mirror"] or "-",
+            "url": row["url"] or "(chosen at sync)",
+        }
+        for row in rows
+    ]
     widths = {key: max(len(str(row[key])) for row in table) for key in header}
     lines = ["  ".join(f"{row[key]:<{widths[key]}}" for key in header).rstrip() for row in table]
     _write(env, "\n".join(lines) + "\n")
@@ -195,7 +215,9 @@ def _cmd_config_migrate(args: argparse.Namespace, env: Environment) -> int:
 
     migration = migrate_config(_config_path(args, env), dry_run=args.dry_run)
     if not migration.changed:
-        _write(env, f"{migration.path}: no legacy rsync_* keys; nothing to do\n")
+        _write(
+            env, f"{migration.path}: no legacy rsync_* keys and no Rust-only keys; nothing to do\n"
+        )
     elif args.dry_run:
         _write(env, unified_diff(migration.path, migration.before, migration.after))
     else:
@@ -207,18 +229,21 @@ def _cmd_config_migrate(args: argparse.Namespace, env: Environment) -> int:
 def _cmd_config_show(args: argparse.Namespace, env: Environment) -> int:
     import orjson
 
-    from pdbsync.config import find_config, load_config, target_options
+    from pdbsync.config import find_config, load_config, source_text, target_options, target_rows
     from pdbsync.jobs import select_targets
     from pdbsync.options import describe
 
     config = load_config(find_config(args.config, env.environ))
     (name,) = select_targets(config, [args.name], False)
     resolved = target_options(config, name)
+    row = next(row for row in target_rows(config) if row["name"] == name)
     if args.format == "json":
         values = resolved.values()
         data = {"name": name, "options": values, "sources": {k: resolved.source(k) for k in values}}
+        data.update(url=row["url"], mirror=row["mirror"], mirror_reason=row["mirror_reason"])
         env.stdout.write(orjson.dumps(data) + b"\n")
         env.stdout.flush()
     else:
-        _write(env, "".join(f"{line}\n" for line in describe(resolved)))
+        source = f"source: {source_text(row)}\n"
+        _write(env, source + "".join(f"{line}\n" for line in describe(resolved)))
     return ExitCode.OK

@@ -14,11 +14,11 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pdbsync import contracts, options, paths
+from pdbsync import compat, contracts, mirrors, options, paths
 from pdbsync.errors import ConfigError
 
 #: Target names end up in log prefixes, file names and Slurm job names.
@@ -40,10 +40,15 @@ class Target:
     """One named ``[sync.custom.NAME]`` entry, as written in the config."""
 
     name: str
-    url: str
+    url: str  # "" for a mirror = "auto" target until the mirror is chosen
     dest: str
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: the mirror id serving ``path`` (None: the target gives its own ``url``)
+    mirror: str | None = None
+    path: str | None = None  # inside the mirror's data tree
+    #: why this mirror: "target", "[sync] mirror", "--mirror", "default", "url"
+    mirror_reason: str = "url"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,39 @@ class Config:
     targets: dict[str, Target]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: the mirror registry: built-ins with ``[mirrors.NAME]`` applied
+    mirrors: dict[str, mirrors.Mirror] = field(default_factory=mirrors.registry)
+    #: one line per thing a person should know but that is not an error (Rust-only keys)
+    warnings: tuple[str, ...] = ()
+    #: after an ``auto`` choice: the reachable mirrors, best first (the fallbacks' order)
+    mirror_order: tuple[str, ...] = ()
+
+    @property
+    def sync_table(self) -> Mapping[str, Any]:
+        sync = self.raw.get("sync", {})
+        return sync if isinstance(sync, Mapping) else {}
+
+    @property
+    def require_safe_rsync(self) -> bool:
+        """``[sync] require_safe_rsync``: refuse a vulnerable rsync instead of warning."""
+        return bool(self.sync_table.get("require_safe_rsync", False))
+
+    @property
+    def rsync_patched(self) -> str | None:
+        """``[sync] rsync_patched``: the operator says this rsync build carries the fixes."""
+        return self.sync_table.get("rsync_patched")
+
+    @property
+    def mirror_selection(self) -> Mapping[str, Any]:
+        """``[mirror_selection]``: ``latency_cache_ttl``, ``preferred_region``, ``auto_select``."""
+        table = self.raw.get("mirror_selection", {})
+        return table if isinstance(table, Mapping) else {}
+
+    @property
+    def min_free(self) -> str | int | None:
+        """``[doctor] min_free``: below this much free space, ``env doctor`` warns."""
+        table = self.raw.get("doctor", {})
+        return table.get("min_free") if isinstance(table, Mapping) else None
 
 
 def target_rows(config: Config) -> list[dict[str, Any]]:
@@ -64,13 +102,24 @@ def target_rows(config: Config) -> list[dict[str, Any]]:
     return [
         {
             "name": target.name,
-            "url": target.url,
+            "url": target.url or None,  # None: mirror = "auto", chosen when a sync starts
             "dest": target.dest,
             "preset": target.settings.get("preset"),
             "description": target.description,
+            "mirror": target.mirror,
+            "mirror_reason": target.mirror_reason,
         }
         for target in config.targets.values()
     ]
+
+
+def source_text(row: Mapping[str, Any]) -> str:
+    """A target row's source for people: the url, and which mirror it is on and why."""
+    if row.get("mirror") is None:
+        return str(row["url"])
+    if row.get("url") is None:
+        return f"(mirror auto, chosen when a sync starts; from {row['mirror_reason']})"
+    return f"{row['url']} (mirror {row['mirror']}, from {row['mirror_reason']})"
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path:
@@ -110,17 +159,62 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
 
 
-def load_config(path: Path) -> Config:
-    """Read and fully validate the config at ``path``; raise :class:`ConfigError` if bad."""
-    data = read_toml(path)
-    found = config_problems(data, base_dir=path.absolute().parent)
+def load_config(path: Path, mirror: str | None = None) -> Config:
+    """Read and fully validate the config at ``path``; raise :class:`ConfigError` if bad.
+
+    ``mirror``: ``--mirror ID`` of this run, the mirror of every target that gives a
+    ``path`` (a target's ``url`` still wins). Keys only the Rust pdb-sync uses are left
+    out and named in ``Config.warnings``.
+    """
+    data, ignored, found = compat.normalise(read_toml(path))
+    found += config_problems(data, base_dir=path.absolute().parent)
+    if not found and mirror is not None:
+        problem = mirror_name_problem(mirror, mirrors.registry(data.get("mirrors")))
+        if problem:
+            raise ConfigError(f"--mirror: {problem}")
     if found:
         raise ConfigError(f"{path}: {found[0]}", [f"{path}: {p}" for p in found])
-    return build_config(path, data)
+    warnings = (f"{path}: {compat.warning(ignored)}",) if ignored else ()
+    return build_config(path, data, mirror, warnings)
 
 
-def build_config(path: Path, data: Mapping[str, Any]) -> Config:
-    """Turn already-validated TOML data into a :class:`Config`."""
+def mirror_name_problem(name: str, registry: Mapping[str, mirrors.Mirror]) -> str | None:
+    """Why ``name`` is not a mirror of ``registry`` (nor ``auto``), or None."""
+    if name.lower() == mirrors.AUTO or mirrors.canonical_id(name, registry):
+        return None
+    return mirrors.unknown_mirror(name, registry)
+
+
+def _target_mirror(
+    entry: Mapping[str, Any], data: Mapping[str, Any], cli_mirror: str | None
+) -> tuple[str, str]:
+    """(mirror name as given, reason) for a target that gives ``path`` and no ``url``."""
+    if cli_mirror:
+        return cli_mirror, "--mirror"
+    if entry.get("mirror"):
+        return entry["mirror"], "target"
+    sync = data.get("sync")
+    if isinstance(sync, Mapping) and isinstance(sync.get("mirror"), str):
+        return sync["mirror"], "[sync] mirror"
+    selection = data.get("mirror_selection")
+    if isinstance(selection, Mapping) and selection.get("auto_select") is True:
+        return mirrors.AUTO, "[mirror_selection] auto_select"
+    return mirrors.DEFAULT_MIRROR, "default"
+
+
+def build_config(
+    path: Path,
+    data: Mapping[str, Any],
+    cli_mirror: str | None = None,
+    warnings: tuple[str, ...] = (),
+) -> Config:
+    """Turn already-validated (and compat-normalised) TOML data into a :class:`Config`.
+
+    A target with ``mirror``/``path`` gets its URL here (the mirror's data tree + path),
+    so everything after this sees a plain ``url``; only ``auto`` is left for the sync to
+    choose (``url`` is "" until then).
+    """
+    registry = mirrors.registry(data.get("mirrors"))
     pdb_dir_text = data.get("paths", {}).get("pdb_dir")
     pdb_dir = None
     if pdb_dir_text:
@@ -129,14 +223,24 @@ def build_config(path: Path, data: Mapping[str, Any]) -> Config:
             # Relative to the config file, not to wherever cron happens to start us.
             pdb_dir = path.parent / pdb_dir
     targets = {}
+    own = ("url", "dest", "description", "mirror", "path")
     for name, entry in data.get("sync", {}).get("custom", {}).items():
-        settings = {k: v for k, v in entry.items() if k not in ("url", "dest", "description")}
+        settings = {k: v for k, v in entry.items() if k not in own}
+        url, mirror, reason = entry.get("url", ""), None, "url"
+        if not url:
+            given, reason = _target_mirror(entry, data, cli_mirror)
+            mirror = mirrors.canonical_id(given, registry) or mirrors.AUTO
+            if mirror != mirrors.AUTO:
+                url = registry[mirror].source(entry["path"])
         targets[name] = Target(
             name=name,
-            url=entry["url"],
+            url=url,
             dest=entry["dest"],
             description=entry.get("description", ""),
             settings=settings,
+            mirror=mirror,
+            path=entry.get("path") if mirror else None,
+            mirror_reason=reason,
         )
     return Config(
         path=path,
@@ -144,7 +248,25 @@ def build_config(path: Path, data: Mapping[str, Any]) -> Config:
         targets=targets,
         defaults=data.get("sync", {}).get("defaults", {}),
         raw=data,
+        mirrors=registry,
+        warnings=warnings,
     )
+
+
+def with_mirror_choice(config: Config, order: tuple[str, ...], reason: str) -> Config:
+    """``config`` with every ``auto`` target resolved to ``order[0]`` (``reason`` says why)."""
+    first = config.mirrors[order[0]]
+    targets = {
+        name: (
+            replace(
+                target, url=first.source(target.path or ""), mirror=first.id, mirror_reason=reason
+            )
+            if target.mirror == mirrors.AUTO
+            else target
+        )
+        for name, target in config.targets.items()
+    }
+    return replace(config, targets=targets, mirror_order=tuple(order))
 
 
 def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> list[str]:
@@ -165,6 +287,14 @@ def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> li
     if not structural:
         defaults = sync.get("defaults", {})
         options.make_layer(options.LAYER_DEFAULTS, defaults, "sync.defaults.", base_dir, found)
+    registry, mirror_problems = _registry_problems(data)
+    found += mirror_problems
+    doctor = data.get("doctor")
+    if isinstance(doctor, Mapping) and isinstance(doctor.get("min_free"), str | int):
+        try:
+            options.parse_size(doctor["min_free"])
+        except ValueError as exc:
+            found.append(f"doctor.min_free: {exc}")
     dests: dict[str, str] = {}
     for name, entry in custom.items():
         if not isinstance(entry, Mapping):
@@ -175,9 +305,7 @@ def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> li
                 f"{where}: target name {name!r} is not allowed; use letters, digits, "
                 "'.', '_' or '-' (at most 64, starting with a letter or digit)"
             )
-        problem = url_problem(entry["url"]) if isinstance(entry.get("url"), str) else None
-        if problem:
-            found.append(f"{where}.url: {problem}")
+        found += _source_problems(where, entry, data, registry)
         # An empty dest is the schema's (minLength); one line per problem is enough.
         dest = entry.get("dest") if isinstance(entry.get("dest"), str) else ""
         problem = dest_problem(dest) if dest else None
@@ -193,6 +321,75 @@ def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> li
     return found + dest_overlaps(dests)
 
 
+def _registry_problems(data: Mapping[str, Any]) -> tuple[dict[str, mirrors.Mirror], list[str]]:
+    """The registry ``[mirrors.NAME]`` makes, and the problems of those tables and of
+    ``[sync] mirror``."""
+    found = []
+    table = data.get("mirrors")
+    table = table if isinstance(table, Mapping) else {}
+    for name, entry in table.items():
+        if not isinstance(entry, Mapping):
+            continue
+        where = f"mirrors.{name}"
+        if not NAME_PATTERN.match(name) or name.lower() == mirrors.AUTO:
+            found.append(f"{where}: mirror name {name!r} is not allowed (and 'auto' is taken)")
+        url = entry.get("url")
+        if isinstance(url, str):
+            problem = url_problem(url)
+            if problem:
+                found.append(f"{where}.url: {problem}")
+        elif "url" not in entry and mirrors.canonical_id(name) is None:
+            found.append(f"{where}: missing required key 'url' (a new mirror needs one)")
+    usable = {
+        name: entry
+        for name, entry in table.items()
+        if isinstance(entry, Mapping) and isinstance(entry.get("url", ""), str)
+    }
+    registry = mirrors.registry(usable)
+    sync = data.get("sync")
+    default = sync.get("mirror") if isinstance(sync, Mapping) else None
+    if isinstance(default, str):
+        problem = mirror_name_problem(default, registry)
+        if problem:
+            found.append(f"sync.mirror: {problem}")
+    return registry, found
+
+
+def _source_problems(
+    where: str,
+    entry: Mapping[str, Any],
+    data: Mapping[str, Any],
+    registry: Mapping[str, mirrors.Mirror],
+) -> list[str]:
+    """A target's source: a valid ``url``, or a ``path`` on a known mirror."""
+    url, path, mirror = entry.get("url"), entry.get("path"), entry.get("mirror")
+    if isinstance(url, str):
+        problem = url_problem(url)
+        return [f"{where}.url: {problem}"] if problem else []
+    if url is not None:
+        return []  # wrongly typed: the schema said so
+    if not isinstance(path, str):
+        if path is None:
+            hint = " (with a mirror)" if mirror is not None else ""
+            return [f"{where}: missing required key 'url' (or 'path'{hint})"]
+        return []
+    found = []
+    problem = mirrors.path_problem(path)
+    if problem:
+        return [f"{where}.path: {problem}"]
+    if isinstance(mirror, str):
+        problem = mirror_name_problem(mirror, registry)
+        if problem:
+            return [f"{where}.mirror: {problem}"]
+    given, _reason = _target_mirror(entry, data, None)
+    mirror_id = mirrors.canonical_id(given, registry) if isinstance(given, str) else None
+    if mirror_id is not None:
+        problem = url_problem(registry[mirror_id].source(path))
+        if problem:
+            found.append(f"{where}.path: on mirror {mirror_id!r}: {problem}")
+    return found
+
+
 def validate_file(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
     """Every problem of the config at ``path`` (``config validate``), each one line.
 
@@ -203,10 +400,10 @@ def validate_file(path: Path, environ: Mapping[str, str] | None = None) -> list[
     resolve on this machine, as ``sync`` will judge them.
     """
     try:
-        data = read_toml(path)
+        data, _ignored, found = compat.normalise(read_toml(path))
     except ConfigError as exc:
         return exc.problems
-    found = config_problems(data, base_dir=path.absolute().parent)
+    found += config_problems(data, base_dir=path.absolute().parent)
     if found:
         return [f"{path}: {problem}" for problem in found]
     config = build_config(path, data)

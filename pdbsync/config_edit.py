@@ -23,7 +23,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import Table
 
-from pdbsync import options, outputs
+from pdbsync import compat, options, outputs
 from pdbsync.errors import ConfigError
 
 # -- file safety ------------------------------------------------------------------------
@@ -102,31 +102,41 @@ def backup_path(path: Path) -> Path:
 
 # -- config init ------------------------------------------------------------------------
 
-#: Real wwPDB endpoints for the starter config: (name, description, url, dest).
+#: The starter config's targets: (name, description, key, source, dest, mirror). ``key``
+#: is "path" (inside the mirror's data tree, on ``mirror`` or else ``[sync] mirror``) or
+#: "url" (data outside the PDB archive tree).
 STARTER_TARGETS = (
     (
         "mmcif",
-        "Divided mmCIF structures (RCSB PDB, port 33444)",
-        "rsync://rsync.rcsb.org:33444/ftp_data/structures/divided/mmCIF/",
+        "Divided mmCIF structures (wwPDB archive)",
+        "path",
+        "structures/divided/mmCIF/",
         "structures/divided/mmCIF",
+        None,
     ),
     (
         "assemblies",
-        "Biological assemblies, mmCIF (PDBj)",
-        "data.pdbj.org::rsync/pub/pdb/data/assemblies/mmCIF/divided/",
+        "Biological assemblies, mmCIF (from PDBj)",
+        "path",
+        "assemblies/mmCIF/divided/",
         "assemblies/mmCIF/divided",
+        "pdbj",
     ),
     (
         "sifts",
         "SIFTS residue-level mappings to UniProt (PDBe)",
+        "url",
         "rsync.ebi.ac.uk::pub/databases/msd/sifts/",
         "sifts",
+        None,
     ),
     (
         "emdb",
         "EMDB maps and headers (EMBL-EBI; large)",
+        "url",
         "rsync.ebi.ac.uk::pub/databases/emdb/",
         "emdb",
+        None,
     ),
 )
 
@@ -152,13 +162,23 @@ retry = 2              # extra attempts after a transient failure
 # bwlimit = 20000      # KB/s
 """
 
-_INIT_MIRRORS = """
-# The same archive is served by every wwPDB partner; pick the closest one:
-#   RCSB PDB (US):   rsync://rsync.rcsb.org:33444/ftp_data/structures/divided/mmCIF/
-#   PDBj (Japan):    data.pdbj.org::rsync/pub/pdb/data/structures/divided/mmCIF/
-#   PDBe (UK):       rsync.ebi.ac.uk::pub/databases/pdb/data/structures/divided/mmCIF/
-#   wwPDB:           rsync.wwpdb.org::ftp_data/structures/divided/mmCIF/
-"""
+
+def _mirrors_block() -> str:
+    """``[sync] mirror`` with every built-in mirror in a comment (from the registry)."""
+    from pdbsync.mirrors import BUILTIN
+
+    lines = [
+        "",
+        "[sync]",
+        "# The mirror of every target that gives a path (not a url); one line switches them",
+        "# all. 'auto' picks the lowest-latency reachable one (measured, then cached).",
+        "# 'pdb-sync mirrors test' times them from here. The built-in mirrors:",
+    ]
+    for mirror in BUILTIN:
+        aliases = f" ({', '.join(mirror.aliases)})" if mirror.aliases else ""
+        lines.append(f"#   {mirror.id}{aliases}: {mirror.name}, {mirror.region}: {mirror.url}")
+    lines.append('mirror = "rcsb"')
+    return "\n".join(lines) + "\n"
 
 
 def _toml_string(text: str) -> str:
@@ -170,16 +190,17 @@ def starter_config(pdb_dir: str, minimal: bool = False) -> str:
     parts = [_INIT_HEADER.format(pdb_dir=_toml_string(pdb_dir))]
     targets = STARTER_TARGETS[:1] if minimal else STARTER_TARGETS
     if not minimal:
+        parts.append(_mirrors_block())
         parts.append(_INIT_DEFAULTS)
-        parts.append(_INIT_MIRRORS)
-    for name, description, url, dest in targets:
+    for name, description, key, source, dest, mirror in targets:
         block = [
             "",
             f"[sync.custom.{name}]",
             f"description = {_toml_string(description)}",
-            f"url = {_toml_string(url)}",
-            f"dest = {_toml_string(dest)}",
         ]
+        if mirror is not None:
+            block.append(f"mirror = {_toml_string(mirror)}  # this target only")
+        block += [f"{key} = {_toml_string(source)}", f"dest = {_toml_string(dest)}"]
         if not minimal and name == "mmcif":
             block.append('preset = "safe"       # safe | fast | minimal | conservative')
         if not minimal and name == "emdb":
@@ -286,15 +307,32 @@ def _migrate_target(name: str, table: Table, defaults: dict[str, Any]) -> list[s
 def migrate_text(path: Path, text: str) -> tuple[str, list[str]]:
     """The migrated text of a config, and one note per change (nothing is written)."""
     document = parse_document(path, text)
+    notes = _drop_rust_only(document)
     sync = document.get("sync")
     if sync is None or "custom" not in sync:
-        return text, []
+        return (tomlkit.dumps(document) if notes else text), notes
     defaults = {k: _plain(v) for k, v in sync.get("defaults", {}).items()}
-    notes: list[str] = []
     for name, table in sync["custom"].items():
         if isinstance(table, Table):
+            for key in compat.alias_keys(table):  # the Rust tool's bare option names
+                if options.LEGACY_PREFIX + key not in table:
+                    table[options.LEGACY_PREFIX + key] = table[key]
+                    del table[key]
             notes += _migrate_target(name, table, defaults)
     return tomlkit.dumps(document), notes
+
+
+def _drop_rust_only(document: tomlkit.TOMLDocument) -> list[str]:
+    """Remove the keys only the Rust pdb-sync uses (pdbsync.compat.RUST_ONLY)."""
+    notes = []
+    for dotted in compat.ignored_keys(document):
+        *parents, leaf = dotted.split(".")
+        table: Any = document
+        for part in parents:
+            table = table[part]
+        del table[leaf]
+        notes.append(f"removed {dotted} (used by the Rust pdb-sync, not by pdb-sync)")
+    return notes
 
 
 def migrate_config(path: Path, dry_run: bool = False) -> Migration:

@@ -53,7 +53,8 @@ def validator(name: str) -> Draft202012Validator:
     """The validator for ``schemas/<name>.schema.json``, built once per process."""
     from jsonschema import Draft202012Validator
 
-    Draft202012Validator.check_schema(schema(name))
+    # The schemas themselves are checked against the metaschema by the test suite
+    # (tests/test_contracts.py), not on every run: that check costs more than the import.
     return Draft202012Validator(schema(name), registry=_registry())
 
 

@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     OK = 0  # every selected target succeeded
     SYNC_FAILED = 1  # one or more targets failed, or were skipped after a failure
     USAGE = 2  # bad command line, bad config, missing/unsuitable rsync: nothing ran
+    INTERNAL = 70  # a bug in pdb-sync (EX_SOFTWARE): one line, the traceback in the log
     HANGUP = 129  # SIGHUP (terminal or ssh session closed): unfinished targets cancelled
     INTERRUPTED = 130  # SIGINT (Ctrl-C): unfinished targets marked cancelled
     USER1 = 138  # SIGUSR1 (e.g. a scheduler's early warning): unfinished targets cancelled

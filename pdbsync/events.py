@@ -15,6 +15,7 @@ from pdbsync.contracts import SCHEMA_VERSION
 
 #: All event types, in the order a target's events appear.
 EVENT_TYPES = (
+    "warning",  # before the run: something to know that does not stop it
     "run_started",
     "dry_run",
     "sync_started",

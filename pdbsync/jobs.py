@@ -8,12 +8,13 @@ frozen and picklable, so they cross into worker processes unchanged.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pdbsync import paths
+from pdbsync import rsync as rsync_lang
 from pdbsync.config import Config, option_path_problems, resolve_dests, target_options
 from pdbsync.errors import ConfigError, UsageError
 from pdbsync.events import make_event
@@ -47,6 +48,33 @@ class Job:
     #: where ``dest`` resolved when the job was planned (strictly below ``root``); the
     #: worker refuses to start rsync if it resolves anywhere else by then (None: unchecked)
     resolved_dest: Path | None = None
+    #: the registry id of the mirror ``url`` is on (None: the target gives its own url)
+    mirror: str | None = None
+    #: why that mirror: "target", "[sync] mirror", "--mirror", "default", "auto: ...", "url"
+    mirror_reason: str = "url"
+    #: (mirror id, url) to try next, best first, if ``url`` cannot be connected to
+    #: (``mirror = "auto"`` only: the other reachable mirrors)
+    fallbacks: tuple[tuple[str, str], ...] = ()
+
+    def next_mirror(self, code: int | None, stderr_lines: Iterable[str]) -> Job | None:
+        """This job on its next fallback mirror, if rsync could not connect to this one.
+
+        Only a connection failure moves on (refused, unreachable, no daemon answer): any
+        other failure would be the same on every mirror. None: no switch.
+        """
+        if not self.fallbacks or not rsync_lang.is_connection_failure(code, stderr_lines):
+            return None
+        (mirror, url), rest = self.fallbacks[0], self.fallbacks[1:]
+        argv = list(self.argv)
+        argv[len(argv) - 2] = url  # build_argv ends with "--", url, dest
+        return replace(
+            self,
+            url=url,
+            argv=tuple(argv),
+            mirror=mirror,
+            mirror_reason=f"fallback: {self.mirror} could not be connected to",
+            fallbacks=rest,
+        )
 
     def dest_moved(self) -> str | None:
         """Why rsync must not start now, if ``dest`` no longer resolves where it did.
@@ -75,7 +103,8 @@ def select_targets(config: Config, names: Sequence[str], all_targets: bool) -> l
             raise UsageError(f"{config.path}: no targets defined; add a [sync.custom.NAME] table")
         return known
     if not names:
-        raise UsageError("name one or more targets, or use --all (see 'pdb-sync sync --list')")
+        # As in the Rust pdb-sync (and its users' cron lines): a bare `sync` runs them all.
+        return select_targets(config, (), True)
     unknown = [name for name in names if name not in config.targets]
     if unknown:
         listing = ", ".join(known) if known else "(none defined)"
@@ -98,11 +127,14 @@ def plan_jobs(
     Options are resolved per target (command line, target options, preset, defaults,
     legacy keys, built-in), ``retry``/``retry_delay`` included: ``--retry`` arrives in
     ``cli_options``. A bad combination raises ConfigError before anything runs.
-    ``plan``: jobs that only find out what the sync would do (see pdbsync.plan).
+    ``plan``: jobs that only find out what the sync would do (see pdbsync.plans).
 
     Every dest of the config (not only the selected ones: syncing ``x`` must not delete
     the tree of a ``y`` linked to it) is judged by where it resolves under ``pdb_dir``
     now, and so are absolute ``backup_dir``/``partial_dir`` values; see pdbsync.paths.
+
+    A target resolved by a ``mirror = "auto"`` choice (pdbsync.preflight.resolve_auto)
+    gets the other reachable mirrors of that choice, best first, as its fallbacks.
     """
     checked = resolve_dests(pdb_dir, {t.name: t.dest for t in config.targets.values()})
     if checked.problems:
@@ -121,7 +153,19 @@ def plan_jobs(
             problems = [f"{config.path}: {problem}" for problem in outside]
             raise ConfigError(problems[0], problems)
         dest = pdb_dir / target.dest
+        if not target.url:
+            raise UsageError(
+                f"target {name!r} uses mirror 'auto', which is chosen by measuring the "
+                "mirrors first: call pdbsync.preflight.resolve_auto(config, names, environ)"
+            )
         argv = build_argv(rsync, target.url, str(dest), build_flags(resolved), plan=plan)
+        fallbacks: tuple[tuple[str, str], ...] = ()
+        if target.mirror_reason.startswith("auto") and target.path is not None:
+            fallbacks = tuple(
+                (other, config.mirrors[other].source(target.path))
+                for other in config.mirror_order
+                if other != target.mirror
+            )
         jobs.append(
             Job(
                 name=name,
@@ -134,6 +178,9 @@ def plan_jobs(
                 plan=plan,
                 root=checked.root,
                 resolved_dest=Path(checked.dests[name]),
+                mirror=target.mirror,
+                mirror_reason=target.mirror_reason,
+                fallbacks=fallbacks,
             )
         )
     return jobs
@@ -152,4 +199,5 @@ def dry_run_event(job: Job) -> dict[str, Any]:
         argv=list(job.argv),
         options=job.options.values(),
         sources={key: job.options.source(key) for key in job.options.values()},
+        where=dict(job.options.where),
     )

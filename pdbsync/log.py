@@ -94,6 +94,7 @@ def _logger() -> Any:
                 level=_settings["level"],
                 format="pdb-sync: {level}: {message}",
                 colorize=False,
+                filter=lambda record: not record["extra"].get("file_only"),
             )
         if _state["sink"] is not None:
             logger.add(_state["sink"], level="DEBUG", serialize=True)
@@ -113,3 +114,17 @@ def info(message: str, *args: Any) -> None:
 
 def warning(message: str, *args: Any) -> None:
     _logger().opt(depth=1).warning(message, *args)
+
+
+def is_verbose() -> bool:
+    """Whether ``-v`` (or more) was given."""
+    return _LEVELS[_settings["level"]] < _LEVELS["WARNING"]
+
+
+def write_traceback(text: str) -> str | None:
+    """Put an internal error's traceback into the ``--log-file``; where it went, or None
+    when there is no log file (the caller then shows it on stderr with ``-v``)."""
+    if _settings["log_file"] is None:
+        return None
+    _logger().bind(file_only=True).opt(depth=1).error("internal error\n{}", text)
+    return f"in {_settings['log_file']}"

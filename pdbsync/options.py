@@ -519,14 +519,24 @@ def build_flags(options: RsyncOptions) -> list[str]:
 
 def describe(options: RsyncOptions) -> list[str]:
     """One line per option: ``key = value  (layer: where)``, for people."""
+    return describe_values(
+        options.values(), {key: options.source(key) for key in SPECS}, options.where
+    )
+
+
+def describe_values(
+    values: Mapping[str, Any], sources: Mapping[str, str], where: Mapping[str, str]
+) -> list[str]:
+    """:func:`describe` from the ``options``, ``sources`` and ``where`` of a ``dry_run``
+    event, so the command line can show them without the job itself."""
     width = max(len(spec.key) for spec in OPTIONS)
     lines = []
-    for key, value in options.values().items():
+    for key, value in values.items():
         shown = _toml_value(value)
-        source = options.source(key)
-        where = options.where.get(key)
-        shown_where = where and where != source and not source.startswith(LAYER_PRESET)
-        origin = f"{source}: {where}" if shown_where else source
+        source = sources.get(key, LAYER_BUILTIN)
+        written = where.get(key)
+        shown_where = written and written != source and not source.startswith(LAYER_PRESET)
+        origin = f"{source}: {written}" if shown_where else source
         lines.append(f"{key:<{width}} = {shown:<12}  ({origin})")
     return lines
 

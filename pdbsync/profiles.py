@@ -17,20 +17,34 @@ from pathlib import Path
 
 import tomlkit
 
-from pdbsync import config_edit, outputs
+from pdbsync import config_edit, mirrors, outputs
 from pdbsync.config import dest_overlap, dest_problem
 from pdbsync.errors import ConfigError, UsageError
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A ready target: what it is, where it comes from, where it goes, and its preset."""
+    """A ready target: what it is, where it comes from, where it goes, and its preset.
+
+    A part of the wwPDB archive is a ``path`` inside the mirror's data tree, with no
+    mirror named: it follows ``[sync] mirror`` (default rcsb), so switching every such
+    target to another mirror is one line. Other data (EMDB, SIFTS) has its own ``source``.
+    """
 
     name: str
     description: str
-    url: str
     dest: str
     preset: str | None = None
+    path: str | None = None
+    source: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The rsync URL it syncs from (a path: on the default mirror, unless the config
+        names another)."""
+        if self.source is not None:
+            return self.source
+        return mirrors.registry()[mirrors.DEFAULT_MIRROR].source(self.path or "")
 
 
 PROFILES: dict[str, Profile] = {
@@ -38,38 +52,38 @@ PROFILES: dict[str, Profile] = {
     for profile in (
         Profile(
             "structures",
-            "Divided mmCIF structures (RCSB PDB)",
-            "rsync://rsync.rcsb.org:33444/ftp_data/structures/divided/mmCIF/",
+            "Divided mmCIF structures (wwPDB archive)",
             "structures/divided/mmCIF",
             "safe",
+            path="structures/divided/mmCIF/",
         ),
         Profile(
             "assemblies",
-            "Biological assemblies, mmCIF (RCSB PDB)",
-            "rsync://rsync.rcsb.org:33444/ftp_data/assemblies/mmCIF/divided/",
+            "Biological assemblies, mmCIF (wwPDB archive)",
             "assemblies/mmCIF/divided",
             "safe",
+            path="assemblies/mmCIF/divided/",
         ),
         Profile(
             "emdb",
             "EMDB entries: maps, headers, images (EMBL-EBI; large)",
-            "rsync.ebi.ac.uk::pub/databases/emdb/",
             "emdb",
             "fast",
+            source="rsync.ebi.ac.uk::pub/databases/emdb/",
         ),
         Profile(
             "sifts",
             "SIFTS residue-level mappings (PDBe)",
-            "rsync.ebi.ac.uk::pub/databases/msd/sifts/",
             "sifts",
             "safe",
+            source="rsync.ebi.ac.uk::pub/databases/msd/sifts/",
         ),
         Profile(
             "all-structures",
-            "Every structure format, divided and all (wwPDB; very large)",
-            "rsync.wwpdb.org::ftp_data/structures/",
+            "Every structure format, divided and all (wwPDB archive; very large)",
             "structures",
             "fast",
+            path="structures/",
         ),
     )
 }
@@ -109,7 +123,10 @@ def _with_profile(path: Path, text: str, profile: Profile) -> str:
     table = tomlkit.table()
     table.add(tomlkit.comment("added by 'pdb-sync sync --profile-add'"))
     table["description"] = profile.description
-    table["url"] = profile.url
+    if profile.path is not None:
+        table["path"] = profile.path  # on [sync] mirror (default rcsb)
+    else:
+        table["url"] = profile.url
     table["dest"] = profile.dest
     if profile.preset:
         table["preset"] = profile.preset

@@ -15,7 +15,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from pdbsync.units import human_bytes, human_rate
+from pdbsync.rsync import StatsBlock
+from pdbsync.units import human_bytes, human_rate, time_text
 
 #: On a file or pipe, at most one progress line per target per this many seconds.
 FILE_PROGRESS_SECONDS = 5.0
@@ -67,6 +68,10 @@ class Renderer:
     def event(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def __call__(self, event: dict[str, Any]) -> None:
+        """A renderer is an event sink (``on_event``) with a ``flush()``."""
+        self.event(event)
+
     def summary(self, summary: dict[str, Any]) -> None:
         raise NotImplementedError
 
@@ -97,6 +102,10 @@ class TextRenderer(Renderer):
     becomes plain ``[name] 45% 10.2MB/s eta 0:01:23 ...`` lines, at most one per target
     every :data:`FILE_PROGRESS_SECONDS`, and no ``\\r`` or escape code is ever written.
     Colour (only for loud warnings) needs ``color``: a terminal and no ``NO_COLOR``.
+
+    rsync's closing ``--stats`` block (which pdb-sync asks for to fill the summary, and
+    which the ``Completed`` line already sums up) is shown only with ``show_stats``; see
+    :class:`_StatsHider`.
     """
 
     def __init__(
@@ -106,8 +115,10 @@ class TextRenderer(Renderer):
         color: bool = False,
         columns: int = DEFAULT_COLUMNS,
         live: bool | None = None,
+        show_stats: bool = False,
     ) -> None:
         super().__init__(out)
+        self.stats = None if show_stats else _StatsHider(self._line)
         self.color = color and isatty
         self.live = isatty if live is None else live
         self.columns = max(columns, 20)
@@ -122,6 +133,14 @@ class TextRenderer(Renderer):
     def event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         name = event.get("name")
+        if self.stats is not None:
+            if kind == "output" and event.get("stream") == "stdout":
+                self.stats.output(event)
+                return
+            if kind == "sync_finished":
+                self.stats.finished(event)
+            elif kind == "progress":
+                self.stats.more_output(name)  # a redraw is stdout too: held lines go first
         if self.live and kind == "progress":
             self.status[name] = f"[{name}] {short_progress(event)}"
             self.status_changed = True
@@ -180,7 +199,65 @@ class TextRenderer(Renderer):
 
 def short_progress(event: dict[str, Any]) -> str:
     """``45% 10.20MB/s eta 0:01:23``: one target's part of the live line."""
-    return f"{event['percent']}% {event['rate']} eta {event['eta']}"
+    return f"{event['percent']}% {event['rate']} {time_text(event)}"
+
+
+class _StatsHider:
+    """Holds back each target's stdout lines that may be rsync's closing ``--stats``
+    block, and drops them once the target's result shows they were.
+
+    A block counts as rsync's own only if nothing but blank lines follows it before the
+    target ends (:class:`pdbsync.rsync.StatsBlock`'s rule): a daemon's motd can read like
+    statistics, and it must still be shown. So candidate lines (and the blank lines
+    around them) wait; any other stdout line releases them in order, and at
+    ``sync_finished`` they are dropped when the result has ``stats`` (rsync printed its
+    block) and shown otherwise.
+    """
+
+    def __init__(self, show: Any) -> None:
+        self.show = show  # writes one event as a "[name] line"
+        self.blocks: dict[str, StatsBlock] = {}
+        self.held: dict[str, list[dict[str, Any]]] = {}
+        self.in_block: dict[str, bool] = {}
+
+    def output(self, event: dict[str, Any]) -> None:
+        name = event["name"]
+        line = event["line"]
+        block = self.blocks.get(name)
+        if block is None:
+            block = self.blocks[name] = StatsBlock()
+        held = self.held.setdefault(name, [])
+        if block.feed(line):
+            if line.startswith("Number of files: ") and self.in_block.get(name):
+                self._release(name)  # a new block: the one held was not the last
+                held = self.held[name]
+            held.append(event)
+            self.in_block[name] = True
+        elif not line.strip():
+            held.append(event)  # blank lines frame the block; they wait with it
+        else:
+            self._release(name)
+            self.show(event)
+
+    def more_output(self, name: str) -> None:
+        """rsync wrote something else to stdout: what is held was not its closing block."""
+        if self.held.get(name):
+            self._release(name)
+
+    def _release(self, name: str) -> None:
+        for event in self.held.pop(name, []):
+            self.show(event)
+        self.held[name] = []
+        self.in_block[name] = False
+
+    def finished(self, event: dict[str, Any]) -> None:
+        name = event["name"]
+        if self.in_block.get(name) and (event.get("result") or {}).get("stats"):
+            self.held[name] = []  # rsync's closing block: the Completed line says it
+        self._release(name)
+        self.blocks.pop(name, None)
+        self.held.pop(name, None)
+        self.in_block.pop(name, None)
 
 
 def live_line(parts: list[str], width: int) -> str:

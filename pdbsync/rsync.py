@@ -17,6 +17,17 @@ from pdbsync.errors import EnvironmentProblem
 
 #: rsync 3.1.0 introduced --info=progress2, which progress events are parsed from.
 MIN_RSYNC_VERSION = (3, 1, 0)
+#: rsync 3.4.0 (January 2025) fixed CVE-2024-12084..12088: before it, a malicious or
+#: compromised server (pdb-sync's position: it pulls from public daemons) can attack the
+#: client, up to reading and writing files outside the destination.
+SAFE_RSYNC_VERSION = (3, 4, 0)
+RSYNC_CVES: tuple[tuple[str, str], ...] = (
+    ("CVE-2024-12084", "heap overflow in checksum handling"),
+    ("CVE-2024-12085", "uninitialised stack memory leak"),
+    ("CVE-2024-12086", "a server can read arbitrary client files"),
+    ("CVE-2024-12087", "path traversal via --inc-recursive symlinks"),
+    ("CVE-2024-12088", "--safe-links bypass"),
+)
 
 
 @dataclass(frozen=True)
@@ -134,8 +145,28 @@ def build_argv(
     return argv
 
 
+@dataclass(frozen=True)
+class RsyncInfo:
+    """The rsync that will run: its path, version and the first line of ``--version``."""
+
+    path: str
+    version: tuple[int, ...]
+    banner: str
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version))
+
+
 def check_rsync(rsync: str = "rsync") -> tuple[str, tuple[int, ...]]:
     """Find rsync and check it is new enough; returns (path, version)."""
+    info = inspect_rsync(rsync)
+    return info.path, info.version
+
+
+def inspect_rsync(rsync: str = "rsync") -> RsyncInfo:
+    """Find rsync and check it is new enough for pdb-sync (not whether it is safe: see
+    :func:`vulnerability`). EnvironmentProblem (exit 2) when it is missing or too old."""
     path = shutil.which(rsync)
     if path is None:
         raise EnvironmentProblem(
@@ -159,7 +190,66 @@ def check_rsync(rsync: str = "rsync") -> tuple[str, tuple[int, ...]]:
             f"{path}: rsync {have} is too old; pdb-sync needs {need} or newer "
             "(for --info=progress2)"
         )
-    return path, version
+    banner = next((line.strip() for line in out.splitlines() if line.strip()), "")
+    return RsyncInfo(path, version, banner)
+
+
+#: Said with every finding of a vulnerable rsync (doctor, sync's warning and refusal).
+UPGRADE_HELP = (
+    "upgrade rsync to 3.4.0 or newer; if your distribution backported the fixes, say so "
+    'with [sync] rsync_patched = "VERSION"'
+)
+
+
+def patched_matches(acknowledged: str, version: tuple[int, ...]) -> bool:
+    """Whether ``[sync] rsync_patched`` applies to the rsync found.
+
+    rsync's ``--version`` shows only the upstream version (3.2.7), never a distribution's
+    revision (3.2.7-1+deb12u1), so the acknowledgement is matched on its upstream part:
+    ``"3.2.7-1+deb12u1"`` and ``"3.2.7"`` both cover rsync 3.2.7, and stop applying the
+    day another version is installed, which has to be judged anew.
+    """
+    match = re.match(r"\s*v?(\d+(?:\.\d+)*)", acknowledged)
+    return bool(match) and tuple(int(p) for p in match[1].split(".")) == version
+
+
+def vulnerability(version: tuple[int, ...], patched: str | None = None) -> str | None:
+    """Why this rsync version is unsafe as a client of untrusted servers, or None.
+
+    None when it is 3.4.0 or newer, or when ``patched`` (``[sync] rsync_patched``)
+    acknowledges exactly this version as a patched build.
+    """
+    if version >= SAFE_RSYNC_VERSION:
+        return None
+    if patched and patched_matches(patched, version):
+        return None
+    have = ".".join(map(str, version))
+    cves = ", ".join(cve for cve, _what in RSYNC_CVES)
+    return (
+        f"rsync {have} is older than 3.4.0 and has {cves} (a malicious or compromised "
+        "server can attack this client)"
+    )
+
+
+#: stderr of a connection that never got going: the daemon is not there (or not
+#: answering), as opposed to a failure the same on every mirror.
+_CONNECT_FAILED = re.compile(
+    r"failed to connect to|getaddrinfo|Name or service not known|"
+    r"Temporary failure in name resolution|No route to host|Network is unreachable"
+)
+
+
+def is_connection_failure(code: int | None, stderr_lines: Iterable[str] = ()) -> bool:
+    """Whether rsync failed because it could not connect to the daemon at all.
+
+    Exit 35 (timeout waiting for the daemon), or exit 10 (socket I/O) whose stderr says
+    the connection was never made. Used to move an ``auto`` target to its next mirror.
+    """
+    if code == 35:
+        return True
+    if code != 10:
+        return False
+    return any(_CONNECT_FAILED.search(line) for line in stderr_lines)
 
 
 # -- human-readable levels --------------------------------------------------------------

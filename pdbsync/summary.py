@@ -43,6 +43,9 @@ class SyncResult:
     files_transferred: int | None = None
     bytes_transferred: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: the registry mirror the last attempt used (None: the target's own url), and why
+    mirror: str | None = None
+    mirror_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +68,8 @@ class SyncResult:
             error=error,
             attempts=attempts,
             finished_at=utc_now(),
+            mirror=getattr(job, "mirror", None),
+            mirror_reason=getattr(job, "mirror_reason", None),
         )
 
 
@@ -76,17 +81,24 @@ def status_counts(results: Iterable[SyncResult]) -> dict[str, int]:
     return counts
 
 
-def run_exit_code(interrupted: str | None, all_succeeded: bool) -> ExitCode:
+def run_exit_code(
+    interrupted: str | None, all_succeeded: bool, write_error: str | None = None
+) -> ExitCode:
     """The exit status of a sync or plan run (docs/exit-codes.md), in one place.
 
-    A signal decides first (the run did not finish, whatever its results): 128 + its
-    number, as a shell reports a process that signal killed, so wrappers that know that
-    convention read it right; otherwise ``all_succeeded`` is the caller's notion of
-    success (a plan also needs each plan).
+    A cancel decides first (the run did not finish, whatever its results): a signal
+    gives 128 + its number, as a shell reports a process that signal killed, so wrappers
+    that know that convention read it right; a library caller's cancel counts as Ctrl-C
+    (130). Otherwise ``all_succeeded`` is the caller's notion of success (a plan also
+    needs each plan), and a summary that could not be written fails the run.
     """
     if interrupted is not None:
-        return ExitCode(128 + signal.Signals[interrupted].value)
-    return ExitCode.OK if all_succeeded else ExitCode.SYNC_FAILED
+        if interrupted in signal.Signals.__members__:
+            return ExitCode(128 + signal.Signals[interrupted].value)
+        return ExitCode.INTERRUPTED
+    if all_succeeded and write_error is None:
+        return ExitCode.OK
+    return ExitCode.SYNC_FAILED
 
 
 @dataclass
@@ -98,7 +110,9 @@ class Summary:
     started_at: str
     finished_at: str
     duration_s: float
-    interrupted: str | None = None  # the signal that cancelled the run ("SIGTERM", ...)
+    interrupted: str | None = None  # what cancelled the run ("SIGTERM", ..., "cancel")
+    #: why the summary file could not be written (the run then fails: exit 1)
+    write_error: str | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -107,7 +121,9 @@ class Summary:
     @property
     def exit_code(self) -> ExitCode:
         return run_exit_code(
-            self.interrupted, all(result.status == "success" for result in self.results)
+            self.interrupted,
+            all(result.status == "success" for result in self.results),
+            self.write_error,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,7 +189,7 @@ def write_atomically(path: Path, payload: bytes) -> None:
 def write_summary(path: Path, data: dict[str, Any], schema: str = "summary") -> None:
     """Validate the summary and write it as indented JSON, atomically.
 
-    For callers holding unchecked data; a run (pdbsync.sync) validates before it renders
+    For callers holding unchecked data; a run (pdbsync.runs) validates before it renders
     and then only calls :func:`write_atomically`.
     """
     validate_summary(data, schema)

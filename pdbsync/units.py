@@ -49,9 +49,17 @@ def transfer_details(stats: Mapping[str, Any], seconds: float) -> str:
     return "; ".join(parts)
 
 
+def time_text(fields: Mapping[str, Any]) -> str:
+    """``eta 0:01:23``, or ``in 0:00:09`` at 100%: rsync then prints the time the
+    transfer took in that column, not an estimate."""
+    word = "in" if fields["percent"] == 100 else "eta"
+    return f"{word} {fields['eta']}"
+
+
 def progress_text(fields: Mapping[str, Any]) -> str:
-    """``45% 10.20MB/s eta 0:01:23 (1.2 MB, 12 files, 100/2,000 to check)``."""
-    text = f"{fields['percent']}% {fields['rate']} eta {fields['eta']} ("
+    """``45% 10.20MB/s eta 0:01:23 (1.2 MB, 12 files, 100/2,000 to check)``; at 100%
+    ``in 0:00:09`` instead of ``eta`` (:func:`time_text`)."""
+    text = f"{fields['percent']}% {fields['rate']} {time_text(fields)} ("
     text += human_bytes(fields["bytes"])
     if fields.get("files_transferred") is not None:
         text += f", {fields['files_transferred']:,} files"

@@ -6,9 +6,7 @@ pipe fills), turns every line into an event and sends events in batches over the
 queue, so a verbose rsync is not slowed down by one queue message per line. The
 target's result goes through the same queue after its last line.
 
-Messages on the queue are tuples:
-``("events", [event, ...])``, ``("worker", name, worker_pid)``,
-``("rsync", name, rsync_pid)`` and ``("result", name, result_dict)``.
+Messages on the queue are the small types of :mod:`pdbsync.messages`.
 """
 
 from __future__ import annotations
@@ -34,7 +32,8 @@ from pdbsync.contracts import SCHEMA_VERSION
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
 from pdbsync.lines import LineSplitter
-from pdbsync.plan import plan_event, target_plan
+from pdbsync.messages import EventBatch, JobFinished, Message, RsyncStarted, WorkerStarted
+from pdbsync.plans import plan_event, target_plan
 from pdbsync.summary import SyncResult
 from pdbsync.units import progress_text
 
@@ -173,7 +172,7 @@ def rsync_environment() -> dict[str, str]:
 class _Attempt:
     """Reads one rsync run's two pipes and turns the lines into batched events."""
 
-    def __init__(self, job: Job, send: Callable[[tuple[Any, ...]], None]) -> None:
+    def __init__(self, job: Job, send: Callable[[Message], None]) -> None:
         self.job = job
         self.send = send
         self.batch: list[dict[str, Any]] = []
@@ -203,7 +202,7 @@ class _Attempt:
 
     def flush(self) -> None:
         if self.batch:
-            self.send(("events", self.batch))
+            self.send(EventBatch(self.batch))
             self.batch = []
 
     def handle_lines(self, stream: str, raw_lines: list[bytes]) -> None:
@@ -311,7 +310,7 @@ class _Attempt:
         if _stopped_by is not None:  # the stop signal came while rsync was being started
             _signal_group(proc.pid, signal.SIGTERM)
             signal.setitimer(signal.ITIMER_REAL, RSYNC_STOP_GRACE)
-        self.send(("rsync", self.job.name, proc.pid))
+        self.send(RsyncStarted(self.job.name, proc.pid))
         try:
             self._read_until_closed(proc)
             code = proc.wait()
@@ -321,7 +320,7 @@ class _Attempt:
                 proc.wait()
             signal.setitimer(signal.ITIMER_REAL, 0)
             _rsync = None
-            self.send(("rsync", self.job.name, None))  # that pid is no longer ours to kill
+            self.send(RsyncStarted(self.job.name, None))  # that pid is no longer ours to kill
         if self.held_progress is not None:
             self.emit_progress(*self.held_progress)
             self.held_progress = None
@@ -390,14 +389,13 @@ def backoff_delay(attempt: int, fixed: float | None) -> float:
     return base + random.uniform(0, base * 0.1)
 
 
-def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
+def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
     """Run ``job`` with its retries, sending events through ``send``; return its result."""
     started_at = utc_now()
     started = time.monotonic()
-    send(("worker", job.name, os.getpid()))
+    send(WorkerStarted(job.name, os.getpid()))
     send(
-        (
-            "events",
+        EventBatch(
             [
                 make_event(
                     "sync_started",
@@ -409,7 +407,7 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
                     argv=list(job.argv),
                     pid=os.getpid(),
                 )
-            ],
+            ]
         )
     )
     max_attempts = job.retry.retries + 1
@@ -440,15 +438,19 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
         except OSError as exc:
             code, error = None, f"cannot start rsync: {exc}"
             break
-        if code == 0 or attempt >= max_attempts:
-            break
-        if not rsync_lang.is_transient(code, runner.stderr_kept()):
+        switched = job.next_mirror(code, runner.stderr_kept())
+        if switched is not None:  # could not connect: the next best mirror, one more attempt
+            job, max_attempts = switched, max_attempts + 1
+        elif (
+            code == 0
+            or attempt >= max_attempts
+            or not rsync_lang.is_transient(code, runner.stderr_kept())
+        ):
             break
         delay = backoff_delay(attempt, job.retry.delay)
         meaning = rsync_lang.exit_meaning(code)
         send(
-            (
-                "events",
+            EventBatch(
                 [
                     make_event(
                         "retry",
@@ -460,8 +462,10 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
                         delay_s=round(delay, 3),
                         exit_code=code,
                         exit_meaning=meaning,
+                        url=job.url,
+                        mirror=job.mirror,
                     )
-                ],
+                ]
             )
         )
         _wait_unless_stopped(delay)
@@ -470,7 +474,7 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
     files_transferred, bytes_transferred = _transferred(job, code, runner, stats)
     if job.plan and code == 0 and runner is not None and runner.itemized is not None:
         plan = target_plan(job, stats, runner.itemized)
-        send(("events", [plan_event(job.name, plan)]))
+        send(EventBatch([plan_event(job.name, plan)]))
     if code == 0:
         status = "success"
     elif _stopped_by is not None:  # the parent names the cause; this says what happened here
@@ -495,6 +499,8 @@ def execute(job: Job, send: Callable[[tuple[Any, ...]], None]) -> SyncResult:
         files_transferred=files_transferred,
         bytes_transferred=bytes_transferred,
         stats={} if job.plan else stats,  # a dry run's stats are in the plan event
+        mirror=job.mirror,
+        mirror_reason=job.mirror_reason,
     )
 
 
@@ -544,4 +550,4 @@ def run_job(job: Job) -> None:
         result = SyncResult.without_outcome(job, "failed", f"internal error in worker: {exc!r}")
     if _parent_gone():  # nobody left to report to (kill -9 of pdb-sync): rsync is gone too
         os._exit(0)
-    send(("result", job.name, result.to_dict()))
+    send(JobFinished(job.name, result.to_dict()))

@@ -28,6 +28,16 @@ SLOW_DELAY = 0.6
 STALL_DELAY = 60
 
 
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
+    """Every test records its runs in a state dir of its own (pdbsync.state), never in
+    the real ~/.local/state, and no test appends to a CI job's step summary."""
+    directory = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("PDB_SYNC_STATE_DIR", str(directory))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated wwPDB-style tree (the mirror's content)."""

@@ -108,3 +108,25 @@ def test_retry_delay_at_the_maximum_is_accepted(four_targets):
         "--config", str(four_targets), "sync", "emdb", "--retry-delay", f"{MAX_RETRY_DELAY:g}"
     )
     assert result.code == 0, result.stderr
+
+
+def test_an_unexpected_exception_is_exit_70_and_one_line(monkeypatch, four_targets, tmp_path):
+    """A bug is not a failed target (exit 1): one line, exit 70, the traceback in the log."""
+    import pdbsync.api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pdbsync.api, "sync", broken)
+    result = run_cli("--config", str(four_targets), "sync", "--all")
+    assert result.code == 70
+    assert result.stderr.splitlines() == [
+        "pdb-sync: internal error: RuntimeError('boom') "
+        "(-v or --log-file PATH shows the traceback; please report it)"
+    ]
+    log_file = tmp_path / "log.jsonl"
+    result = run_cli("--log-file", str(log_file), "--config", str(four_targets), "sync", "--all")
+    assert result.code == 70 and f"traceback in {log_file}" in result.stderr
+    assert "Traceback" not in result.stderr and "RuntimeError: boom" in log_file.read_text()
+    verbose = run_cli("-v", "--config", str(four_targets), "sync", "--all")
+    assert verbose.code == 70 and "Traceback (most recent call last)" in verbose.stderr

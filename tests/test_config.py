@@ -201,8 +201,9 @@ def test_parallel_outside_range_is_rejected(tmp_path, value, expected):
     assert "--parallel" in message and expected in message
 
 
-def test_no_target_and_no_all_is_a_usage_error(tmp_path):
-    assert "--all" in _fails(_config(tmp_path, _target()))
+def test_bare_sync_of_a_config_without_targets_is_a_usage_error(tmp_path):
+    # A bare `sync` runs every target (as in the Rust pdb-sync); with none, nothing can run.
+    assert "no targets defined" in _fails(_config(tmp_path, '[paths]\npdb_dir = "/srv/pdb"\n'))
 
 
 def test_no_mirror_root_anywhere_is_rejected(tmp_path):
@@ -265,7 +266,14 @@ def test_list_shows_name_description_url_and_dest(tmp_path):
     assert f"url:  {GOOD_URL}" in result.text and "dest: mmCIF" in result.text
     listed = run_cli("--config", str(path), "sync", "--list", "--format", "json")
     assert listed.events[0] == [
-        {"name": "mmcif", "description": "divided mmCIF", "url": GOOD_URL, "dest": "mmCIF"}
+        {
+            "name": "mmcif",
+            "description": "divided mmCIF",
+            "url": GOOD_URL,
+            "dest": "mmCIF",
+            "mirror": None,  # the target gives its own url
+            "mirror_reason": "url",
+        }
     ]
 
 

@@ -65,7 +65,10 @@ def test_init_writes_a_valid_commented_config_with_real_wwpdb_targets(tmp_path):
     assert any(u.startswith("data.pdbj.org::rsync/pub/pdb/") for u in urls)
     assert any(u.startswith("rsync.ebi.ac.uk::pub/databases/") for u in urls)
     assert set(config.targets) == {"mmcif", "assemblies", "sifts", "emdb"}
-    assert "rsync.wwpdb.org::ftp_data/" in text
+    assert "rsync://rsync.wwpdb.org/ftp_data/" in text  # every mirror, in a comment
+    assert (
+        config.targets["mmcif"].mirror == "rcsb" and config.targets["assemblies"].mirror == "pdbj"
+    )
     assert _cli(path, "validate").code == 0
 
 
@@ -164,12 +167,20 @@ def test_list_shows_url_dest_and_preset(tmp_path):
     assert result.code == 0
     rows = [line.split() for line in result.text.splitlines()]
     assert rows == [
-        ["NAME", "PRESET", "URL", "DEST"],
-        ["a", "fast", URL, "a"],
-        ["bb", "-", URL, "b"],
+        ["NAME", "PRESET", "MIRROR", "URL", "DEST"],
+        ["a", "fast", "-", URL, "a"],
+        ["bb", "-", "-", URL, "b"],
     ]
     data = orjson.loads(_cli(path, "list", "--format", "json").stdout)
-    assert data[0] == {"name": "a", "url": URL, "dest": "a", "preset": "fast", "description": ""}
+    assert data[0] == {
+        "name": "a",
+        "url": URL,
+        "dest": "a",
+        "preset": "fast",
+        "description": "",
+        "mirror": None,
+        "mirror_reason": "url",
+    }
 
 
 def test_sync_list_shows_the_same_targets_as_config_list(tmp_path):
@@ -182,7 +193,8 @@ def test_sync_list_shows_the_same_targets_as_config_list(tmp_path):
     listed = run_cli("--config", str(path), "sync", "--list", "--format", "json")
     assert listed.code == 0
     assert orjson.loads(listed.stdout) == [
-        {key: row[key] for key in ("name", "description", "url", "dest")} for row in table
+        {key: row[key] for key in ("name", "description", "url", "dest", "mirror", "mirror_reason")}
+        for row in table
     ]
     assert [row["description"] for row in table] == ["A", ""]
 

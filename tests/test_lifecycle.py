@@ -31,7 +31,9 @@ STOP_BOUND_SECONDS = 3.0
 
 
 def _semaphores() -> set[str]:
-    return {name for name in os.listdir("/dev/shm") if name.startswith("sem.")}
+    """multiprocessing's named semaphores (glibc's own short-lived ``sem.XXXXXX`` temp
+    files, which any process making a semaphore shows for a moment, are not ours)."""
+    return {name for name in os.listdir("/dev/shm") if name.startswith("sem.mp-")}
 
 
 def _busy_config(mirror, throttled_mirror, tmp_path: Path) -> Path:

@@ -18,6 +18,7 @@ from conftest import run_cli, write_config
 from pdbsync import paths
 from pdbsync.config import load_config
 from pdbsync.jobs import plan_jobs
+from pdbsync.messages import RsyncStarted
 from pdbsync.worker import execute
 
 # -- pure rules -----------------------------------------------------------------------
@@ -319,7 +320,7 @@ def test_a_dest_swapped_for_a_link_after_planning_fails_without_starting_rsync(m
     assert result.status == "failed"
     assert result.error is not None and f"now resolves to '{outside}'" in result.error
     assert "refusing to start rsync" in result.error
-    assert [message for message in sent if message[0] == "rsync"] == []
+    assert [m for m in sent if isinstance(m, RsyncStarted)] == []
     assert _snapshot(outside) == {"precious.txt": b"keep me"}
 
 
@@ -339,7 +340,7 @@ def test_a_link_swapped_in_while_the_dest_is_created_stops_rsync(mirror, tmp_pat
     sent = []
     result = execute(job, sent.append)
     assert result.status == "failed" and "now resolves to" in (result.error or "")
-    assert [message for message in sent if message[0] == "rsync"] == []
+    assert [m for m in sent if isinstance(m, RsyncStarted)] == []
     assert _snapshot(outside) == {"precious.txt": b"keep me"}
 
 

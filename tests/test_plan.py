@@ -20,11 +20,11 @@ from local_mirror import LocalMirror
 
 from pdbsync import contracts
 from pdbsync.jobs import Job, RetryPolicy
-from pdbsync.plan import PlanSummary
+from pdbsync.plans import PlanSummary
 from pdbsync.render import JsonRenderer, TextRenderer
 from pdbsync.rsync import ItemizedCounts, build_argv
+from pdbsync.runs import RunSettings, run_plan, run_sync
 from pdbsync.summary import SyncResult
-from pdbsync.sync import RunSettings, run_plan, run_sync
 
 
 def _job(name: str, url: str, dest: Path, flags: tuple[str, ...], plan: bool = False) -> Job:
@@ -134,7 +134,9 @@ def test_text_plan_flags_deletions_loudly_and_tabulates_totals(mirror, archive, 
         _job("emdb", mirror.url("ftp_data", "emdb/"), tmp_path / "emdb", ("-a",), plan=True),
     ]
     out = io.BytesIO()
-    run_plan(jobs, RunSettings(parallel=2), TextRenderer(out, isatty=False))
+    renderer = TextRenderer(out, isatty=False)
+    renderer.plan_summary(run_plan(jobs, RunSettings(parallel=2), renderer).to_dict())
+    renderer.flush()
     text = out.getvalue().decode()
     assert "[sifts] WILL DELETE 3 files\n" in text
     assert "[sifts]   delete:    3\n" in text
@@ -150,7 +152,9 @@ def test_text_plan_flags_deletions_loudly_and_tabulates_totals(mirror, archive, 
     assert "Completed in" not in text  # the plan block replaces it
 
     colored = io.BytesIO()
-    run_plan(jobs[:1], RunSettings(), TextRenderer(colored, isatty=True, color=True))
+    renderer = TextRenderer(colored, isatty=True, color=True)
+    renderer.plan_summary(run_plan(jobs[:1], RunSettings(), renderer).to_dict())
+    renderer.flush()
     assert "\x1b[1;31mWILL DELETE 3 files\x1b[0m" in colored.getvalue().decode()
 
 

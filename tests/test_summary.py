@@ -12,7 +12,6 @@ from pdbsync.errors import ExitCode
 from pdbsync.render import summary_block
 from pdbsync.summary import (
     Summary,
-    SummaryWriteError,
     SyncResult,
     write_atomically,
     write_summary,
@@ -131,23 +130,32 @@ def test_invalid_summary_is_never_written(tmp_path):
     assert not path.exists()
 
 
-@pytest.mark.parametrize(("run_code", "reported"), [(0, 1), (1, 1), (143, 143)])
-def test_failed_summary_write_reports_the_process_exit_code(run_code, reported):
-    """The run_finished event is rendered after the write: its exit_code must be what the
+@pytest.mark.parametrize(
+    ("results", "interrupted", "reported"),
+    [(["success"], None, 1), (["failed"], None, 1), (["cancelled"], "SIGTERM", 143)],
+)
+def test_a_summary_that_could_not_be_written_fails_the_run(results, interrupted, reported):
+    """The run_finished event is sent after the write: its exit_code must be what the
     process will exit with (a success becomes 1; a failure or a signal's code stays)."""
-    from pdbsync.sync import _write_summary
-
-    data = {**_summary(_result("a", "success")).to_dict(), "exit_code": run_code}
-    failure = _write_summary(Path("/dev/full"), data)
-    assert isinstance(failure, SummaryWriteError)
-    assert data["exit_code"] == reported == failure.exit_code
-    assert failure.message == "--summary /dev/full: cannot write: No space left on device"
+    summary = _summary(*(_result(f"t{i}", status) for i, status in enumerate(results)))
+    summary.interrupted = interrupted
+    summary.write_error = "--summary /dev/full: cannot write: No space left on device"
+    assert summary.exit_code == reported == summary.to_dict()["exit_code"]
 
 
-def test_successful_summary_write_changes_nothing(tmp_path):
-    from pdbsync.sync import _write_summary
+def test_run_writes_the_summary_it_reports(tmp_path):
+    from pdbsync.runs import RunSettings, run_sync
 
-    data = _summary(_result("a", "success")).to_dict()
-    assert _write_summary(tmp_path / "s.json", data) is None
-    assert data["exit_code"] == 0
-    assert json.loads((tmp_path / "s.json").read_text()) == data
+    events = []
+    summary = run_sync([], RunSettings(summary_path=tmp_path / "s.json"), events.append)
+    assert summary.write_error is None and summary.exit_code == 0
+    assert json.loads((tmp_path / "s.json").read_text()) == events[-1]["summary"]
+
+
+def test_run_with_an_unwritable_summary_says_so_in_its_last_event():
+    from pdbsync.runs import RunSettings, run_sync
+
+    events = []
+    summary = run_sync([], RunSettings(summary_path=Path("/dev/full")), events.append)
+    assert summary.write_error == "--summary /dev/full: cannot write: No space left on device"
+    assert events[-1]["summary"]["exit_code"] == summary.exit_code == 1

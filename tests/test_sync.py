@@ -154,7 +154,7 @@ def test_text_mode_prefixes_every_rsync_line(four_targets):
     lines = body.splitlines()
     assert lines[0].startswith("Syncing 4 targets")
     rsync_lines = [line for line in lines[1:] if line.strip()]
-    assert any("Number of files:" in line for line in rsync_lines)
+    assert any("Completed in" in line for line in rsync_lines)
     names = ("[mmcif] ", "[pdb] ", "[sifts] ", "[emdb] ")
     assert all(line.startswith(names) for line in rsync_lines), rsync_lines
     assert "Total: 4 | Success: 4 | Failed: 0" in block

@@ -209,8 +209,10 @@ def test_signal_cancels_run_and_leaves_no_process(mirror, tmp_path, signum, code
     run.wait_for(
         lambda e: e["type"] == "sync_started" and not started.add(e["name"]) and len(started) == 3
     )
-    family = descendants(run.proc.pid)
-    assert len(family) >= 6, family  # forkserver, 3 workers, 3 rsyncs (+ resource tracker)
+    deadline = time.monotonic() + 10
+    while len(family := descendants(run.proc.pid)) < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)  # sync_started comes just before each worker starts its rsync
+    assert len(family) >= 6, family  # 3 workers, 3 rsyncs
     run.proc.send_signal(signum)
     exit_code, events, stderr = run.finish(timeout=15)
     assert exit_code == code, stderr
@@ -436,8 +438,8 @@ def test_worker_decodes_invalid_utf8_lines_with_replacement():
     attempt = _Attempt(Job("t", "h::m/", Path("/tmp/x"), ("rsync",)), sent.append)
     attempt.handle_lines("stdout", [b"caf\xe9 \xff"])
     attempt.flush()
-    ((kind, batch),) = sent
-    assert kind == "events" and batch[0]["line"] == "caf\ufffd \ufffd"
+    ((batch,),) = [(message.events,) for message in sent]
+    assert batch[0]["line"] == "caf\ufffd \ufffd"
 
 
 def test_rsync_runs_with_a_partial_dir(four_targets):
@@ -457,18 +459,21 @@ def test_python_dash_m_entry_point_reports_version():
 def test_lock_left_held_by_a_dead_worker_is_released_after_a_grace_period():
     import multiprocessing
 
-    from pdbsync.runner import STUCK_LOCK_SECONDS, Collector
+    from pdbsync.supervisor import STUCK_LOCK_SECONDS, StuckLockWatch
 
-    queue = multiprocessing.get_context("spawn").Queue()
-    collector = Collector(jobs=[], parallel=1, emit=lambda e: None, flush=lambda: None)
-    queue._wlock.acquire()  # as a worker killed in the middle of a put leaves it
-    collector._unstick_queue(queue, now=100.0)
-    assert not queue._wlock.acquire(False), "released too early"
-    collector._unstick_queue(queue, now=100.0 + STUCK_LOCK_SECONDS)
-    assert queue._wlock.acquire(False), "a lock held by a dead worker was never released"
-    queue._wlock.release()
-    collector._unstick_queue(queue, now=200.0)  # a free lock is left free
-    assert queue._wlock.acquire(False)
+    lock = multiprocessing.get_context("fork").Lock()
+    watch = StuckLockWatch()
+    lock.acquire()  # as a worker killed in the middle of a put leaves the queue's lock
+    watch.look(lock, last_message_at=0.0, now=100.0)
+    assert not lock.acquire(False), "released too early"
+    watch.look(lock, last_message_at=0.0, now=100.0 + STUCK_LOCK_SECONDS)
+    assert lock.acquire(False), "a lock held by a dead worker was never released"
+    watch.look(lock, last_message_at=0.0, now=150.0)  # held (by us now): a new first look
+    watch.look(lock, last_message_at=151.0, now=151.0 + STUCK_LOCK_SECONDS)
+    assert not lock.acquire(False), "released while messages were still arriving"
+    lock.release()
+    watch.look(lock, last_message_at=0.0, now=200.0)  # a free lock is left free
+    assert lock.acquire(False)
 
 
 def test_fail_fast_before_a_target_name_keeps_the_name(mirror, tmp_path):

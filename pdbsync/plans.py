@@ -92,11 +92,12 @@ class PlanSummary:
     finished_at: str
     duration_s: float
     interrupted: str | None = None
+    write_error: str | None = None  # why the plan file could not be written
 
     @property
     def exit_code(self) -> ExitCode:
         planned = all(r.status == "success" and r.name in self.plans for r in self.results)
-        return run_exit_code(self.interrupted, planned)
+        return run_exit_code(self.interrupted, planned, self.write_error)
 
     def to_dict(self) -> dict[str, Any]:
         targets = []

@@ -1,0 +1,233 @@
+"""pdbsync.state: the history and per-target index, bounded and safe to share."""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pdbsync import state
+
+
+def _result(name: str, status: str, finished: str, **extra) -> dict:
+    return {
+        "name": name,
+        "url": f"rsync://127.0.0.1/x/{name}/",
+        "dest": f"/m/{name}",
+        "status": status,
+        "exit_code": 0 if status == "success" else 10,
+        "exit_meaning": "success" if status == "success" else "error in socket I/O",
+        "error": None if status == "success" else "@ERROR: broken",
+        "attempts": 1,
+        "started_at": finished,
+        "finished_at": finished,
+        "duration_s": extra.pop("duration_s", 1.5),
+        "files_transferred": extra.pop("files", 3),
+        "bytes_transferred": extra.pop("bytes", 300),
+        "stats": extra.pop("stats", {"total_size": 1000, "files_total": 7}),
+    }
+
+
+def _summary(*results: dict, started: str = "2026-01-01T00:00:00.000Z") -> dict:
+    failed = any(r["status"] != "success" for r in results)
+    return {
+        "v": 1,
+        "version": "0.1.0",
+        "parallel": 1,
+        "started_at": started,
+        "finished_at": started,
+        "interrupted": None,
+        "exit_code": 1 if failed else 0,
+        "totals": {},
+        "timings": {"total_s": 2.0, "average_s": 1.0},
+        "results": list(results),
+    }
+
+
+def test_state_dir_precedence(tmp_path, monkeypatch):
+    monkeypatch.delenv("PDB_SYNC_STATE_DIR", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    home = {"HOME": str(tmp_path / "home")}
+    assert state.state_dir(home) == tmp_path / "home/.local/state/pdb-sync"
+    xdg = {**home, "XDG_STATE_HOME": str(tmp_path / "xdg")}
+    assert state.state_dir(xdg) == tmp_path / "xdg/pdb-sync"
+    assert state.state_dir({**xdg, "PDB_SYNC_STATE_DIR": str(tmp_path / "own")}) == (
+        tmp_path / "own"
+    )
+
+
+def test_records_newest_first_with_the_per_target_index(tmp_path):
+    state.record_run(
+        _summary(_result("a", "success", "2026-01-01T00:00:01.000Z")), "sync", tmp_path
+    )
+    state.record_run(
+        _summary(
+            _result("a", "failed", "2026-01-02T00:00:01.000Z"),
+            _result("b", "success", "2026-01-02T00:00:02.000Z", duration_s=9.0),
+            started="2026-01-02T00:00:00.000Z",
+        ),
+        "sync",
+        tmp_path,
+    )
+    runs = state.last_runs(directory=tmp_path)
+    assert [r["started_at"] for r in runs] == [
+        "2026-01-02T00:00:00.000Z",
+        "2026-01-01T00:00:00.000Z",
+    ]
+    assert [e["status"] for e in state.target_history("a", directory=tmp_path)] == [
+        "failed",
+        "success",
+    ]
+    targets = state.target_states(tmp_path)
+    assert targets["a"]["last_run"]["status"] == "failed"
+    assert targets["a"]["last_success"]["finished_at"] == "2026-01-01T00:00:01.000Z"
+    assert targets["a"]["last_failure"]["error"] == "@ERROR: broken"
+    assert targets["a"]["runs"] == 2 and targets["a"]["bytes_transferred_total"] == 600
+    assert state.last_durations(tmp_path) == {"a": 1.5, "b": 9.0}
+    assert state.last_sizes(tmp_path) == {"a": 1000, "b": 1000}
+
+
+def test_a_plan_is_kept_apart_from_the_last_sync(tmp_path):
+    state.record_run(
+        _summary(_result("a", "success", "2026-01-01T00:00:01.000Z")), "sync", tmp_path
+    )
+    plan = {
+        "v": 1,
+        "kind": "plan",
+        "version": "0.1.0",
+        "parallel": 1,
+        "started_at": "2026-01-03T00:00:00.000Z",
+        "finished_at": "2026-01-03T00:00:05.000Z",
+        "interrupted": None,
+        "exit_code": 0,
+        "totals": {},
+        "timings": {"total_s": 5.0},
+        "targets": [
+            {
+                "name": "a",
+                "status": "success",
+                "exit_code": 0,
+                "exit_meaning": "success",
+                "error": None,
+                "duration_s": 4.0,
+                "files_total": 9,
+                "total_size": 5000,
+                "to_create": 1,
+                "to_update": 2,
+                "to_delete": None,
+                "bytes_to_transfer": 77,
+            }
+        ],
+    }
+    state.record_run(plan, "plan", tmp_path)
+    a = state.target_states(tmp_path)["a"]
+    assert a["last_run"]["kind"] == "sync" and a["runs"] == 1
+    assert a["last_plan"]["bytes_to_transfer"] == 77
+    assert state.last_runs(directory=tmp_path, kind="plan")[0]["kind"] == "plan"
+
+
+def test_a_lost_index_is_rebuilt_from_the_history(tmp_path):
+    state.record_run(
+        _summary(_result("a", "success", "2026-01-01T00:00:01.000Z")), "sync", tmp_path
+    )
+    (tmp_path / state.INDEX_FILE).write_text("{ not json")
+    assert state.target_states(tmp_path)["a"]["last_success"] is not None
+    (tmp_path / state.INDEX_FILE).unlink()
+    state.record_run(
+        _summary(_result("b", "success", "2026-01-02T00:00:01.000Z")), "sync", tmp_path
+    )
+    index = orjson.loads((tmp_path / state.INDEX_FILE).read_bytes())
+    assert set(index["targets"]) == {"a", "b"}
+
+
+def test_a_torn_last_line_is_skipped_and_ended_by_the_next_writer(tmp_path):
+    state.record_run(
+        _summary(_result("a", "success", "2026-01-01T00:00:01.000Z")), "sync", tmp_path
+    )
+    history = tmp_path / state.HISTORY_FILE
+    with history.open("ab") as stream:
+        stream.write(b'{"v": 1, "kind": "sync", "targ')  # a writer killed mid-line
+    assert len(state.last_runs(directory=tmp_path)) == 1
+    state.record_run(
+        _summary(_result("b", "success", "2026-01-02T00:00:01.000Z")), "sync", tmp_path
+    )
+    assert [r["targets"][0]["name"] for r in state.last_runs(directory=tmp_path)] == ["b", "a"]
+    lines = history.read_bytes().split(b"\n")
+    assert orjson.loads(lines[-2])["targets"][0]["name"] == "b"  # its own line
+
+
+def test_history_is_compacted_to_the_newest_runs_within_the_bound(tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "MAX_HISTORY_BYTES", 8_000)
+    for day in range(1, 29):
+        stamp = f"2026-02-{day:02d}T00:00:00.000Z"
+        state.record_run(_summary(_result("a", "success", stamp), started=stamp), "sync", tmp_path)
+        assert (tmp_path / state.HISTORY_FILE).stat().st_size <= 8_000
+    runs = state.last_runs(directory=tmp_path)
+    assert runs[0]["started_at"] == "2026-02-28T00:00:00.000Z"
+    assert 1 < len(runs) < 28
+    days = [r["started_at"] for r in runs]
+    assert days == sorted(days, reverse=True)
+    # the index outlives the compaction: every run still counted
+    assert state.target_states(tmp_path)["a"]["runs"] == 28
+
+
+def _record_many(directory: str, writer: int, count: int) -> None:
+    for run in range(count):
+        stamp = f"2026-03-01T00:{writer:02d}:{run:02d}.000Z"
+        state.record_run(
+            _summary(_result(f"w{writer}", "success", stamp), started=stamp),
+            "sync",
+            Path(directory),
+        )
+
+
+def test_concurrent_runs_lose_no_record(tmp_path):
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_record_many, args=(str(tmp_path), n, 25)) for n in range(4)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(60)
+        assert process.exitcode == 0
+    runs = state.last_runs(directory=tmp_path)
+    assert len(runs) == 100
+    counts = {name: s["runs"] for name, s in state.target_states(tmp_path).items()}
+    assert counts == {f"w{n}": 25 for n in range(4)}
+
+
+def test_a_lock_held_too_long_is_a_state_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "LOCK_TIMEOUT_S", 0.2)
+    fd = os.open(tmp_path / state.LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(state.StateError, match="held lock"):
+            state.record_run(
+                _summary(_result("a", "success", "2026-01-01T00:00:01Z")), "sync", tmp_path
+            )
+    finally:
+        os.close(fd)
+    assert not (tmp_path / state.HISTORY_FILE).exists()
+
+
+def test_an_unwritable_state_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(state.StateError) as caught:
+        state.record_run(_summary(_result("a", "success", "2026-01-01T00:00:01Z")), "sync", blocker)
+    assert str(blocker) in caught.value.message and "\n" not in caught.value.message
+
+
+def test_the_history_follows_a_symlink(tmp_path):
+    real = tmp_path / "elsewhere.jsonl"
+    real.write_text("")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / state.HISTORY_FILE).symlink_to(real)
+    state.record_run(
+        _summary(_result("a", "success", "2026-01-01T00:00:01Z")), "sync", tmp_path / "state"
+    )
+    assert (tmp_path / "state" / state.HISTORY_FILE).is_symlink()
+    assert orjson.loads(real.read_bytes())["targets"][0]["name"] == "a"
