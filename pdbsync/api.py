@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pdbsync import config as config_module
 from pdbsync.config import Config
+from pdbsync.deadline import DEFAULT_MARGIN_S, Deadline
+from pdbsync.errors import UsageError
 from pdbsync.events import utc_now
 from pdbsync.jobs import Job, plan_jobs, select_targets
 from pdbsync.options import cli_layer
+from pdbsync.place import RunPlace
 from pdbsync.plans import PlanSummary
 from pdbsync.preflight import resolve_auto
 from pdbsync.rsync import check_rsync
@@ -85,8 +89,15 @@ def sync(
     pdb_dir: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     start_method: str | None = None,
+    lock_timeout: float | None = None,
+    deadline: str | None = None,
+    deadline_margin: float = DEFAULT_MARGIN_S,
+    shard: str | None = None,
+    split: int | str | None = None,
+    max_per_host: int | None = None,
 ) -> Summary:
-    """Sync ``targets`` (None: all) of ``config``, up to ``parallel`` rsyncs at once.
+    """Sync ``targets`` (None: all; an empty list: none) of ``config``, up to
+    ``parallel`` rsyncs at once.
 
     Returns the :class:`Summary` (``.results``, ``.counts``, ``.exit_code``,
     ``.to_dict()`` as written to ``summary``). ``on_event`` gets every event (the shapes
@@ -99,16 +110,48 @@ def sync(
     ``fail_fast``: ``"wait"`` or ``"kill"`` (see docs/unattended.md). ``start_method``:
     None (fork; see :func:`pdbsync.supervisor.start_method`) or ``"forkserver"`` for a
     host process with threads of its own.
+
+    For batch jobs (docs/unattended.md): ``lock_timeout``: seconds to wait for another
+    run's lock on a target's dest before skipping it (None: wait). ``deadline``: finish
+    before this time (``"+2h"``, ``"18:30"``, Unix seconds, ``"auto"``: the Slurm job's
+    end inside a job; None: no deadline); transfers stop ``deadline_margin`` seconds
+    before it. ``shard``: ``"I/N"`` runs only this share of the jobs (``"auto"``: the
+    Slurm array task's share; None: all).
     """
+    environ = os.environ if environ is None else environ
     settings = _settings(parallel, summary, fail_fast, start_method)
-    planned = prepare(config, targets, overrides=overrides, pdb_dir=pdb_dir, environ=environ)
+    if lock_timeout is not None and not (
+        isinstance(lock_timeout, int | float) and 0 <= lock_timeout < float("inf")
+    ):
+        raise UsageError(
+            f"lock_timeout must be a number of seconds, 0 or more, got {lock_timeout!r}"
+        )
+    planned = (
+        []
+        if targets is not None and not list(targets)
+        else prepare(config, targets, overrides=overrides, pdb_dir=pdb_dir, environ=environ)
+    )
     to_run = _announce_dry_runs(planned, on_event)
-    if not to_run:  # a dry run: nothing ran, nothing is written
+    if planned and not to_run:  # a dry run: nothing ran, nothing is written
         now = utc_now()
         return Summary(
-            results=[], parallel=parallel, started_at=now, finished_at=now, duration_s=0.0
+            results=[],
+            parallel=parallel,
+            started_at=now,
+            finished_at=now,
+            duration_s=0.0,
+            dry_run=True,
         )
-    return run_sync(to_run, settings, on_event, cancel)
+    to_run, place, rule = batch_setup(to_run, environ, shard, deadline, deadline_margin)
+    if lock_timeout is not None:
+        to_run = [replace(job, lock_timeout=float(lock_timeout)) for job in to_run]
+    to_run, held, cap = split_jobs(config, to_run, split, parallel, max_per_host, environ, cancel)
+    settings = replace(settings, deadline=rule, place=place, max_per_host=cap)
+    try:
+        return run_sync(to_run, settings, on_event, cancel)
+    finally:
+        for lock in held:
+            lock.release()
 
 
 def plan(
@@ -124,6 +167,8 @@ def plan(
     pdb_dir: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     start_method: str | None = None,
+    split: int | str | None = None,
+    max_per_host: int | None = None,
 ) -> PlanSummary:
     """What :func:`sync` would do, changing nothing: per target the files to create,
     update and delete and the bytes to transfer (``rsync --dry-run --itemize-changes``).
@@ -132,7 +177,102 @@ def plan(
     planned = prepare(
         config, targets, overrides=overrides, pdb_dir=pdb_dir, plan=True, environ=environ
     )
-    return run_plan(planned, settings, on_event, cancel)
+    environ = os.environ if environ is None else environ
+    planned, _held, cap = split_jobs(
+        config, planned, split, parallel, max_per_host, environ, cancel
+    )
+    return run_plan(planned, replace(settings, max_per_host=cap), on_event, cancel)
+
+
+def split_jobs(
+    config: ConfigLike,
+    jobs: list[Job],
+    split: int | str | None,
+    parallel: int,
+    max_per_host: int | None,
+    environ: Mapping[str, str],
+    cancel: CancelFlag | None,
+) -> tuple[list[Job], list[Any], int]:
+    """``jobs`` with split targets replaced by their parts (pdbsync.split), the dest
+    locks the parent holds for them, and the per-host cap of the run.
+
+    ``split``: ``N`` or ``"auto"`` for every target (None: each target's ``split``);
+    ``max_per_host``: None means ``[sync] max_per_host``, else 4.
+    """
+    from pdbsync import split as splitting
+    from pdbsync import state
+    from pdbsync.hosts import DEFAULT_MAX_PER_HOST, MAX_PER_HOST_LIMIT
+
+    if split is not None and not (
+        split == "auto"
+        or (isinstance(split, int) and not isinstance(split, bool) and 1 <= split <= 100)
+    ):
+        raise UsageError(f"split must be 'auto' or a whole number from 1 to 100, got {split!r}")
+    if max_per_host is not None and not (
+        isinstance(max_per_host, int)
+        and not isinstance(max_per_host, bool)
+        and 1 <= max_per_host <= MAX_PER_HOST_LIMIT
+    ):
+        raise UsageError(
+            f"max_per_host must be a whole number from 1 to {MAX_PER_HOST_LIMIT}, "
+            f"got {max_per_host!r}"
+        )
+    if max_per_host is None:
+        loaded = load_config(config, environ=environ)
+        max_per_host = int(loaded.sync_table.get("max_per_host", DEFAULT_MAX_PER_HOST))
+    jobs, held = splitting.expand(
+        jobs,
+        split=split,
+        parallel=parallel,
+        max_per_host=max_per_host,
+        directory=state.state_dir(environ),
+        cancel=cancel,
+    )
+    return jobs, held, max_per_host
+
+
+def batch_setup(
+    jobs: list[Job],
+    environ: Mapping[str, str],
+    shard: str | None,
+    deadline: str | None,
+    margin: float = DEFAULT_MARGIN_S,
+) -> tuple[list[Job], RunPlace, Deadline | None]:
+    """This run's share of ``jobs`` (``shard``), where it runs, and its deadline rule.
+
+    The history (pdbsync.state) is read only when a shard or a deadline needs it.
+    """
+    from pdbsync import shards, state
+    from pdbsync.deadline import resolve_deadline
+    from pdbsync.slurm import SlurmJob, host_name
+
+    slurm = SlurmJob.from_environ(environ)
+    chosen = shards.resolve_shard(shard, slurm) if shard is not None else None
+    everything = tuple(job.name for job in jobs)
+    directory = state.state_dir(environ)
+    if chosen is not None:
+        jobs = shards.select(jobs, chosen, shards.expected_sizes(directory))
+    rule = None
+    if deadline is not None:
+        given = None if deadline.strip().lower() == "auto" else deadline
+        if given is not None or slurm is not None:
+            rule = resolve_deadline(given, environ, _durations(directory), margin)
+    place = RunPlace(
+        host=host_name(),
+        shard=chosen,
+        slurm=slurm,
+        all_targets=everything if chosen is not None else None,
+    )
+    return jobs, place, rule
+
+
+def _durations(directory: Path) -> dict[str, float]:
+    from pdbsync import state
+
+    try:
+        return state.last_durations(directory)
+    except state.StateError:
+        return {}
 
 
 def _settings(
@@ -141,8 +281,6 @@ def _settings(
     fail_fast: str | None,
     start_method: str | None,
 ) -> RunSettings:
-    from pdbsync.errors import UsageError
-
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise UsageError(f"parallel must be a whole number of 1 or more, got {parallel!r}")
     if fail_fast not in (None, "wait", "kill"):

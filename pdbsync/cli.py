@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from pdbsync import __version__
+from pdbsync.cli_batch import add_batch_flags, add_slurm
 from pdbsync.cli_config import add_config, add_profile_target, list_profiles
 from pdbsync.cli_env import add_env
 from pdbsync.cli_mirrors import add_mirrors, add_sync_mirror_flags, sync_preflight
@@ -48,6 +49,34 @@ def _parallel(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if not 1 <= value <= MAX_PARALLEL:
         raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PARALLEL}, got {value}")
+    return value
+
+
+def _split(text: str) -> int | str:
+    """``--split``: ``auto`` or a number of parts from 1 to MAX_PARALLEL."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of parts or 'auto', got {text!r}"
+        ) from None
+    if not 1 <= value <= MAX_PARALLEL:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or 1..{MAX_PARALLEL}, got {value}")
+    return value
+
+
+def _max_per_host(text: str) -> int:
+    """``--max-per-host``: rsyncs per mirror host at once, 1 to hosts.MAX_PER_HOST_LIMIT."""
+    from pdbsync.hosts import MAX_PER_HOST_LIMIT
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_PER_HOST_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PER_HOST_LIMIT}, got {value}")
     return value
 
 
@@ -114,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status(commands, _Parser)
     add_history(commands, _Parser)
     add_summary(commands, _Parser)
+    add_slurm(commands, _Parser)
     add_completion(commands, _Parser)
     return parser
 
@@ -144,6 +174,7 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
         "--summary", metavar="PATH", type=Path, help="write the run summary (JSON) to PATH"
     )
     add_sync_artifacts(sync)
+    add_batch_flags(sync)
     sync.add_argument(
         "-d", "--dest", metavar="DIR", help="mirror root for this run (like --pdb-dir)"
     )
@@ -161,6 +192,23 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
         default=None,
         metavar="S",
         help="fixed seconds between retries (default: backoff 1, 2, 4 ... 30 s)",
+    )
+    sync.add_argument(
+        "--split",
+        type=_split,
+        default=None,
+        metavar="N|auto",
+        help="run each selected target as N rsyncs over groups of its top-level "
+        "directories, balanced by bytes (auto: from --parallel and the target's share); "
+        "overrides the targets' split",
+    )
+    sync.add_argument(
+        "--max-per-host",
+        type=_max_per_host,
+        default=None,
+        metavar="N",
+        help="at most N rsyncs talk to one mirror host at once "
+        "(default: [sync] max_per_host, else 4)",
     )
     sync.add_argument(
         "--fail-fast",
@@ -246,7 +294,9 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     from pdbsync import api
     from pdbsync import config as config_module
     from pdbsync.artifacts import StderrTail
+    from pdbsync.cli_batch import batch_run, expand_output_paths
     from pdbsync.cli_status import after_run, check_artifact_paths
+    from pdbsync.event_log import EventLog
     from pdbsync.interrupts import Interrupts, catching_signals
     from pdbsync.options import SPECS
 
@@ -258,6 +308,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
             config_path, args.profile_add, args.profile_dry_run, args.format, env
         )
     previewing = bool(args.opt_dry_run) and not args.plan
+    expand_output_paths(args, env)  # %j %A %a %h in --summary and --events
     if args.summary is not None and not (args.list or previewing):
         from pdbsync.outputs import check_output_path
 
@@ -273,6 +324,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         args.fail_fast = "wait"
     if args.all and args.names:
         raise UsageError("sync: give target names or --all, not both")
+    batch = batch_run(args)  # --rerun-failed, --shard, --deadline, --lock-timeout
     overrides = {key: getattr(args, f"opt_{key}", None) for key in SPECS}
     overrides["retry"], overrides["retry_delay"] = args.retry, args.retry_delay
     renderer = _renderer(
@@ -283,21 +335,29 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
     config = sync_preflight(args, config, renderer, env)  # rsync's CVE floor, mirror auto
     run = api.plan if args.plan else api.sync
+    on_event = _DryRunOptions(renderer) if show_options else renderer
+    events = None
+    if args.events is not None and not previewing:
+        on_event = events = EventLog.open(on_event, args.events)
     interrupts = Interrupts()
     with catching_signals(interrupts):
         summary = run(
             config,
-            None if args.all or not args.names else args.names,  # bare `sync`: all
+            _names(args, batch.targets),
             parallel=args.parallel,
             overrides={key: value for key, value in overrides.items() if value is not None},
-            on_event=_DryRunOptions(renderer) if show_options else renderer,
+            on_event=on_event,
             cancel=interrupts,
             summary=None if previewing else args.summary,
             fail_fast=args.fail_fast,
             pdb_dir=args.dest or args.pdb_dir,
             environ=env.environ,
+            split=args.split,
+            max_per_host=args.max_per_host,
+            **batch.api,
         )
-    if not summary.results:  # a dry run: the commands were printed, nothing ran
+    events_error = events.close() if events is not None else None
+    if getattr(summary, "dry_run", False):  # a dry run: the commands were printed, nothing ran
         if args.summary is not None:
             env.stderr.write(
                 f"pdb-sync: note: --dry-run writes no summary; {args.summary} was not written\n"
@@ -310,9 +370,22 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     if summary.write_error is not None:
         env.stderr.write(f"pdb-sync: error: {summary.write_error}\n")
         env.stderr.flush()
+    if events_error is not None:
+        env.stderr.write(f"pdb-sync: error: {events_error}\n")
+        env.stderr.flush()
     tails = renderer.tails() if isinstance(renderer, StderrTail) else {}
     after_run(data, "plan" if args.plan else "sync", args, env, tails)  # history, artifacts
+    if events_error is not None and summary.exit_code == ExitCode.OK:
+        return ExitCode.SYNC_FAILED  # the events file asked for is incomplete
     return int(summary.exit_code)
+
+
+def _names(args: argparse.Namespace, rerun: list[str] | None) -> list[str] | None:
+    """The targets to run: ``--rerun-failed``'s, else the names given; None (all) for
+    ``--all`` or a bare ``sync``."""
+    if rerun is not None:
+        return rerun
+    return None if args.all or not args.names else args.names
 
 
 def _renderer(output_format: str, env: Environment, show_stats: bool = False):

@@ -163,6 +163,9 @@ def add_summary(commands: argparse._SubParsersAction, parser_class: type) -> Non
     show.add_argument("file", metavar="FILE", help="a summary written by --summary ('-': stdin)")
     show.add_argument("--format", choices=SUMMARY_FORMATS, default="text")
     show.set_defaults(handler=_cmd_summary_show)
+    from pdbsync.cli_batch import add_summary_merge
+
+    add_summary_merge(actions)
     summary.set_defaults(handler=_cmd_summary_help, summary_parser=summary)
 
 

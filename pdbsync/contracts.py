@@ -7,8 +7,10 @@ schema that documents it, so a consumer can trust the schema rather than our mem
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +58,74 @@ def validator(name: str) -> Draft202012Validator:
     # The schemas themselves are checked against the metaschema by the test suite
     # (tests/test_contracts.py), not on every run: that check costs more than the import.
     return Draft202012Validator(schema(name), registry=_registry())
+
+
+def warm_in_background(name: str) -> None:
+    """Import jsonschema and build ``name``'s validator in a daemon thread.
+
+    A run validates its summary at the end; the ~100 ms import then overlaps with the
+    transfers instead of following them. Call it only once the worker pool has forked:
+    a fork while another thread imports could leave a child holding an import lock.
+    """
+    threading.Thread(target=validator, args=(name,), name="warm-validator", daemon=True).start()
+
+
+#: How many fingerprints of instances found valid are remembered (see known_valid).
+_REMEMBERED = 64
+
+
+def _fingerprint(name: str, instance: Any) -> str | None:
+    """A digest of ``instance``, schema ``name``'s text and pdb-sync's version."""
+    import hashlib
+
+    import orjson
+
+    from pdbsync import __version__
+
+    try:
+        body = orjson.dumps(instance, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return None
+    digest = hashlib.sha256(body)
+    digest.update(_schema_text(f"{name}.schema.json").encode())
+    digest.update(__version__.encode())
+    return digest.hexdigest()
+
+
+def _remembered_path() -> Path:
+    from pdbsync.state import state_dir
+
+    return state_dir() / "valid-configs"
+
+
+def known_valid(name: str, instance: Any) -> bool:
+    """Whether this very instance (same content, same schema, same pdb-sync) was found
+    valid before: then a config need not import jsonschema (~100 ms) on every run."""
+    fingerprint = _fingerprint(name, instance)
+    if fingerprint is None:
+        return False
+    try:
+        return fingerprint in _remembered_path().read_text().split()
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def remember_valid(name: str, instance: Any) -> None:
+    """Note that ``instance`` is valid against schema ``name`` (best effort: a state
+    directory that cannot be written only costs the next run the check)."""
+    from pdbsync.outputs import OutputWriteError, write_file
+
+    fingerprint = _fingerprint(name, instance)
+    if fingerprint is None:
+        return
+    path = _remembered_path()
+    try:
+        known = path.read_text().split()
+    except (OSError, UnicodeDecodeError):
+        known = []
+    kept = [*(line for line in known if line != fingerprint), fingerprint][-_REMEMBERED:]
+    with contextlib.suppress(OutputWriteError):
+        write_file(path, ("\n".join(kept) + "\n").encode())
 
 
 def problems(instance: Any, name: str) -> list[str]:

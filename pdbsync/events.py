@@ -19,10 +19,12 @@ EVENT_TYPES = (
     "run_started",
     "dry_run",
     "sync_started",
+    "lock_wait",  # the target's dest is locked by another run (pdbsync.locks)
     "output",
     "progress",
     "retry",
     "plan",
+    "part_finished",  # one part of a split target ended (its sync_finished comes once, last)
     "sync_finished",
     "run_finished",
     "plan_finished",

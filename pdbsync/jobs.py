@@ -55,6 +55,23 @@ class Job:
     #: (mirror id, url) to try next, best first, if ``url`` cannot be connected to
     #: (``mirror = "auto"`` only: the other reachable mirrors)
     fallbacks: tuple[tuple[str, str], ...] = ()
+    #: ``split`` as configured (``N`` or ``"auto"``; None: one rsync); see pdbsync.split
+    split: int | str | None = None
+    #: this job's part of a split target, 1-based, and how many parts (0, 0: not split)
+    part: int = 0
+    parts: int = 0
+    #: what the job is expected to weigh (bytes, or a last duration turned into bytes),
+    #: for longest-first scheduling; None: unknown
+    expected: float | None = None
+    #: seconds to wait for another run's lock on ``dest`` before the job is skipped
+    #: (None: wait as long as it takes; see pdbsync.locks)
+    lock_timeout: float | None = None
+
+    @property
+    def key(self) -> str:
+        """The job's own name in the run: the target name, or ``mmcif 2/4`` for a part
+        (target names cannot contain spaces, so keys never collide)."""
+        return f"{self.name} {self.part}/{self.parts}" if self.parts else self.name
 
     def next_mirror(self, code: int | None, stderr_lines: Iterable[str]) -> Job | None:
         """This job on its next fallback mirror, if rsync could not connect to this one.
@@ -181,6 +198,7 @@ def plan_jobs(
                 mirror=target.mirror,
                 mirror_reason=target.mirror_reason,
                 fallbacks=fallbacks,
+                split=target.settings.get("split"),
             )
         )
     return jobs

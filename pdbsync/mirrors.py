@@ -140,11 +140,3 @@ def path_problem(path: str) -> str | None:
     if paths.has_control_chars(path) or paths.escapes(path):
         return f"{path!r} is not a plain path inside the mirror's data tree (no '..')"
     return None
-
-
-@dataclass(frozen=True)
-class MirrorUse:
-    """Which mirror a target uses and why (``reason`` is one short phrase)."""
-
-    mirror: str | None  # None: the target gives its own url
-    reason: str  # "url", "target", "[sync] mirror", "--mirror", "default", "auto: ..."

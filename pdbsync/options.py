@@ -297,20 +297,33 @@ def check_value(key: str, value: Any, base_dir: Path | None) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an option value: where it was written (a key path such as
+    ``sync.custom.mmcif.options.timeout``, or the option key on the command line) and
+    what is wrong. Callers word it for their audience (a config line, a flag)."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
 def make_layer(
     name: str,
     raw: Mapping[str, Any],
     where_prefix: str,
     base_dir: Path | None,
-    problems: list[str],
+    problems: list[Problem],
     *,
     key_prefix: str = "",
     label: str = "",
 ) -> Layer:
     """Check ``raw`` (keys are option keys, or ``key_prefix`` + key) into a :class:`Layer`.
 
-    Problems are appended to ``problems`` as ``where: message`` lines; bad values are
-    left out of the layer so one mistake is reported once.
+    Problems are appended to ``problems``; bad values are left out of the layer so one
+    mistake is reported once.
     """
     values: dict[str, Any] = {}
     where: dict[str, str] = {}
@@ -327,10 +340,14 @@ def make_layer(
         try:
             values[key] = check_value(key, value, base_dir)
         except ValueError as exc:
-            problems.append(f"{location}: {exc}")
+            problems.append(Problem(location, str(exc)))
             continue
         where[key] = location
     return Layer(name, values, where, label)
+
+
+def _unknown_preset(name: object) -> str:
+    return f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}"
 
 
 def preset_layer(name: str | None, where: str) -> Layer | None:
@@ -338,7 +355,7 @@ def preset_layer(name: str | None, where: str) -> Layer | None:
     if name is None:
         return None
     if name not in PRESETS:
-        raise ConfigError(f"{where}: unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+        raise ConfigError(f"{where}: {_unknown_preset(name)}")
     values = PRESETS[name]
     return Layer(LAYER_PRESET, values, {key: f"preset {name!r}" for key in values}, name)
 
@@ -348,20 +365,21 @@ def target_layers(
     settings: Mapping[str, Any],
     defaults: Mapping[str, Any],
     base_dir: Path | None,
-) -> tuple[list[Layer], list[str]]:
+) -> tuple[list[Layer], list[Problem]]:
     """The config's layers for one target (highest first), and the problems found."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     prefix = f"sync.custom.{target_name}"
     layers = [
         make_layer(
             LAYER_TARGET, settings.get("options", {}), f"{prefix}.options.", base_dir, problems
         )
     ]
-    try:
-        preset = preset_layer(settings.get("preset"), f"{prefix}.preset")
-    except ConfigError as exc:
-        problems.append(exc.message)
-        preset = None
+    preset_name = settings.get("preset")
+    preset = None
+    if preset_name is not None and preset_name not in PRESETS:
+        problems.append(Problem(f"{prefix}.preset", _unknown_preset(preset_name)))
+    else:
+        preset = preset_layer(preset_name, f"{prefix}.preset")
     if preset is not None:
         layers.append(preset)
     layers.append(make_layer(LAYER_DEFAULTS, defaults, "sync.defaults.", base_dir, problems))
@@ -395,9 +413,9 @@ def merge(layers: list[Layer]) -> RsyncOptions:
     return RsyncOptions(**values, sources=sources, where=where)
 
 
-def conflicts(options: RsyncOptions) -> list[str]:
+def conflicts(options: RsyncOptions) -> list[Problem]:
     """Combinations that make no sense, each naming where the deciding key was set."""
-    found = []
+    found: list[Problem] = []
 
     def at(key: str) -> str:
         return options.where.get(key, key)
@@ -406,29 +424,35 @@ def conflicts(options: RsyncOptions) -> list[str]:
         # A partial_dir set where partial is off (or above it) is a mistake; one from a
         # lower layer (the built-in default, [sync.defaults] under a target's or the
         # command line's partial = false) is simply not used.
-        found.append(f"{at('partial_dir')}: partial_dir needs partial = true")
+        found.append(Problem(at("partial_dir"), "partial_dir needs partial = true"))
     if options.backup_dir is not None and not options.backup:
-        found.append(f"{at('backup_dir')}: backup_dir needs backup = true")
+        found.append(Problem(at("backup_dir"), "backup_dir needs backup = true"))
     if options.verbose and options.quiet:
         found.append(
-            f"{at('quiet')}: quiet conflicts with verbose (set at {at('verbose')}); "
-            "turn one of them off"
+            Problem(
+                at("quiet"),
+                f"quiet conflicts with verbose (set at {at('verbose')}); turn one of them off",
+            )
         )
     if options.size_only and options.checksum:
         found.append(
-            f"{at('size_only')}: size_only conflicts with checksum (set at {at('checksum')})"
+            Problem(at("size_only"), f"size_only conflicts with checksum (set at {at('checksum')})")
         )
     if options.size_only and options.ignore_times:
         found.append(
-            f"{at('size_only')}: size_only conflicts with ignore_times "
-            f"(set at {at('ignore_times')})"
+            Problem(
+                at("size_only"),
+                f"size_only conflicts with ignore_times (set at {at('ignore_times')})",
+            )
         )
     if (
         options.min_size is not None
         and options.max_size is not None
         and options.min_size > options.max_size
     ):
-        found.append(f"{at('min_size')}: min_size is larger than max_size ({at('max_size')})")
+        found.append(
+            Problem(at("min_size"), f"min_size is larger than max_size ({at('max_size')})")
+        )
     return found
 
 
@@ -468,7 +492,7 @@ def cli_layer(values: Mapping[str, Any], base_dir: Path) -> Layer:
     for one, other in (("verbose", "quiet"), ("quiet", "verbose")):
         if given.get(one) is True and other not in given:
             given[other] = False
-    problems: list[str] = []
+    problems: list[Problem] = []
     layer = make_layer(LAYER_CLI, given, "", base_dir, problems)
     where = {}
     for key, value in layer.values.items():
@@ -479,9 +503,9 @@ def cli_layer(values: Mapping[str, Any], base_dir: Path) -> Layer:
             flag = f"implied by {SPECS['quiet' if key == 'verbose' else 'verbose'].cli}"
         where[key] = flag
     if problems:
-        key = problems[0].split(":", 1)[0]
-        flag = SPECS[key].cli if key in SPECS else key
-        raise ConfigError(f"{flag}:{problems[0].split(':', 1)[1]}")
+        first = problems[0]
+        flag = SPECS[first.where].cli if first.where in SPECS else first.where
+        raise ConfigError(f"{flag or first.where}: {first.message}")
     return Layer(LAYER_CLI, layer.values, where)
 
 

@@ -107,15 +107,3 @@ def resolve_auto(
         preferred_region=selection.get("preferred_region"),
     )
     return with_mirror_choice(config, choice.order, choice.reason), choice
-
-
-def mirror_field(config: Config, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``run_started``'s ``mirrors`` field: per target, its mirror, the reason and the url."""
-    return {
-        name: {
-            "mirror": config.targets[name].mirror,
-            "reason": config.targets[name].mirror_reason,
-            "url": config.targets[name].url,
-        }
-        for name in names
-    }

@@ -10,12 +10,12 @@ A closed stdout (``pdb-sync ... | head``) silences the renderer; the run goes on
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, BinaryIO
 
 import orjson
 
 from pdbsync.rsync import StatsBlock
+from pdbsync.throttle import Throttle
 from pdbsync.units import human_bytes, human_rate, time_text
 
 #: On a file or pipe, at most one progress line per target per this many seconds.
@@ -124,15 +124,16 @@ class TextRenderer(Renderer):
         self.columns = max(columns, 20)
         self.planned: set[str] = set()
         self.progress_seconds = TTY_PROGRESS_SECONDS if isatty else FILE_PROGRESS_SECONDS
-        self.last_progress: dict[str, float] = {}
-        self.held_progress: dict[str, dict[str, Any]] = {}
+        self.redraws: dict[str, Throttle[dict[str, Any]]] = {}  # per target
         self.status: dict[str, str] = {}  # running target -> its latest progress, for live
         self.drawn = 0  # length of the live line now on screen (0: none)
         self.status_changed = False
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
-        name = event.get("name")
+        name = label(event)  # the target, or one part of it: "mmcif 2/4"
+        if kind == "part_finished":
+            kind = "sync_finished"  # for its part's lines, a part's end is the end
         if self.stats is not None:
             if kind == "output" and event.get("stream") == "stdout":
                 self.stats.output(event)
@@ -147,17 +148,18 @@ class TextRenderer(Renderer):
             return
         if self.live and kind == "sync_finished" and self.status.pop(name, None) is not None:
             self.status_changed = True
+        throttle = self.redraws.get(name) if name is not None else None
         if kind == "progress":
-            now = time.monotonic()
-            if now - self.last_progress.get(name, -1e9) < self.progress_seconds:
-                self.held_progress[name] = event
+            if throttle is None:
+                throttle = self.redraws[name] = Throttle(self.progress_seconds)
+            if throttle.offer(event) is None:
                 return
-            self.last_progress[name] = now
-            self.held_progress.pop(name, None)
-        elif name in self.held_progress and (
-            kind == "sync_finished" or _is_final(self.held_progress[name])
+        elif (
+            throttle is not None
+            and throttle.held is not None
+            and (kind == "sync_finished" or _is_final(throttle.held))
         ):
-            self._line(self.held_progress.pop(name))  # the transfer's final state, in order
+            self._line(throttle.release())  # the transfer's final state, in order
         elif kind in ("run_finished", "plan_finished"):
             return  # the summary block says it
         elif kind == "plan":
@@ -169,7 +171,7 @@ class TextRenderer(Renderer):
         self._line(event)
 
     def _line(self, event: dict[str, Any]) -> None:
-        name = event.get("name")
+        name = label(event)
         text = f"[{name}] {event['message']}\n" if name else f"{event['message']}\n"
         self.write(text.encode("utf-8", "replace"))
 
@@ -197,6 +199,15 @@ class TextRenderer(Renderer):
         self.write(plan_table(plan, self.color).encode("utf-8", "replace"))
 
 
+def label(event: dict[str, Any]) -> str | None:
+    """What goes in an event's ``[...]`` prefix: the target, and for the events of one
+    part of a split target, which part (``mmcif 2/4``)."""
+    name = event.get("name")
+    if name is not None and "part" in event:
+        return f"{name} {event['part']}/{event['parts']}"
+    return name
+
+
 def short_progress(event: dict[str, Any]) -> str:
     """``45% 10.20MB/s eta 0:01:23``: one target's part of the live line."""
     return f"{event['percent']}% {event['rate']} {time_text(event)}"
@@ -221,7 +232,7 @@ class _StatsHider:
         self.in_block: dict[str, bool] = {}
 
     def output(self, event: dict[str, Any]) -> None:
-        name = event["name"]
+        name = label(event)
         line = event["line"]
         block = self.blocks.get(name)
         if block is None:
@@ -251,7 +262,7 @@ class _StatsHider:
         self.in_block[name] = False
 
     def finished(self, event: dict[str, Any]) -> None:
-        name = event["name"]
+        name = label(event)
         if self.in_block.get(name) and (event.get("result") or {}).get("stats"):
             self.held[name] = []  # rsync's closing block: the Completed line says it
         self._release(name)

@@ -7,6 +7,8 @@ the worker process runs rsync, this module only knows its language.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import shutil
 import subprocess
@@ -164,6 +166,15 @@ def check_rsync(rsync: str = "rsync") -> tuple[str, tuple[int, ...]]:
     return info.path, info.version
 
 
+@functools.lru_cache(maxsize=8)
+def _version_text(path: str, _mtime_ns: int, _size: int) -> str:
+    """``rsync --version``, run once per binary (and again if it is replaced) per process:
+    a run asks for it when it checks rsync's age and again for its security floor."""
+    return subprocess.run(
+        [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout
+
+
 def inspect_rsync(rsync: str = "rsync") -> RsyncInfo:
     """Find rsync and check it is new enough for pdb-sync (not whether it is safe: see
     :func:`vulnerability`). EnvironmentProblem (exit 2) when it is missing or too old."""
@@ -174,9 +185,8 @@ def inspect_rsync(rsync: str = "rsync") -> RsyncInfo:
             "'apt-get install rsync'"
         )
     try:
-        out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
+        stat = os.stat(path)
+        out = _version_text(path, stat.st_mtime_ns, stat.st_size)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EnvironmentProblem(f"{path}: cannot run rsync --version: {exc}") from None
     match = re.search(r"version\s+v?(\d+)\.(\d+)\.(\d+)", out)

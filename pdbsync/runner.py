@@ -26,14 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pdbsync import log
+from pdbsync.deadline import Deadline
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
 from pdbsync.messages import EventBatch, JobFinished, Message, RsyncStarted, WorkerStarted
+from pdbsync.plans import plan_event
 from pdbsync.rsync import exit_meaning
-from pdbsync.scheduler import RunState, Scheduler
+from pdbsync.scheduler import RunState, Scheduler, longest_first
+from pdbsync.split import merge_plans, merge_results
 from pdbsync.summary import SyncResult
 from pdbsync.supervisor import Supervisor
-from pdbsync.units import transfer_details
+from pdbsync.units import human_bytes, transfer_details
 
 #: How long the loop waits on the queue before checking workers and the cancel flag.
 POLL_SECONDS = 0.05
@@ -86,28 +89,48 @@ class Collector:
     cancel: CancelFlag | None = None
     fail_fast: str | None = None  # None, "wait" (let running finish) or "kill"
     start_method: str | None = None
+    #: called once the worker pool has forked (work that may overlap the transfers)
+    on_pool_started: Callable[[], None] | None = None
+    deadline: Deadline | None = None  # --deadline (see pdbsync.deadline)
     results: dict[str, SyncResult] = field(default_factory=dict)
     running: dict[str, _Running] = field(default_factory=dict)
     interrupted: str | None = None  # the cancel's name, once the run was cancelled
     worker_died: bool = False
     last_message_at: float = 0.0
     stop_deadline: float | None = None  # when stopped rsyncs are written off
+    max_per_host: int | None = None  # running jobs per mirror host (pdbsync.hosts)
+    #: keys of the jobs that have a result (a split target's parts: ``mmcif 2/4``)
+    finished_keys: set[str] = field(default_factory=set)
+    #: a split target's finished parts, and (plan runs) their plan events, by part
+    part_results: dict[str, dict[int, tuple[Job, SyncResult]]] = field(default_factory=dict)
+    part_plans: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
 
     def run(self) -> list[SyncResult]:
         """Run every job; return the results in job order."""
         size = max(1, min(self.parallel, len(self.jobs)))
-        self.scheduler = Scheduler(self.jobs, size, self.fail_fast)
+        self.scheduler = Scheduler(
+            self.jobs,
+            size,
+            self.fail_fast,
+            deadline=self.deadline,
+            max_per_host=self.max_per_host,
+        )
+        log_start_order(self.jobs)
         self.flush: Callable[[], None] = getattr(self.emit, "flush", None) or (lambda: None)
         self.supervisor = Supervisor(size, self.start_method)
+        if self.on_pool_started is not None:
+            self.on_pool_started()
         try:
             while not self.scheduler.done:
                 self._check_cancel()
+                if self.scheduler.tick(time.time()):  # the deadline's margin is reached
+                    self._stop_running()
                 for job in self.scheduler.to_start():
-                    self.running[job.name] = _Running(job, submitted=time.monotonic())
-                    log.info("{}: starting: {}", job.name, shlex.join(job.argv))
+                    self.running[job.key] = _Running(job, submitted=time.monotonic())
+                    log.info("{}: starting: {}", job.key, shlex.join(job.argv))
                     self.supervisor.submit(job)
                 for gone in self.scheduler.not_started():
-                    self._finish(_unstarted(gone.job, gone.status, gone.reason))
+                    self._finish(_unstarted(gone.job, gone.status, gone.reason), gone.job)
                 self._drain()
                 self._reap_dead_workers()
                 if self.worker_died and self.running:
@@ -122,7 +145,7 @@ class Collector:
             for state in self.running.values():  # only on an error in this loop
                 self.supervisor.doom(state.rsync_pid)
             self.supervisor.close()
-        return [self.results[job.name] for job in self.jobs]
+        return [self.results[name] for name in dict.fromkeys(job.name for job in self.jobs)]
 
     def _check_cancel(self) -> None:
         reason = cancel_reason(self.cancel)
@@ -171,8 +194,12 @@ class Collector:
     def _handle(self, message: Message) -> None:
         if isinstance(message, EventBatch):
             for event in message.events:
-                if event.get("name") not in self.results:  # nothing after sync_finished
-                    self.emit(event)
+                if event_key(event) in self.finished_keys:  # nothing after its result
+                    continue
+                if event["type"] == "plan" and "part" in event:  # merged at the target's end
+                    self.part_plans.setdefault(event["name"], {})[event["part"]] = event
+                    continue
+                self.emit(event)
             return
         state = self.running.get(message.name)
         if state is None:
@@ -192,7 +219,7 @@ class Collector:
                 result.status = "cancelled"  # it ended because we stopped it
                 detail = f" ({result.error})" if result.error else ""
                 result.error = self._stop_cause() + detail
-            self._finish(result)
+            self._finish(result, state.job)
 
     def _write_off(self, state: _Running, status: str, error: str) -> None:
         """End a running job the parent gives up on, keeping when it started.
@@ -205,23 +232,53 @@ class Collector:
         result.started_at = state.started_at
         if state.started is not None:
             result.duration_s = round(time.monotonic() - state.started, 3)
-        self._finish(result)
+        self._finish(result, state.job)
 
-    def _finish(self, result: SyncResult) -> None:
+    def _finish(self, result: SyncResult, job: Job) -> None:
         log.info(
             "{}: {} (rsync exit {}, {} attempt(s), {:.1f}s)",
-            result.name,
+            job.key,
             result.status,
             result.exit_code,
             result.attempts,
             result.duration_s,
         )
-        self.running.pop(result.name, None)
-        self.results[result.name] = result
-        self.emit(finished_event(result))
+        self.running.pop(job.key, None)
+        self.finished_keys.add(job.key)
+        if job.parts:
+            self._part_finished(job, result)
+        else:
+            self.results[result.name] = result
+            self.emit(finished_event(result))
         self.flush()
-        if self.scheduler.finished(result.name, result.status):
+        if self.scheduler.finished(job.key, result.status):
             self._stop_running()
+
+    def _part_finished(self, job: Job, result: SyncResult) -> None:
+        """A part's ``part_finished``; after the target's last part, its merged plan (in a
+        plan run) and its one ``sync_finished`` with the merged result."""
+        done = self.part_results.setdefault(job.name, {})
+        done[job.part] = (job, result)
+        self.emit(
+            make_event(
+                "part_finished",
+                job.name,
+                finished_message(result),
+                part=job.part,
+                parts=job.parts,
+                result=result.to_dict(),
+            )
+        )
+        if len(done) < job.parts:
+            return
+        pairs = [done[part] for part in sorted(done)]
+        merged = merge_results([j for j, _ in pairs], [r for _, r in pairs])
+        plans = self.part_plans.pop(job.name, {})
+        if len(plans) == job.parts and merged.status == "success":
+            numbers = merge_plans(job, [plans[part] for part in sorted(plans)])
+            self.emit(plan_event(job.name, numbers))
+        self.results[job.name] = merged
+        self.emit(finished_event(merged))
 
     # -- failures of the machinery ---------------------------------------------------
 
@@ -239,7 +296,7 @@ class Collector:
             self._drain_now()  # its last messages, result included, may still be queued
         for pid in dead:
             state = known[pid]
-            if state.job.name not in self.running:
+            if state.job.key not in self.running:
                 continue
             if self.interrupted:
                 # A stop signal that reached every process (Slurm, `timeout`, a closed
@@ -271,6 +328,25 @@ class Collector:
                 self._handle(self.supervisor.queue.get_nowait())
             except queue_module.Empty:
                 return
+
+
+def event_key(event: dict[str, Any]) -> str | None:
+    """The key of the job an event belongs to (``mmcif`` or ``mmcif 2/4``; None: run-level)."""
+    if "part" in event:
+        return f"{event['name']} {event['part']}/{event['parts']}"
+    return event.get("name")
+
+
+def log_start_order(jobs: list[Job]) -> None:
+    """Say (``-v``) in which order jobs will start: longest first, by expected bytes."""
+    ordered = longest_first(jobs)
+    if len(ordered) < 2:
+        return
+    shown = [
+        f"{job.key} ({human_bytes(job.expected)})" if job.expected is not None else job.key
+        for job in ordered
+    ]
+    log.info("start order (longest first, by expected size): {}", ", ".join(shown))
 
 
 def _unstarted(job: Job, status: str, reason: str, started: bool = False) -> SyncResult:

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from pdbsync import __version__
+from pdbsync import __version__, contracts
+from pdbsync.deadline import Deadline
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
 from pdbsync.outputs import OutputWriteError
+from pdbsync.place import RunPlace
 from pdbsync.plans import PlanSummary
 from pdbsync.runner import CancelFlag, Collector, EventSink
 from pdbsync.summary import Summary, summary_json, validate_summary, write_atomically
@@ -31,6 +33,9 @@ class RunSettings:
     summary_path: Path | None = None
     fail_fast: str | None = None
     start_method: str | None = None  # None: fork (see pdbsync.supervisor.start_method)
+    deadline: Deadline | None = None  # --deadline (pdbsync.deadline)
+    place: RunPlace | None = None  # host, shard, Slurm ids, for run_started and the summary
+    max_per_host: int | None = None  # rsyncs per mirror host at once (pdbsync.hosts)
 
 
 class _RunSummary(Protocol):
@@ -63,7 +68,7 @@ def run_sync(
         on_event or _discard,
         cancel,
         started_message=f"Syncing {_targets(jobs)} (parallel {_parallel(jobs, settings)})...",
-        build=Summary,
+        build=lambda **run: Summary(place=settings.place, **run),
         schema="summary",
         finished=lambda data: make_event(
             "run_finished", None, _finished_message(data), summary=data
@@ -143,9 +148,11 @@ def _run(
             "run_started",
             None,
             started_message,
-            targets=[job.name for job in jobs],
+            targets=list(dict.fromkeys(job.name for job in jobs)),  # parts: once
             parallel=settings.parallel,
             version=__version__,
+            **(settings.place or RunPlace()).fields(),
+            deadline=settings.deadline.to_dict() if settings.deadline is not None else None,
             mirrors={
                 job.name: {"mirror": job.mirror, "reason": job.mirror_reason, "url": job.url}
                 for job in jobs
@@ -160,6 +167,9 @@ def _run(
         cancel=cancel,
         fail_fast=settings.fail_fast,
         start_method=settings.start_method,
+        deadline=settings.deadline,
+        max_per_host=settings.max_per_host,
+        on_pool_started=lambda: contracts.warm_in_background(schema),
     )
     results = collector.run()
     summary = build(
@@ -184,7 +194,10 @@ def _run(
 
 
 def _targets(jobs: list[Job]) -> str:
-    return f"{len(jobs)} target{'s' if len(jobs) != 1 else ''}"
+    count = len({job.name for job in jobs})  # a split target's parts count once
+    parts = sum(1 for job in jobs if job.parts)
+    text = f"{count} target{'s' if count != 1 else ''}"
+    return text + (f" ({parts} parts)" if parts else "")
 
 
 def _parallel(jobs: list[Job], settings: RunSettings) -> int:

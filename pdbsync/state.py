@@ -139,6 +139,11 @@ def run_record(summary: Mapping[str, Any], kind: str) -> dict[str, Any]:
         "exit_code": summary["exit_code"],
         "interrupted": summary.get("interrupted"),
         "parallel": summary.get("parallel"),
+        # where it ran; a shard's run never weighs the next split (pdbsync.shards)
+        "slurm": summary.get("slurm"),
+        "shard": {key: shard[key] for key in ("index", "count")}
+        if (shard := summary.get("shard"))
+        else None,
         "targets": targets,
     }
 

@@ -19,6 +19,7 @@ import orjson
 from pdbsync import __version__, contracts, outputs
 from pdbsync.errors import ExitCode
 from pdbsync.events import utc_now
+from pdbsync.place import place_fields
 
 #: Target statuses. ``skipped``: never started because of --fail-fast;
 #: ``cancelled``: stopped or never started because the run was interrupted.
@@ -46,6 +47,10 @@ class SyncResult:
     #: the registry mirror the last attempt used (None: the target's own url), and why
     mirror: str | None = None
     mirror_reason: str | None = None
+    #: a split target's parts (pdbsync.split.merge_results), each with its ``part``,
+    #: ``status``, ``exit_code``, ``error``, ``attempts``, ``duration_s``, transfer counts
+    #: and ``expected_bytes``; None for a target run as one rsync
+    parts: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +118,10 @@ class Summary:
     interrupted: str | None = None  # what cancelled the run ("SIGTERM", ..., "cancel")
     #: why the summary file could not be written (the run then fails: exit 1)
     write_error: str | None = None
+    #: where it ran: host, shard, Slurm ids (pdbsync.place.RunPlace); None: not recorded
+    place: Any = None
+    #: True when nothing ran because every target was a dry run (nothing is written)
+    dry_run: bool = False
 
     @property
     def counts(self) -> dict[str, int]:
@@ -154,6 +163,7 @@ class Summary:
                 "average_s": round(average, 3),
             },
             "results": [result.to_dict() for result in self.results],
+            **place_fields(self.place),
         }
 
 
@@ -184,13 +194,3 @@ def write_atomically(path: Path, payload: bytes) -> None:
     rules: a regular file is replaced in one rename (never half a file), a symlink is
     written through, a FIFO or device written in place; SummaryWriteError otherwise."""
     outputs.write_file(Path(path), payload, label=f"--summary {path}", error=SummaryWriteError)
-
-
-def write_summary(path: Path, data: dict[str, Any], schema: str = "summary") -> None:
-    """Validate the summary and write it as indented JSON, atomically.
-
-    For callers holding unchecked data; a run (pdbsync.runs) validates before it renders
-    and then only calls :func:`write_atomically`.
-    """
-    validate_summary(data, schema)
-    write_atomically(path, summary_json(data))

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from multiprocessing.queues import Queue
 from typing import Any
 
+from pdbsync import locks
 from pdbsync import rsync as rsync_lang
 from pdbsync.contracts import SCHEMA_VERSION
 from pdbsync.events import make_event, utc_now
@@ -35,6 +36,7 @@ from pdbsync.lines import LineSplitter
 from pdbsync.messages import EventBatch, JobFinished, Message, RsyncStarted, WorkerStarted
 from pdbsync.plans import plan_event, target_plan
 from pdbsync.summary import SyncResult
+from pdbsync.throttle import Throttle
 from pdbsync.units import progress_text
 
 #: Send a batch when it holds this many events, or when it is this old (seconds).
@@ -69,6 +71,16 @@ _stopped_by: str | None = None
 _rsync: subprocess.Popen[bytes] | None = None
 #: Written to by the signal handler so a retry's wait ends at once (read end, write end).
 _wakeup: tuple[int, int] | None = None
+#: The lock on the current job's dest (pdbsync.locks), held from before its first rsync
+#: until its result is sent.
+_dest_lock: locks.DestLock | None = None
+
+
+def _release_dest_lock() -> None:
+    global _dest_lock
+    if _dest_lock is not None:
+        _dest_lock.release()
+        _dest_lock = None
 
 
 def init_worker(queue: Queue, parent_pid: int) -> None:
@@ -182,8 +194,7 @@ class _Attempt:
         self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
         # only rsync's closing --stats block counts, not a motd that reads like one
         self.stats_block = rsync_lang.StatsBlock(self.size_base)
-        self.last_progress_at = 0.0
-        self.held_progress: tuple[str, str] | None = None  # (redraw line, its time)
+        self.redraws: Throttle[tuple[str, str]] = Throttle(PROGRESS_INTERVAL)  # (line, ts)
         # What the transfer had done if it ends without its stats block (cancelled,
         # failed): the last redraw (its bytes), and the last one with a file count
         # (redraws in the middle of a file carry no xfr#). Kept as text, parsed once.
@@ -236,11 +247,12 @@ class _Attempt:
                 continue
             if self.quiet:
                 continue
-            if self.held_progress is not None and _is_final_redraw(self.held_progress[0]):
+            held = self.redraws.held
+            if held is not None and _is_final_redraw(held[0]):
                 # rsync's final redraw goes out before the --stats block that follows it;
                 # an ordinary redraw stays held (with -v one comes after every file).
-                self.emit_progress(*self.held_progress)
-                self.held_progress = None
+                self.emit_progress(*held)
+                self.redraws.release()
             if self.itemized is not None and (is_stats or _PLAN_NOISE.match(line)):
                 continue  # the plan event says it all
             # the output event of make_event, built inline: this runs once per line
@@ -266,13 +278,8 @@ class _Attempt:
         Only redraws that are sent get parsed: with ``-v`` rsync redraws after every
         file, and most of those are never shown.
         """
-        now = time.monotonic()
-        if now - self.last_progress_at >= PROGRESS_INTERVAL:
-            self.last_progress_at = now
-            self.held_progress = None
+        if self.redraws.offer((line, ts)) is not None:
             self.emit_progress(line, ts)
-        else:
-            self.held_progress = (line, ts)
 
     def emit_progress(self, line: str, ts: str) -> None:
         fields = rsync_lang.parse_progress(line, self.size_base)
@@ -305,12 +312,13 @@ class _Attempt:
             env=rsync_environment(),
             start_new_session=True,  # Ctrl-C reaches pdb-sync, which then stops rsync
             preexec_fn=_die_with_parent,
+            pass_fds=_dest_lock_fds(),  # the dest lock lives as long as any rsync of it
         )
         _rsync = proc
         if _stopped_by is not None:  # the stop signal came while rsync was being started
             _signal_group(proc.pid, signal.SIGTERM)
             signal.setitimer(signal.ITIMER_REAL, RSYNC_STOP_GRACE)
-        self.send(RsyncStarted(self.job.name, proc.pid))
+        self.send(RsyncStarted(self.job.key, proc.pid))
         try:
             self._read_until_closed(proc)
             code = proc.wait()
@@ -320,10 +328,10 @@ class _Attempt:
                 proc.wait()
             signal.setitimer(signal.ITIMER_REAL, 0)
             _rsync = None
-            self.send(RsyncStarted(self.job.name, None))  # that pid is no longer ours to kill
-        if self.held_progress is not None:
-            self.emit_progress(*self.held_progress)
-            self.held_progress = None
+            self.send(RsyncStarted(self.job.key, None))  # that pid is no longer ours to kill
+        held = self.redraws.release()
+        if held is not None:
+            self.emit_progress(*held)
         self.flush()
         return code
 
@@ -393,7 +401,7 @@ def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
     """Run ``job`` with its retries, sending events through ``send``; return its result."""
     started_at = utc_now()
     started = time.monotonic()
-    send(WorkerStarted(job.name, os.getpid()))
+    send(WorkerStarted(job.key, os.getpid()))
     send(
         EventBatch(
             [
@@ -410,6 +418,9 @@ def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
             ]
         )
     )
+    refused = _lock_dest(job, send, started_at, started)
+    if refused is not None:
+        return refused
     max_attempts = job.retry.retries + 1
     attempt = 0
     code: int | None = None
@@ -540,14 +551,60 @@ def failure_reason(stderr_lines: list[str]) -> str | None:
     return lines[-1] if lines else None
 
 
+def _dest_lock_fds() -> tuple[int, ...]:
+    return () if _dest_lock is None else (_dest_lock.fd,)
+
+
+def _lock_dest(
+    job: Job, send: Callable[[Message], None], started_at: str, started: float
+) -> SyncResult | None:
+    """Take the lock on ``job.dest`` (pdbsync.locks) before any rsync of it starts; the
+    job's result if it never gets it (``--lock-timeout``, or a stop signal while
+    waiting). A plan writes nothing and takes no lock."""
+    global _dest_lock
+    if job.plan or job.parts:  # a split target's lock is held by the parent (pdbsync.split)
+        return None
+    outcome = locks.take(
+        job.resolved_dest or job.dest,
+        job.name,
+        job.lock_timeout,
+        stopped=lambda: _stopped_by,
+        wait=_wait_unless_stopped,
+        emit=lambda event: send(EventBatch([event])),
+    )
+    _dest_lock = outcome.lock
+    if outcome.status is None:
+        return None
+    result = SyncResult.without_outcome(job, outcome.status, outcome.reason)
+    result.started_at = started_at
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
 def run_job(job: Job) -> None:
     """Pool entry point: run ``job`` and send its result; never raises into the pool."""
     assert _queue is not None, "init_worker was not called"
-    send = _queue.put
+    send = _queue.put if not job.parts else _part_sender(_queue.put, job)
     try:
         result = execute(job, send)
     except Exception as exc:  # a bug must fail this target, not hang the run
         result = SyncResult.without_outcome(job, "failed", f"internal error in worker: {exc!r}")
+    finally:
+        _release_dest_lock()
     if _parent_gone():  # nobody left to report to (kill -9 of pdb-sync): rsync is gone too
         os._exit(0)
-    send(JobFinished(job.name, result.to_dict()))
+    send(JobFinished(job.key, result.to_dict()))
+
+
+def _part_sender(send: Callable[[Message], None], job: Job) -> Callable[[Message], None]:
+    """``send`` that marks every event of a split target's part with ``part``/``parts``
+    (the target's ``name`` stays, so consumers group parts under their target)."""
+    marks = {"part": job.part, "parts": job.parts}
+
+    def send_part(message: Message) -> None:
+        if isinstance(message, EventBatch):
+            for event in message.events:
+                event.update(marks)
+        send(message)
+
+    return send_part

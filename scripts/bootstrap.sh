@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Install what pdb-sync needs on a fresh Debian/Ubuntu machine: rsync (apt-get) and the
-# package itself with its test extras (pip, editable). Safe to run again.
+# Install what pdb-sync needs on a fresh Debian/Ubuntu machine: rsync, and for the tests
+# slurm-wlm and munge (apt-get); the package itself with its test extras (pip, editable).
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+# A real single-node Slurm for tests/test_slurm.py (started by the tests, not here).
+command -v slurmctld >/dev/null 2>&1 || missing+=(slurm-wlm)
+[ -x /usr/sbin/munged ] || missing+=(munge)
 if [ "${PDB_SYNC_BENCH:-0}" = 1 ]; then
   command -v parallel >/dev/null 2>&1 || missing+=(parallel)
 fi

@@ -18,6 +18,7 @@ from conftest import LiveRun, assert_valid_events, run_cli, write_config
 from local_mirror import LocalMirror
 
 from pdbsync import contracts
+from pdbsync.locks import LOCK_SUFFIX
 
 #: A message of the day that reads like an rsync --stats block, as a mirror's notice
 #: might (or a hostile one would): none of it may reach a result.
@@ -35,7 +36,10 @@ FAKE = 999_999_999
 
 
 def _files(root: Path) -> list[Path]:
-    return [path for path in root.rglob("*") if path.is_file()]
+    """The files rsync put under ``root`` (not the dest locks pdb-sync keeps beside dests)."""
+    return [
+        path for path in root.rglob("*") if path.is_file() and not path.name.endswith(LOCK_SUFFIX)
+    ]
 
 
 @pytest.fixture(scope="module")

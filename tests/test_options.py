@@ -478,3 +478,41 @@ def test_docs_name_every_option_and_flag():
             assert spec.cli in docs, spec.cli
     for preset in PRESETS:
         assert f"`{preset}`" in docs
+
+
+#: JSON Schema types each kind of option table row may have in schemas/config.schema.json.
+_SCHEMA_TYPES = {
+    "bool": {"boolean"},
+    "int": {"integer"},
+    "positive": {"integer"},
+    "count": {"integer"},
+    "delay": {"number"},
+    "size": {"integer", "string"},
+    "list": {"array"},  # a lone string is not a list in the config (the schema says so)
+    "str": {"string"},
+    "path": {"string"},
+}
+
+
+def _types(prop: dict) -> set[str]:
+    if "type" in prop:
+        return {prop["type"]} if isinstance(prop["type"], str) else set(prop["type"])
+    return set().union(*(_types(p) for p in prop.get("anyOf", prop.get("oneOf", []))))
+
+
+def test_the_config_schema_lists_exactly_the_option_table():
+    """The option table in pdbsync/options.py is the one source: adding an option is one
+    row there plus its schema entry, and this test says when the two disagree."""
+    from pdbsync import contracts
+
+    schema = contracts.schema("config")
+    properties = schema["$defs"]["options"]["properties"]
+    assert set(properties) == {spec.key for spec in OPTIONS}
+    for spec in OPTIONS:
+        assert _types(properties[spec.key]) == _SCHEMA_TYPES[spec.kind], spec.key
+    target = schema["$defs"]["target"]["properties"]
+    legacy = {key for key in target if key.startswith("rsync_")}
+    assert legacy == {f"rsync_{spec.key}" for spec in OPTIONS if spec.rsync is not None}
+    for key in legacy:
+        spec = SPECS[key.removeprefix("rsync_")]
+        assert _types(target[key]) == _SCHEMA_TYPES[spec.kind], key

@@ -71,3 +71,52 @@ def test_a_cancel_outranks_an_earlier_fail_fast_stop():
     scheduler.finished("a", "failed")
     assert scheduler.cancel("cancelled by SIGINT") is True
     assert [g.status for g in scheduler.not_started()] == ["cancelled"]
+
+
+def _weighed(name: str, expected: float | None, host: str = "h", part: int = 0) -> Job:
+    return Job(
+        name,
+        f"rsync://{host}:873/m/{name}/",
+        Path(f"/d/{name}"),
+        ("rsync",),
+        expected=expected,
+        part=part,
+        parts=4 if part else 0,
+    )
+
+
+def test_the_heaviest_jobs_start_first_and_unknown_ones_before_them():
+    jobs = [
+        _weighed("small", 10),
+        _weighed("big", 1_000, part=1),
+        _weighed("new", None),
+        _weighed("big", 900, part=2),
+        _weighed("mid", 500),
+    ]
+    scheduler = Scheduler(jobs, slots=5)
+    started = scheduler.to_start()
+    assert [job.key for job in started] == ["new", "big 1/4", "big 2/4", "mid", "small"]
+
+
+def test_no_more_than_max_per_host_run_on_one_host_and_others_go_ahead():
+    jobs = [
+        _weighed("a", 50, "one"),
+        _weighed("b", 40, "one"),
+        _weighed("c", 30, "one"),
+        _weighed("d", 20, "two"),
+    ]
+    scheduler = Scheduler(jobs, slots=4, max_per_host=2)
+    assert _names(scheduler.to_start()) == ["a", "b", "d"]  # c waits for a slot on "one"
+    assert scheduler.to_start() == []
+    scheduler.finished("d", "success")
+    assert scheduler.to_start() == []  # a free slot, but not on c's host
+    scheduler.finished("a", "success")
+    assert _names(scheduler.to_start()) == ["c"]
+
+
+def test_parts_are_counted_by_their_own_key():
+    jobs = [_weighed("t", 10, part=1), _weighed("t", 9, part=2)]
+    scheduler = Scheduler(jobs, slots=2)
+    assert [job.key for job in scheduler.to_start()] == ["t 1/4", "t 2/4"]
+    scheduler.finished("t 1/4", "success")
+    assert scheduler.running == {"t 2/4"}

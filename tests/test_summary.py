@@ -13,8 +13,9 @@ from pdbsync.render import summary_block
 from pdbsync.summary import (
     Summary,
     SyncResult,
+    summary_json,
+    validate_summary,
     write_atomically,
-    write_summary,
 )
 
 NOW = "2026-11-27T10:00:00.000Z"
@@ -102,7 +103,8 @@ def test_text_block_lists_failures_with_exit_meaning():
 def test_write_summary_is_atomic_and_leaves_no_temp_file(tmp_path):
     path = tmp_path / "deep" / "summary.json"
     data = _summary(_result("a", "success")).to_dict()
-    write_summary(path, data)
+    validate_summary(data)
+    write_atomically(path, summary_json(data))
     assert json.loads(path.read_text()) == data
     assert [p.name for p in path.parent.iterdir()] == ["summary.json"]
 
@@ -121,13 +123,11 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
-def test_invalid_summary_is_never_written(tmp_path):
-    path = tmp_path / "summary.json"
+def test_an_invalid_summary_is_caught_before_anything_is_written():
     data = _summary(_result("a", "success")).to_dict()
     data["totals"]["total"] = -1
-    with pytest.raises(AssertionError):
-        write_summary(path, data)
-    assert not path.exists()
+    with pytest.raises(AssertionError, match=r"totals\.total"):
+        validate_summary(data)  # pdbsync.runs validates before it writes anything
 
 
 @pytest.mark.parametrize(

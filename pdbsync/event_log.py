@@ -1,0 +1,65 @@
+"""``--events PATH``: every event of the run as JSON Lines in a file, whatever ``--format``
+prints.
+
+A batch job wants both: a log people can read (``--format text`` in the job's
+``--output``) and the machine stream for tools (the same events ``--format json``
+prints, one per line, ``run_finished`` with the summary last). The file is opened by
+:func:`pdbsync.outputs.open_for_append` before the run (a bad path is a usage error,
+exit 2): appended to, like ``--log-file``, so a requeued job that reuses the name keeps
+both runs, each beginning with ``run_started``; a symlink is written through, a FIFO
+or device in place. A write that fails later (a full disk) stops the file, not the run;
+the caller reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from pdbsync import outputs
+
+
+class EventLog:
+    """An event sink that passes each event on to ``sink`` and appends it to a file."""
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None], stream: BinaryIO, label: str):
+        self.sink = sink
+        self.stream = stream
+        self.label = label
+        self.lines: list[bytes] = []
+        self.error: str | None = None
+
+    @classmethod
+    def open(cls, sink: Callable[[dict[str, Any]], None], path: Path) -> EventLog:
+        """UsageError (exit 2) naming ``--events`` if ``path`` cannot be written."""
+        return cls(sink, outputs.open_for_append(path, "--events"), f"--events {path}")
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.sink(event)
+        if self.error is None:
+            self.lines.append(orjson.dumps(event) + b"\n")
+
+    def flush(self) -> None:
+        """Flush the sink, then write the events gathered since the last flush."""
+        flush = getattr(self.sink, "flush", None)
+        if flush is not None:
+            flush()
+        if not self.lines or self.error is not None:
+            return
+        data, self.lines = b"".join(self.lines), []
+        try:
+            self.stream.write(data)
+        except OSError as exc:
+            self.error = f"{self.label}: cannot write: {exc.strerror or exc}"
+
+    def close(self) -> str | None:
+        """Write what is left and close the file; the write error, if there was one."""
+        self.flush()
+        try:
+            self.stream.close()
+        except OSError as exc:
+            self.error = self.error or f"{self.label}: cannot write: {exc.strerror or exc}"
+        return self.error

@@ -1,0 +1,629 @@
+"""Split transfers: one huge target as several rsyncs, each over a group of its top-level
+directories, balanced by bytes.
+
+Why: a PDB mirror is dominated by one or two huge targets, and a public mirror caps each
+connection's bandwidth, so target-level parallelism cannot end before the biggest
+target does. A target with ``split = N`` (or ``"auto"``, or ``--split``) becomes N jobs
+in the same pool; ``--parallel`` still bounds the rsync processes.
+
+How a part is told what to copy: filter rules, not ``--files-from``. Part *k* of a
+target gets, before the target's own include/exclude rules::
+
+    + /ab          (its directories, several as one class: /a[bcd])
+    H /*           (hide everything else at the top level from the sender ...)
+    P /*           (... and protect it from --delete on the receiver)
+
+and the last part, the *catch-all*, gets ``H``/``P`` rules for every other part's
+directories and nothing else, so it carries the top-level regular files, symlinks and
+any directory that appeared upstream after the listing. Every top-level name belongs
+to exactly one part, and inside a part rsync applies the target's own rules and
+``--delete`` exactly as one rsync would (a directory removed upstream is deleted by the
+part that owns its name, or by the catch-all if no part names it). ``--files-from`` is
+avoided because rsync 3.5.0 fails it with exit 24 ("file has vanished") for valid paths
+against a daemon module with ``use chroot = no``, and because it cannot delete.
+
+Where the sizes come from: one ``rsync --list-only -r`` of the source, with the
+target's filter flags, run in the parent before the pool starts (listings of several
+targets run at once, at most ``max_per_host`` per host). Its per-directory byte counts
+are kept in ``listings.json`` in the state directory (pdbsync.state) and reused for
+:data:`LISTING_MAX_AGE_S` while the url and the filter flags are the same, so the
+listing (a full file-list pass of the source: seconds for 100k files on a near
+mirror) is paid once a week, not every run. Sizes only balance the parts; a stale
+listing never changes what is copied.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pdbsync import log, outputs
+from pdbsync.hosts import host_of
+from pdbsync.jobs import Job
+from pdbsync.locks import DestLock, lock_path
+
+#: The state-directory file that keeps each split target's last listing.
+LISTING_FILE = "listings.json"
+#: How long a listing's sizes are trusted for balancing (seconds).
+LISTING_MAX_AGE_S = 7 * 86400
+#: ``split = "auto"`` aims at parts of 1/AUTO_GRAIN of a slot's fair share of the bytes.
+AUTO_GRAIN = 4
+#: The most parts a target is split into (as --parallel's bound).
+MAX_PARTS = 100
+#: Filter flags of the target that decide what is listed (and copied).
+_FILTER_FLAGS = ("--include=", "--exclude=", "--include-from=", "--exclude-from=", "--filter=")
+#: Connection flags a listing keeps, so it gives up as the transfer would.
+_CONNECT_FLAGS = ("--timeout=", "--contimeout=")
+_LIST_LINE = re.compile(r"^(?P<perms>\S{10})\s+(?P<size>[\d,.]+)\s+\S+\s+\S+\s(?P<name>.*)$")
+_ESCAPE = re.compile(r"\\#([0-7]{3})")
+#: Characters rsync's wildmatch treats as special; a pattern with any is escaped.
+_WILD = set("*?[\\")
+#: Last characters that may go into a ``[...]`` class without quoting.
+_CLASS_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What one listing of a target's source says, as far as splitting cares."""
+
+    dirs: dict[str, int]  # top-level directory -> bytes of the files below it
+    other_bytes: int  # top-level files, links and names no filter rule can carry
+    seconds: float = 0.0  # how long the listing took (0: reused)
+    listed_at: float = 0.0  # when it was made (epoch seconds)
+
+    @property
+    def total(self) -> int:
+        return sum(self.dirs.values()) + self.other_bytes
+
+
+# -- the listing --------------------------------------------------------------------------
+
+
+def listing_argv(job: Job) -> list[str]:
+    """``rsync --list-only -r`` of the job's source with its filter and timeout flags."""
+    kept = [a for a in job.argv[1:] if a.startswith(_FILTER_FLAGS + _CONNECT_FLAGS)]
+    return [job.argv[0], "--list-only", "-r", "--no-motd", "-8", *kept, "--", job.url]
+
+
+def parse_listing(lines: Iterable[str]) -> Listing:
+    """Per top-level directory, the bytes of every non-directory below it.
+
+    Lines are rsync's ``--list-only`` format (``perms size date time name``, names
+    relative to the source, ``\\#ooo`` escapes). Top-level non-directories, and
+    directories whose name a filter rule cannot carry (see :func:`ruleable`), count
+    as ``other_bytes``: they go with the catch-all part.
+    """
+    dirs: dict[str, int] = {}
+    other = 0
+    for line in lines:
+        match = _LIST_LINE.match(line.rstrip("\n"))
+        if not match:
+            continue
+        name = _ESCAPE.sub(lambda m: chr(int(m[1], 8)), match["name"])
+        is_dir = match["perms"].startswith("d")
+        size = int(re.sub(r"[,.]", "", match["size"]))
+        if name == "." or name.startswith("./"):
+            name = name[2:]
+            if not name:
+                continue
+        top, _, below = name.partition("/")
+        if not below:
+            if is_dir:
+                dirs.setdefault(top, 0)
+            else:
+                other += size
+        elif not is_dir:
+            dirs[top] = dirs.get(top, 0) + size
+    for name in [n for n in dirs if not ruleable(n)]:
+        other += dirs.pop(name)
+    return Listing(dirs, other)
+
+
+def ruleable(name: str) -> bool:
+    """Whether a top-level name can be written as one filter rule (no control
+    characters, no surrounding whitespace, which rule parsing would mangle)."""
+    return bool(name) and name == name.strip() and all(ord(c) >= 32 and c != "\x7f" for c in name)
+
+
+def run_listings(
+    jobs: Sequence[Job], max_per_host: int, cancel: Any = None
+) -> dict[str, Listing | str]:
+    """List the sources of ``jobs`` (target name -> Listing, or why it failed).
+
+    Several at once, at most ``max_per_host`` per mirror host, as subprocesses of this
+    process with their output in temporary files (no threads: the pool forks later).
+    A set ``cancel`` stops them; those targets then have no listing.
+    """
+    from pdbsync.worker import rsync_environment
+
+    pending = list(jobs)
+    done: dict[str, Listing | str] = {}
+    while pending:
+        wave, per_host, rest = [], {}, []
+        for job in pending:
+            host = host_of(job.url)
+            if per_host.get(host, 0) < max_per_host:
+                per_host[host] = per_host.get(host, 0) + 1
+                wave.append(job)
+            else:
+                rest.append(job)
+        pending = rest
+        started = []
+        for job in wave:
+            # closed below, once this wave's listings have ended
+            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
+            argv = listing_argv(job)
+            log.debug("{}: listing: {}", job.name, " ".join(argv))
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    env=rsync_environment(),
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                done[job.name] = f"cannot start rsync: {exc}"
+                continue
+            started.append((job, proc, out, err, time.monotonic()))
+        for job, proc, out, err, began in started:
+            while proc.poll() is None:
+                if cancel is not None and cancel.is_set():
+                    proc.kill()
+                time.sleep(0.01)
+            seconds = time.monotonic() - began
+            out.seek(0)
+            err.seek(0)
+            text = out.read().decode("utf-8", "replace")
+            problem = err.read().decode("utf-8", "replace").strip().splitlines()
+            out.close()
+            err.close()
+            if proc.returncode != 0:
+                detail = problem[0] if problem else ""
+                done[job.name] = f"listing failed (rsync exit {proc.returncode}) {detail}".strip()
+                continue
+            listing = parse_listing(text.splitlines())
+            done[job.name] = replace(listing, seconds=seconds, listed_at=time.time())
+    return done
+
+
+def _filters(job: Job) -> list[str]:
+    return [a for a in job.argv[1:] if a.startswith(_FILTER_FLAGS)]
+
+
+def cached_listings(directory: Path) -> dict[str, Any]:
+    """The listings kept in the state directory ({} if none or unreadable)."""
+    try:
+        data = orjson.loads((directory / LISTING_FILE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def cached_listing(entry: Any, job: Job, now: float) -> Listing | None:
+    """A kept listing for ``job`` if it is for the same url and filters and fresh enough."""
+    if not isinstance(entry, dict):
+        return None
+    if entry.get("url") != job.url or entry.get("filters") != _filters(job):
+        return None
+    listed_at = entry.get("listed_at")
+    if not isinstance(listed_at, int | float) or now - listed_at > LISTING_MAX_AGE_S:
+        return None
+    dirs = entry.get("dirs")
+    if not isinstance(dirs, dict):
+        return None
+    return Listing(
+        {str(k): int(v) for k, v in dirs.items()}, int(entry.get("other_bytes", 0)), 0.0, listed_at
+    )
+
+
+def keep_listings(directory: Path, fresh: Mapping[str, tuple[Job, Listing]]) -> None:
+    """Add fresh listings to ``listings.json`` (atomically; a failure only warns)."""
+    data = cached_listings(directory)
+    for name, (job, listing) in fresh.items():
+        data[name] = {
+            "url": job.url,
+            "filters": _filters(job),
+            "listed_at": listing.listed_at,
+            "listing_s": round(listing.seconds, 3),
+            "dirs": listing.dirs,
+            "other_bytes": listing.other_bytes,
+        }
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        outputs.write_file(directory / LISTING_FILE, orjson.dumps(data), label=str(directory))
+    except (OSError, outputs.OutputWriteError) as exc:
+        log.warning("could not keep the split listings in {}: {}", directory, exc)
+
+
+# -- dividing -----------------------------------------------------------------------------
+
+
+def part_count(
+    split: int | str, parallel: int, size: int, total: int, directories: int
+) -> tuple[int, str]:
+    """How many parts, and why in words.
+
+    ``"auto"``: a target that is (nearly) the whole run gets ``parallel`` parts, which
+    fill every slot evenly. Beside other targets, enough parts that none is bigger than a
+    quarter of one slot's fair share of the run's bytes (``total / parallel / 4``): then
+    longest-first packs the slots like sand and the run ends near ``total / parallel``
+    (with half-share parts the last round leaves slots idle: measured 1.25x of ideal
+    for five targets, against 1.1x). 1 with ``--parallel 1``. Never more parts than
+    directories.
+    """
+    if split == "auto":
+        share = min(1.0, size / total) if total > 0 else 1.0
+        if parallel < 2:
+            wanted = 1
+        elif share > 0.95:
+            wanted = parallel
+        else:
+            wanted = min(AUTO_GRAIN * parallel, max(1, math.ceil(AUTO_GRAIN * parallel * share)))
+        why = f"auto: {share:.0%} of the bytes, --parallel {parallel}"
+    else:
+        wanted, why = int(split), f"split = {split}"
+    if wanted > directories:
+        return directories, f"{why}; only {directories} top-level directories"
+    return wanted, why
+
+
+def balance(sizes: Mapping[str, int], parts: int, other_bytes: int = 0) -> list[list[str]]:
+    """``parts`` groups of names with byte sums as even as possible (largest first, each
+    to the lightest group), largest group first. The group that took ``other_bytes``
+    (the top-level files, as one item) comes last: it is the catch-all."""
+    loads = [0] * parts
+    groups: list[list[str]] = [[] for _ in range(parts)]
+    catch_all = None
+    items = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
+    if other_bytes:
+        items.append(("", other_bytes))
+        items.sort(key=lambda item: -item[1])
+    for name, size in items:
+        lightest = min(range(parts), key=lambda i: (loads[i], i))
+        loads[lightest] += size
+        if name == "" and other_bytes:
+            catch_all = lightest
+        else:
+            groups[lightest].append(name)
+    if catch_all is None:
+        catch_all = min(range(parts), key=lambda i: (loads[i], -i))
+    order = sorted((i for i in range(parts) if i != catch_all), key=lambda i: (-loads[i], i))
+    return [sorted(groups[i]) for i in order] + [sorted(groups[catch_all])]
+
+
+def patterns(names: Iterable[str]) -> list[str]:
+    """Anchored rsync patterns matching exactly these top-level names, few of them:
+    names that differ only in a last letter or digit share one ``/ab[cde]`` class
+    (1,300 two-letter PDB directories need about 36 rules, not 1,300)."""
+    by_stem: dict[str, list[str]] = {}
+    single = []
+    for name in sorted(names):
+        if len(name) >= 2 and name[-1] in _CLASS_SAFE:
+            by_stem.setdefault(name[:-1], []).append(name[-1])
+        else:
+            single.append(name)
+    found = []
+    for stem, lasts in by_stem.items():
+        if len(lasts) == 1:
+            single.append(stem + lasts[0])
+        else:
+            found.append("/" + _escaped(stem, wild=True) + "[" + "".join(lasts) + "]")
+    found += ["/" + _escaped(name, wild=False) for name in sorted(single)]
+    return found
+
+
+def _escaped(text: str, wild: bool) -> str:
+    """``text`` as a literal in an rsync pattern: rsync reads a backslash as an escape
+    only in a pattern that has wildcards, so escape only then."""
+    if not wild and not any(c in "*?[" for c in text):
+        return text
+    return "".join("\\" + c if c in _WILD else c for c in text)
+
+
+def part_filters(groups: Sequence[Sequence[str]], index: int) -> list[str]:
+    """The ``--filter`` arguments of part ``index`` (0-based; the last is the catch-all)."""
+    if index == len(groups) - 1:
+        others = [name for i, group in enumerate(groups) if i != index for name in group]
+        rules = []
+        for pattern in patterns(others):
+            rules += [f"--filter=H {pattern}", f"--filter=P {pattern}"]
+        return rules
+    own = [f"--filter=+ {pattern}" for pattern in patterns(groups[index])]
+    return [*own, "--filter=H /*", "--filter=P /*"]
+
+
+def part_jobs(job: Job, groups: Sequence[Sequence[str]], loads: Sequence[int]) -> list[Job]:
+    """The jobs of a split target: the target's argv with each part's filters first
+    (rsync takes the first rule that matches, and these decide only top-level names)."""
+    parts = len(groups)
+    return [
+        replace(
+            job,
+            argv=(job.argv[0], *part_filters(groups, index), *job.argv[1:]),
+            part=index + 1,
+            parts=parts,
+            expected=float(loads[index]),
+        )
+        for index in range(parts)
+    ]
+
+
+def expand(
+    jobs: Sequence[Job],
+    *,
+    split: int | str | None = None,
+    parallel: int = 1,
+    max_per_host: int = 4,
+    directory: Path | None = None,
+    cancel: Any = None,
+) -> tuple[list[Job], list[DestLock]]:
+    """Each job whose target asks for a split (``split``, the command line's, overrides
+    the config's) replaced by its parts; every job gets its expected weight for
+    longest-first scheduling. What was decided, and why, goes to the log (``-v``).
+
+    Also the dest locks (pdbsync.locks) taken here for the split targets of a sync: a
+    target's parts share one destination, so the run holds its lock for them (the
+    caller releases them after the run); a target whose lock another run holds is not
+    split, and its one rsync waits for the lock in its worker as usual."""
+    from pdbsync import state
+
+    directory = directory or state.state_dir()
+    wanted = {job.name: (split if split is not None else job.split) for job in jobs}
+    candidates = []
+    for job in jobs:
+        ask = wanted[job.name]
+        if ask in (None, 1):
+            continue
+        if not job.url.endswith("/"):
+            log.info("{}: not split: its url has no trailing '/' ({})", job.name, job.url)
+            continue
+        candidates.append(job)
+    listings: dict[str, Listing] = {}
+    kept = cached_listings(directory) if candidates else {}
+    now = time.time()
+    to_list = []
+    for job in candidates:
+        found = cached_listing(kept.get(job.name), job, now)
+        if found is None:
+            to_list.append(job)
+        else:
+            listings[job.name] = found
+            age = (now - found.listed_at) / 3600
+            log.info("{}: sizes from the listing of {:.1f} h ago", job.name, age)
+    if to_list:
+        fresh = {}
+        for name, outcome in run_listings(to_list, max_per_host, cancel).items():
+            if isinstance(outcome, str):
+                log.warning("{}: not split: {}", name, outcome)
+                continue
+            listings[name] = outcome
+            job = next(j for j in to_list if j.name == name)
+            fresh[name] = (job, outcome)
+            log.info(
+                "{}: listed {} top-level directories, {} bytes in {:.2f}s",
+                name,
+                len(outcome.dirs),
+                outcome.total,
+                outcome.seconds,
+            )
+        if fresh:
+            keep_listings(directory, fresh)
+    weights = expected_weights(jobs, listings, directory)
+    total = sum(w for w in weights.values() if w is not None)
+    known = [w for w in weights.values() if w is not None]
+    if known:
+        total += (len(weights) - len(known)) * (sum(known) / len(known))
+    expanded: list[Job] = []
+    held: list[DestLock] = []
+    for job in jobs:
+        weighed = replace(job, expected=weights.get(job.name))
+        listing = listings.get(job.name)
+        if listing is None:
+            expanded.append(weighed)
+            continue
+        count, why = part_count(
+            wanted[job.name], parallel, listing.total, int(total), len(listing.dirs)
+        )
+        count = min(count, MAX_PARTS)
+        if count < 2:
+            log.info("{}: not split ({})", job.name, why)
+            expanded.append(weighed)
+            continue
+        if not job.plan:
+            lock = _take_lock(job)
+            if lock is None:
+                log.info("{}: not split: another run holds its destination's lock", job.name)
+                expanded.append(weighed)
+                continue
+            held.append(lock)
+        groups = balance(listing.dirs, count, listing.other_bytes)
+        loads = [sum(listing.dirs[n] for n in group) for group in groups]
+        loads[-1] += listing.other_bytes
+        log.info(
+            "{}: {} parts ({}), bytes per part: {}",
+            job.name,
+            count,
+            why,
+            ", ".join(f"{load:,}" for load in loads),
+        )
+        expanded += part_jobs(job, groups, loads)
+    return expanded, held
+
+
+def _take_lock(job: Job) -> DestLock | None:
+    """The target's dest lock if it is free now (no lock file possible: an unlocked
+    stand-in, as the worker would run unlocked too); None if another run holds it."""
+    path = lock_path(job.resolved_dest or job.dest)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = DestLock.open(path)
+    except OSError:
+        return DestLock(path, os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    if not lock.try_take():
+        lock.release()
+        return None
+    lock.write_holder()
+    return lock
+
+
+def expected_weights(
+    jobs: Sequence[Job], listings: Mapping[str, Listing], directory: Path
+) -> dict[str, float | None]:
+    """What each target weighs, in bytes: its listing, else its source size at the last
+    successful sync, else its last duration at the run history's average byte rate.
+    None: nothing is known (such targets start first: they may be the longest)."""
+    from pdbsync import state
+
+    try:
+        sizes = state.last_sizes(directory)
+        durations = state.last_durations(directory)
+    except state.StateError:
+        sizes, durations = {}, {}
+    both = [n for n in sizes if durations.get(n)]
+    rate = sum(sizes[n] for n in both) / sum(durations[n] for n in both) if both else None
+    weights: dict[str, float | None] = {}
+    for job in jobs:
+        if job.name in listings:
+            weights[job.name] = float(listings[job.name].total)
+        elif job.name in sizes:
+            weights[job.name] = float(sizes[job.name])
+        elif job.name in durations and rate:
+            weights[job.name] = durations[job.name] * rate
+        else:
+            weights[job.name] = None
+    return weights
+
+
+# -- putting the parts back together ------------------------------------------------------
+
+_STATUS_RANK = {"failed": 0, "cancelled": 1, "skipped": 2, "success": 3}
+#: --stats fields that are not sums over the parts.
+_MAX_STATS = ("file_list_generation_s", "file_list_transfer_s")
+
+
+def merge_stats(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One ``--stats`` block for the whole target from its parts' ({} unless every part
+    has one): counts and sizes summed, the transfer root ``.`` (which every part lists)
+    counted once, ``speedup`` recomputed, list times the longest part's."""
+    if not parts or any(not stats for stats in parts):
+        return {}
+    merged: dict[str, Any] = {}
+    for stats in parts:
+        for key, value in stats.items():
+            if key == "speedup":
+                continue
+            if isinstance(value, dict):
+                into = merged.setdefault(key, {})
+                for kind, count in value.items():
+                    into[kind] = into.get(kind, 0) + count
+            elif key in _MAX_STATS:
+                merged[key] = max(merged.get(key, value), value)
+            elif isinstance(value, int | float):
+                merged[key] = merged.get(key, 0) + value
+    extra = len(parts) - 1
+    if "files_total" in merged:
+        merged["files_total"] -= extra
+    if merged.get("files_total_by_type", {}).get("dir"):
+        merged["files_total_by_type"]["dir"] -= extra
+    if "speedup" in parts[0]:
+        wire = merged.get("bytes_sent", 0) + merged.get("bytes_received", 0)
+        merged["speedup"] = round(merged.get("total_size", 0) / wire, 2) if wire else 0.0
+    return merged
+
+
+def merge_results(jobs: Sequence[Job], results: Sequence[Any]) -> Any:
+    """The target's one result from its parts' (``jobs[i]`` produced ``results[i]``):
+    success only if every part succeeded; otherwise the worst status, and the error
+    and exit code of the first part that has it, named (``part 2/4: ...``)."""
+    from pdbsync.summary import SyncResult
+
+    pairs = sorted(zip(jobs, results, strict=True), key=lambda pair: pair[0].part)
+    status = min((r.status for _, r in pairs), key=lambda s: _STATUS_RANK[s])
+    culprit = next(((j, r) for j, r in pairs if r.status == status), pairs[0])
+    first_job, first = pairs[0]
+    started = [r.started_at for _, r in pairs if r.started_at]
+    finished = [r.finished_at for _, r in pairs if r.finished_at]
+    duration = max((r.duration_s for _, r in pairs), default=0.0)
+    if started and finished:
+        duration = max(duration, _seconds_between(min(started), max(finished)))
+    files = [r.files_transferred for _, r in pairs if r.files_transferred is not None]
+    sizes = [r.bytes_transferred for _, r in pairs if r.bytes_transferred is not None]
+    error = None
+    if status != "success":
+        job, result = culprit
+        error = f"part {job.part}/{job.parts}: {result.error or result.exit_meaning}"
+    code = culprit[1].exit_code if status != "success" else first.exit_code
+    return SyncResult(
+        name=first.name,
+        url=first_job.url,
+        dest=first.dest,
+        status=status,
+        exit_code=code,
+        exit_meaning=culprit[1].exit_meaning if status != "success" else first.exit_meaning,
+        error=error,
+        attempts=max(r.attempts for _, r in pairs),
+        started_at=min(started) if started else None,
+        finished_at=max(finished) if finished else None,
+        duration_s=round(duration, 3),
+        files_transferred=sum(files) if files else None,
+        bytes_transferred=sum(sizes) if sizes else None,
+        stats=merge_stats([r.stats for _, r in pairs]),
+        mirror=first.mirror,
+        mirror_reason=first.mirror_reason,
+        parts=[
+            {
+                "part": job.part,
+                "status": result.status,
+                "exit_code": result.exit_code,
+                "error": result.error,
+                "attempts": result.attempts,
+                "duration_s": result.duration_s,
+                "files_transferred": result.files_transferred,
+                "bytes_transferred": result.bytes_transferred,
+                "expected_bytes": None if job.expected is None else int(job.expected),
+            }
+            for job, result in pairs
+        ],
+    )
+
+
+def _seconds_between(start: str, end: str) -> float:
+    from datetime import datetime
+
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return max(0.0, (parse(end) - parse(start)).total_seconds())
+
+
+def merge_plans(job: Job, plans: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One target's plan from its parts' plans: numbers summed, the transfer root
+    counted once (in ``files_total``, and in ``to_create`` when the dest does not exist
+    yet, since every part would create it)."""
+    merged: dict[str, Any] = {
+        "delete_enabled": any(p["delete_enabled"] for p in plans),
+        "deletion_sample": [path for p in plans for path in p["deletion_sample"]][:10],
+    }
+    for key in ("files_total", "total_size", "to_create", "to_update", "to_delete"):
+        values = [p[key] for p in plans]
+        merged[key] = None if any(v is None for v in values) else sum(values)
+    values = [p["bytes_to_transfer"] for p in plans]
+    merged["bytes_to_transfer"] = None if any(v is None for v in values) else sum(values)
+    extra = len(plans) - 1
+    if merged["files_total"] is not None:
+        merged["files_total"] -= extra
+    if merged["to_create"] is not None and not os.path.lexists(job.dest):
+        merged["to_create"] -= extra
+    return merged

@@ -1,0 +1,129 @@
+"""--deadline: the rule (pure, with a given clock) and a real run that meets one."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import LiveRun, assert_valid_events, run_cli, write_config
+
+from pdbsync.deadline import Deadline, parse_deadline, resolve_deadline
+from pdbsync.errors import UsageError
+from pdbsync.jobs import Job
+from pdbsync.scheduler import RunState, Scheduler
+
+NOW = 1_800_000_000.0
+
+
+def _jobs(*names: str) -> list[Job]:
+    return [Job(name, f"h::m/{name}/", Path(f"/d/{name}"), ("rsync",)) for name in names]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("+90m", NOW + 5400),
+        ("+1h30m", NOW + 5400),
+        ("1800003600", 1800003600.0),
+        ("none", None),
+        ("2027-01-15T06:00:00Z", datetime.fromisoformat("2027-01-15T06:00:00+00:00").timestamp()),
+    ],
+)
+def test_deadline_values(text, expected):
+    assert parse_deadline(text, NOW) == expected
+
+
+def test_a_time_of_day_is_its_next_occurrence():
+    at = parse_deadline("00:00", NOW)
+    assert NOW < at <= NOW + 86400
+    assert datetime.fromtimestamp(at).strftime("%H:%M:%S") == "00:00:00"
+
+
+@pytest.mark.parametrize("text", ["soon", "+", "+5", "25:00", "2027-13-01"])
+def test_unreadable_deadlines_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_deadline(text, NOW)
+
+
+def test_a_given_deadline_in_the_past_is_a_usage_error():
+    with pytest.raises(UsageError, match="--deadline 1000: the deadline has already passed"):
+        resolve_deadline("1000", {}, now=NOW)
+
+
+def test_outside_slurm_there_is_no_deadline_unless_given():
+    assert resolve_deadline(None, {}, now=NOW) is None
+    inside = {"SLURM_JOB_ID": "5", "SLURM_JOB_END_TIME": str(int(NOW) + 3600)}
+    rule = resolve_deadline(None, inside, now=NOW)
+    assert rule is not None and rule.at == NOW + 3600 and "Slurm job 5" in rule.source
+
+
+def test_jobs_expected_to_overrun_are_skipped_and_the_rest_start():
+    rule = Deadline(at=NOW + 100, source="--deadline +100s", margin=10, expected={"a": 200, "c": 5})
+    scheduler = Scheduler(_jobs("a", "b", "c", "d"), slots=2, deadline=rule)
+    assert scheduler.tick(NOW) is False
+    assert [job.name for job in scheduler.to_start()] == ["b", "c"]  # a would overrun
+    [gone] = scheduler.not_started()
+    assert (gone.job.name, gone.status) == ("a", "skipped")
+    assert "expected to take 3m 20s" in gone.reason and "1m 30s left" in gone.reason
+    assert not scheduler.done
+
+
+def test_at_the_margin_running_jobs_stop_and_waiting_ones_are_skipped():
+    rule = Deadline(at=NOW + 100, source="--deadline +100s", margin=10)
+    scheduler = Scheduler(_jobs("a", "b", "c"), slots=1, deadline=rule)
+    scheduler.tick(NOW)
+    scheduler.to_start()
+    assert scheduler.tick(NOW + 89) is False
+    assert scheduler.tick(NOW + 90) is True  # stop now
+    assert scheduler.tick(NOW + 91) is False  # once
+    assert scheduler.state is RunState.STOPPING
+    assert scheduler.stop_cause.startswith("stopped 10s before the deadline")
+    assert [(g.job.name, g.status) for g in scheduler.not_started()] == [
+        ("b", "skipped"),
+        ("c", "skipped"),
+    ]
+
+
+def test_a_run_stops_cleanly_before_its_deadline(mirror, tmp_path):
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {
+            "stalled": {"url": mirror.url("stall", "sifts/"), "dest": "stalled"},
+            "queued": {"url": mirror.url("ftp_data", "emdb/"), "dest": "queued"},
+        },
+    )
+    started = time.monotonic()
+    run = LiveRun(
+        "--config",
+        str(config),
+        "sync",
+        "--all",
+        "--format",
+        "json",
+        "--deadline",
+        "+4s",
+        "--deadline-margin",
+        "1.5",
+    )
+    code, events, stderr = run.finish(timeout=30)
+    took = time.monotonic() - started
+    assert code == 1, stderr
+    assert_valid_events(events)
+    assert events[0]["deadline"]["source"] == "--deadline +4s"
+    summary = events[-1]["summary"]
+    assert summary["interrupted"] is None
+    stalled, queued = summary["results"]
+    assert stalled["status"] == "cancelled"
+    assert "stopped 1.5s before the deadline" in stalled["error"]
+    assert queued["status"] == "skipped" and "deadline" in queued["error"]
+    assert 2.0 < took < 6.0
+
+
+def test_a_bad_deadline_is_one_line_and_exit_2(four_targets):
+    result = run_cli("--config", str(four_targets), "sync", "--deadline", "tomorrowish")
+    assert result.code == 2
+    assert result.stderr.startswith("pdb-sync: error: --deadline: expected +DURATION")
+    assert result.stderr.count("\n") == 1

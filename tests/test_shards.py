@@ -1,0 +1,101 @@
+"""--shard: every job in exactly one shard, balanced by size; real sharded runs, merged."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_cli
+
+from pdbsync.errors import UsageError
+from pdbsync.shards import Shard, assign, resolve_shard, shard_of_task
+from pdbsync.slurm import SlurmJob, expand_path
+
+NAMES = [f"t{i}" for i in range(11)]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 11, 13])
+def test_every_job_is_in_exactly_one_shard_and_counts_are_even(count):
+    where = assign(NAMES, {}, count)
+    assert set(where) == set(NAMES) and set(where.values()) <= set(range(1, count + 1))
+    sizes = [list(where.values()).count(i) for i in range(1, count + 1)]
+    assert max(sizes) - min(sizes) <= 1
+    assert assign(list(reversed(NAMES)), {}, count) == where  # config order does not matter
+
+
+def test_shards_are_balanced_by_expected_size():
+    weights = {"huge": 100, "a": 30, "b": 30, "c": 30, "d": 10}
+    where = assign(list(weights), weights, 2)
+    loads = [sum(w for n, w in weights.items() if where[n] == i) for i in (1, 2)]
+    assert sorted(loads) == [100, 100]
+
+
+def test_array_tasks_number_their_shards():
+    def task(task_id, count=3, low=0, step=None):
+        return SlurmJob("9", "8", task_id, count, low, None, step)
+
+    assert [shard_of_task(task(i)) for i in (0, 1, 2)] == [Shard(1, 3), Shard(2, 3), Shard(3, 3)]
+    assert shard_of_task(task(5, low=5)) == Shard(1, 3)
+    assert shard_of_task(task(4, low=0, step=2)) == Shard(3, 3)
+    with pytest.raises(UsageError, match="cannot be numbered as a shard"):
+        shard_of_task(task(3, low=0, step=2))
+    assert shard_of_task(SlurmJob("9")) is None
+    assert resolve_shard("none", task(1)) is None
+    assert resolve_shard("2/5", task(1)) == Shard(2, 5)
+
+
+def test_paths_expand_slurm_patterns():
+    job = SlurmJob("101", "100", 2, 3, 0)
+    assert expand_path("s-%A_%a-%j@%h%%.json", "--summary", job, "n1") == "s-100_2-101@n1%.json"
+    with pytest.raises(UsageError, match="--events e-%x: unknown pattern %x"):
+        expand_path("e-%x", "--events", job, "n1")
+    with pytest.raises(UsageError, match="not a Slurm job"):
+        expand_path("s-%j", "--summary", None, "n1")
+
+
+def _slurm_env(task: int) -> dict[str, str]:
+    return {
+        "SLURM_JOB_ID": str(200 + task),
+        "SLURM_ARRAY_JOB_ID": "200",
+        "SLURM_ARRAY_TASK_ID": str(task),
+        "SLURM_ARRAY_TASK_COUNT": "3",
+        "SLURM_ARRAY_TASK_MIN": "0",
+        "SLURM_JOB_END_TIME": "0",
+    }
+
+
+def test_three_array_tasks_run_each_target_once_and_merge(four_targets, tmp_path):
+    for round_number in range(2):  # the second round has history: still one shard each
+        files = []
+        for task in range(3):
+            pattern = str(tmp_path / f"r{round_number}-%A_%a.json")
+            result = run_cli(
+                "--config",
+                str(four_targets),
+                "sync",
+                "--summary",
+                pattern,
+                environ=_slurm_env(task),
+            )
+            assert result.code == 0, result.stderr
+            files.append(tmp_path / f"r{round_number}-200_{task}.json")
+        shards = [json.loads(path.read_text()) for path in files]
+        names = [r["name"] for shard in shards for r in shard["results"]]
+        assert sorted(names) == ["emdb", "mmcif", "pdb", "sifts"]
+        assert [s["shard"]["index"] for s in shards] == [1, 2, 3]
+        assert shards[0]["shard"]["all_targets"] == ["mmcif", "pdb", "sifts", "emdb"]
+        assert shards[1]["slurm"] == {"job_id": "201", "array_job_id": "200", "array_task_id": 1}
+        out = tmp_path / f"merged{round_number}.json"
+        merged = run_cli("summary", "merge", *map(str, files), "-o", str(out), "--format", "json")
+        assert merged.code == 0, merged.stderr + merged.text
+        data = json.loads(out.read_text())
+        assert data["merge"]["complete"] and data["totals"]["succeeded"] == 4
+
+
+def test_a_bad_shard_is_one_line_and_exit_2(four_targets):
+    result = run_cli("--config", str(four_targets), "sync", "--shard", "0/3")
+    assert result.code == 2
+    assert (
+        result.stderr
+        == "pdb-sync: error: --shard 0/3: I must be between 1 and N, and N at least 1\n"
+    )

@@ -1,0 +1,218 @@
+"""pdb-sync on a real single-node Slurm cluster: an array made by ``pdb-sync slurm
+script``, merged by its own merge job; ``scancel`` and a time limit mid-transfer.
+
+The cluster (tests/slurm_cluster.py) runs Debian's slurm-wlm and munge on 127.0.0.1.
+The time-limit job needs a minute of Slurm's clock at least, so it is submitted first
+and the other cases run meanwhile.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import assert_valid_events, run_cli, wait_until_none_mention, write_config
+from local_mirror import LocalMirror
+from slurm_cluster import KILL_WAIT, SlurmCluster, missing_reason
+
+from pdbsync import contracts
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> SlurmCluster:
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(f"no Slurm cluster can be started here: {reason}")
+    started = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    yield started
+    started.stop()
+
+
+def _poll(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+def _script(config: Path, work: Path, *args: str) -> Path:
+    made = run_cli("--config", str(config), "slurm", "script", *args, "--logs", str(work / "logs"))
+    assert made.code == 0, made.stderr
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    script = work / "job.sh"
+    script.write_bytes(made.stdout)
+    return script
+
+
+def _summary(path: Path) -> dict:
+    data = orjson.loads(path.read_bytes())
+    assert not contracts.problems(data, "summary"), contracts.problems(data, "summary")
+    return data
+
+
+def _events(path: Path) -> list[dict]:
+    events = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert_valid_events(events)
+    return events
+
+
+def _same_tree(left: Path, right: Path) -> bool:
+    compared = filecmp.dircmp(left, right, ignore=[".rsync-partial"])
+    if compared.left_only or compared.right_only or compared.funny_files:
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(left, right, compared.common_files, shallow=False)
+    if mismatch or errors:
+        return False
+    return all(_same_tree(left / d, right / d) for d in compared.common_dirs)
+
+
+@pytest.fixture(scope="module")
+def long_mirror(tmp_path_factory: pytest.TempPathFactory) -> LocalMirror:
+    """A daemon serving one 4 MiB file at 40 KiB/s: a transfer of about 100 s, under way
+    whenever Slurm stops the job."""
+    root = tmp_path_factory.mktemp("long")
+    (root / "big").mkdir()
+    (root / "big" / "blob.bin").write_bytes(os.urandom(4 << 20))
+    local = LocalMirror(root, tmp_path_factory.mktemp("longd"), daemon_args=("--bwlimit=40",))
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def time_limited(cluster: SlurmCluster, long_mirror: LocalMirror, tmp_path_factory):
+    """A job with a one-minute limit whose transfer would take longer; submitted first."""
+    work = tmp_path_factory.mktemp("timelimit")
+    config = write_config(
+        work / "c.toml",
+        work / "pdb",
+        {"big": {"url": long_mirror.url("ftp_data", "big/"), "dest": "big"}},
+    )
+    script = _script(
+        config,
+        work,
+        "--time",
+        "1",
+        "--signal-before",
+        "0",
+        "--parallel",
+        "1",
+        "--sync-arg=--deadline=none",  # only Slurm's own limit stops it
+    )
+    return work, cluster.sbatch(script, cwd=work), time.monotonic()
+
+
+def test_an_array_made_by_slurm_script_syncs_every_target_once(
+    cluster, time_limited, four_targets, archive, tmp_path
+):
+    script = _script(four_targets, tmp_path, "--array", "3", "--time", "5", "--parallel", "2")
+    submitted = cluster.sbatch(script, cwd=tmp_path)
+    out, err = submitted.communicate(timeout=120)
+    assert submitted.returncode == 0, (out, err)
+    array_id = out.split(";")[0].strip()
+    logs = tmp_path / "logs"
+    merged_path = logs / f"pdb-sync-{array_id}.json"
+    _poll(merged_path.exists, 60, "the merge job's summary")
+    merged = _summary(merged_path)
+    names = [result["name"] for result in merged["results"]]
+    assert sorted(names) == ["emdb", "mmcif", "pdb", "sifts"]  # each exactly once
+    assert {result["status"] for result in merged["results"]} == {"success"}
+    info = merged["merge"]
+    assert info["complete"] and info["expected_shards"] == 3
+    assert sorted(shard["index"] for shard in info["shards"]) == [1, 2, 3]
+    tasks = sorted(shard["slurm"]["array_task_id"] for shard in info["shards"])
+    assert tasks == [0, 1, 2]
+    assert {shard["slurm"]["array_job_id"] for shard in info["shards"]} == {array_id}
+    assert {shard["host"] for shard in info["shards"]} == {cluster.host}
+    assert merged["exit_code"] == 0
+    for task in range(3):
+        stem = logs / f"pdb-sync-{array_id}_{task}"
+        events = _events(stem.with_suffix(".events.jsonl"))
+        assert events[0]["type"] == "run_started" and events[-1]["type"] == "run_finished"
+        assert events[0]["slurm"]["array_task_id"] == task
+        assert "Traceback" not in stem.with_suffix(".err").read_text()
+        assert not stem.with_suffix(".out").read_text().startswith("{")  # text for people
+    pdb = tmp_path / "pdb"
+    for source, dest in (
+        ("structures/divided/mmCIF", "structures/divided/mmCIF"),
+        ("structures/divided/pdb", "structures/divided/pdb"),
+        ("sifts", "sifts"),
+        ("emdb", "emdb"),
+    ):
+        assert _same_tree(archive / source, pdb / dest), dest
+
+
+def _wait_for_progress(events_file: Path) -> None:
+    def transferring() -> bool:
+        try:
+            return b'"type":"progress"' in events_file.read_bytes()
+        except OSError:
+            return False
+
+    _poll(transferring, 60, f"progress in {events_file}")
+
+
+def test_scancel_mid_transfer_leaves_a_cancelled_summary_and_nothing_running(
+    cluster, time_limited, long_mirror, mirror, tmp_path
+):
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {
+            "big": {"url": long_mirror.url("ftp_data", "big/"), "dest": "big"},
+            "stalled": {"url": mirror.url("stall", "sifts/"), "dest": "stalled"},
+        },
+    )
+    script = _script(config, tmp_path, "--time", "5", "--parallel", "2")
+    submitted = cluster.sbatch(script, cwd=tmp_path)
+    job_id = submitted.stdout.readline().split(";")[0].strip()
+    stem = tmp_path / "logs" / f"pdb-sync-{job_id}"
+    _wait_for_progress(stem.with_suffix(".events.jsonl"))
+    cancelled_at = time.monotonic()
+    cluster.scancel(job_id)
+    record = cluster.final_state(job_id)
+    submitted.communicate(timeout=60)
+    # what Slurm recorded: the batch script (pdb-sync, exec'd) exited 143, no signal
+    assert (record["JobState"], record["ExitCode"]) == ("CANCELLED", "143:0"), record
+    summary = _summary(stem.with_suffix(".json"))
+    assert time.monotonic() - cancelled_at < KILL_WAIT + 5
+    assert summary["interrupted"] == "SIGTERM" and summary["exit_code"] == 143
+    assert {r["status"] for r in summary["results"]} == {"cancelled"}
+    big = next(r for r in summary["results"] if r["name"] == "big")
+    assert big["bytes_transferred"] and big["bytes_transferred"] > 0
+    assert summary["slurm"]["job_id"] == job_id
+    events = _events(stem.with_suffix(".events.jsonl"))
+    assert "Slurm job" in events[0]["deadline"]["source"]  # the job's end, from squeue
+    assert events[-1]["type"] == "run_finished"
+    assert "Traceback" not in stem.with_suffix(".err").read_text()
+    survivors = wait_until_none_mention(str(tmp_path))
+    assert not survivors, f"outlived the job: {survivors}"
+
+
+def test_the_time_limit_mid_transfer_leaves_a_cancelled_summary_and_nothing_running(
+    cluster, time_limited
+):
+    work, submitted, started = time_limited
+    job_id = submitted.stdout.readline().split(";")[0].strip()
+    record = cluster.final_state(job_id, timeout=150)
+    submitted.communicate(timeout=60)
+    assert time.monotonic() - started >= 60  # Slurm's limit stopped it, nothing earlier
+    # what Slurm recorded: the batch script (pdb-sync, exec'd) exited 143, no signal
+    assert (record["JobState"], record["ExitCode"]) == ("TIMEOUT", "143:0"), record
+    stem = work / "logs" / f"pdb-sync-{job_id}"
+    summary = _summary(stem.with_suffix(".json"))
+    assert summary["interrupted"] == "SIGTERM" and summary["exit_code"] == 143
+    [big] = summary["results"]
+    assert big["status"] == "cancelled" and big["bytes_transferred"] > 0
+    assert _events(stem.with_suffix(".events.jsonl"))[-1]["type"] == "run_finished"
+    survivors = wait_until_none_mention(str(work))
+    assert not survivors, f"outlived the job: {survivors}"

@@ -1,0 +1,415 @@
+"""Split targets (pdbsync.split): a target as several rsyncs must leave exactly the tree
+one rsync with the same options leaves, against a real daemon, with and without chroot."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import assert_valid_events, run_cli
+from local_mirror import LocalMirror
+
+from pdbsync import split
+from pdbsync.jobs import Job
+from pdbsync.summary import SyncResult
+
+# -- a source tree with everything that can go wrong ----------------------------------
+
+
+def make_source(root: Path) -> None:
+    """Top-level directories of uneven sizes, top-level files, symlinks, files the
+    filters include and exclude, a directory the filters exclude, names with wildcards."""
+    rng = random.Random(7)
+    for index, name in enumerate(["aa", "ab", "ac", "b1", "b2", "cx", "d[1]", "e*f", "zz"]):
+        for number in range(1 + index * 3):
+            path = root / name / f"sub{number % 3}" / f"f{number}.cif"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(rng.randbytes(200 + 150 * index))
+        (root / name / "scratch.tmp").write_text("excluded\n")
+        (root / name / "keep.tmp").write_text("included\n")
+    (root / "README").write_text("top-level file\n")
+    (root / "top.tmp").write_text("excluded at the top\n")
+    (root / "skipme").mkdir()
+    (root / "skipme" / "x").write_text("excluded directory\n")
+    (root / "latest").symlink_to("aa")
+    (root / "ab" / "link.cif").symlink_to("sub0/f0.cif")
+
+
+def make_local(dest: Path) -> None:
+    """What the mirror had before: files and whole directories gone upstream, files to
+    update (backups), excluded files that --delete must leave alone."""
+    (dest / "gone-dir" / "deep").mkdir(parents=True)
+    (dest / "gone-dir" / "deep" / "old.cif").write_text("removed upstream\n")
+    (dest / "ab").mkdir(parents=True)
+    (dest / "ab" / "stale.cif").write_text("removed upstream\n")
+    (dest / "ab" / "local.tmp").write_text("excluded: protected from --delete\n")
+    (dest / "aa" / "sub0").mkdir(parents=True)
+    (dest / "aa" / "sub0" / "f0.cif").write_text("old content: backed up\n")
+    (dest / "OLDREADME").write_text("top-level file removed upstream\n")
+    (dest / "zz").mkdir()
+    (dest / "zz" / "f0.cif~").write_text("an earlier backup\n")
+
+
+def tree(root: Path) -> dict[str, tuple[str, bytes | str]]:
+    """Every path below ``root``: its type and content (a symlink: its target)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            found[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            found[rel] = ("dir", b"")
+        else:
+            found[rel] = ("file", path.read_bytes())
+    return found
+
+
+#: The target options of the equivalence tests, as TOML inline tables.
+FILTERS = 'include = ["keep.tmp"], exclude = ["*.tmp", "/skipme"]'
+OPTIONS = f"{{ delete = true, {FILTERS} }}"
+BACKUP_OPTIONS = f"{{ delete = true, backup = true, {FILTERS} }}"
+
+
+def write_config(path: Path, pdb_dir: Path, targets: dict[str, dict]) -> Path:
+    """conftest's write_config, with ``options`` written as given (an inline table)."""
+    lines = ["[paths]", f'pdb_dir = "{pdb_dir}"', ""]
+    for name, fields in targets.items():
+        lines.append(f'[sync.custom."{name}"]')
+        for key, value in fields.items():
+            text = value if key == "options" else orjson.dumps(value).decode()
+            lines.append(f"{key} = {text}")
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    """The source tree served as ``nochroot`` (use chroot = no, as the test daemons) and
+    ``chroot`` (use chroot = yes, which mprsync and --files-from need)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    make_source(source)
+    mirror = LocalMirror(source, tmp_path / "daemon")
+    mirror.add_module("nochroot", source)
+    mirror.add_module("chroot", source, **{"use chroot": "yes"})
+    with mirror:
+        yield source, mirror
+
+
+def _sync(config: Path, *args: str) -> tuple[int, list[dict]]:
+    result = run_cli("--config", str(config), "sync", "--all", "--format", "json", *args)
+    assert result.code == 0, (result.stderr, result.stdout[-2000:])
+    return result.code, result.events
+
+
+@pytest.mark.parametrize("backup", [False, True], ids=["delete", "delete+backup"])
+@pytest.mark.parametrize("module", ["nochroot", "chroot"])
+def test_split_leaves_the_tree_one_rsync_leaves(served, tmp_path, module, backup):
+    source, mirror = served
+    url = mirror.url(module, "")
+    options = BACKUP_OPTIONS if backup else OPTIONS
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {
+            "one": {"url": url, "dest": "one", "options": options},
+            "many": {"url": url, "dest": "many", "options": options, "split": 3},
+        },
+    )
+    for dest in ("one", "many"):
+        make_local(tmp_path / "pdb" / dest)
+    _code, events = _sync(config, "--parallel", "4")
+    parts = {e["part"] for e in events if e["type"] == "sync_started" and e["name"] == "many"}
+    assert parts == {1, 2, 3}, "the target did not run as three parts"
+    one, many = tree(tmp_path / "pdb" / "one"), tree(tmp_path / "pdb" / "many")
+    assert one == many
+    # ... and that tree is the right one, not merely the same one:
+    assert "OLDREADME" not in many and "ab/stale.cif" not in many
+    assert "gone-dir/deep/old.cif" not in many
+    if backup:  # deleted and replaced files are kept as NAME~, earlier backups stay
+        assert many["OLDREADME~"] == ("file", b"top-level file removed upstream\n")
+        assert many["aa/sub0/f0.cif~"] == ("file", b"old content: backed up\n")
+        assert many["zz/f0.cif~"][0] == "file"
+    else:  # a whole top-level directory gone upstream is gone
+        assert "gone-dir" not in many and "aa/sub0/f0.cif~" not in many
+    assert many["ab/local.tmp"][0] == "file" and "skipme" not in many
+    assert many["ab/keep.tmp"][0] == "file"
+    assert "aa/scratch.tmp" not in many and "top.tmp" not in many
+    assert many["latest"][0] == "link" and many["README"][0] == "file"
+    assert "d[1]/sub0/f0.cif" in many and "e*f/sub0/f0.cif" in many
+
+    # Upstream changes after the listing (the next run reuses it): a new top-level
+    # directory, a removed one, a new top-level file.
+    shutil.rmtree(source / "b2")
+    (source / "new-dir" / "x").mkdir(parents=True)
+    (source / "new-dir" / "x" / "n.cif").write_text("added after the listing\n")
+    (source / "NEWS").write_text("new top-level file\n")
+    _code, events = _sync(config, "--parallel", "4")
+    assert any(e["type"] == "sync_started" and e.get("parts") == 3 for e in events)
+    one, many = tree(tmp_path / "pdb" / "one"), tree(tmp_path / "pdb" / "many")
+    assert one == many
+    assert "new-dir/x/n.cif" in many and "NEWS" in many
+    assert ("b2" in many) is backup  # removed upstream (with backup: only its files)
+
+
+def test_parts_report_as_one_target_with_a_parts_list(served, tmp_path):
+    _source, mirror = served
+    url = mirror.url("nochroot", "")
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"whole": {"url": url, "dest": "whole"}, "split": {"url": url, "dest": "split"}},
+    )
+    summary = tmp_path / "s.json"
+    result = run_cli(
+        "--config", str(config), "sync", "split", "--split", "4", "--parallel", "4",
+        "--format", "json", "--summary", str(summary),
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    events = result.events
+    assert_valid_events(events)
+    finished = [e for e in events if e["type"] == "sync_finished"]
+    part_ends = [i for i, e in enumerate(events) if e["type"] == "part_finished"]
+    assert len(finished) == 1 and len(part_ends) == 4
+    assert events.index(finished[0]) > max(part_ends), "sync_finished came before a part's end"
+    for event in events:
+        if event["type"] in ("output", "progress", "sync_started", "part_finished"):
+            assert event["name"] == "split" and event["parts"] == 4 and 1 <= event["part"] <= 4
+    assert events[0]["targets"] == ["split"]
+    data = orjson.loads(summary.read_bytes())
+    (entry,) = data["results"]
+    assert entry["status"] == "success" and len(entry["parts"]) == 4
+    assert [p["part"] for p in entry["parts"]] == [1, 2, 3, 4]
+    assert all(p["status"] == "success" for p in entry["parts"])
+    assert entry["files_transferred"] == sum(p["files_transferred"] for p in entry["parts"])
+
+    whole = run_cli("--config", str(config), "sync", "whole", "--format", "json")
+    (single,) = [e["result"] for e in whole.events if e["type"] == "sync_finished"]
+    for key in ("files_total", "total_size", "files_created", "files_total_by_type"):
+        assert entry["stats"][key] == single["stats"][key], key
+    assert entry["files_transferred"] == single["files_transferred"]
+    assert entry["bytes_transferred"] == single["bytes_transferred"]
+
+
+def test_text_lines_name_the_part(served, tmp_path):
+    _source, mirror = served
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"t": {"url": mirror.url("nochroot", ""), "dest": "t", "split": 2}},
+    )
+    result = run_cli("--config", str(config), "sync", "t", "--parallel", "2")
+    assert result.code == 0, result.stderr
+    lines = result.text.splitlines()
+    assert any(line.startswith("[t 1/2] Completed in") for line in lines)
+    assert any(line.startswith("[t 2/2] Completed in") for line in lines)
+    assert sum(line.startswith("[t] Completed in") for line in lines) == 1
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_a_plan_of_a_split_target_has_the_numbers_of_one_rsync(served, tmp_path, prepared):
+    _source, mirror = served
+    url = mirror.url("nochroot", "")
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {
+            "one": {"url": url, "dest": "one", "options": OPTIONS},
+            "many": {"url": url, "dest": "many", "options": OPTIONS, "split": 3},
+        },
+    )
+    if prepared:
+        for dest in ("one", "many"):
+            make_local(tmp_path / "pdb" / dest)
+    result = run_cli("--config", str(config), "sync", "--all", "--plan", "--format", "json")
+    assert result.code == 0, result.stderr
+    plans = {e["name"]: e for e in result.events if e["type"] == "plan"}
+    assert set(plans) == {"one", "many"}, "one plan event per target, parts merged"
+    keys = ("files_total", "total_size", "to_create", "to_update", "to_delete")
+    assert {k: plans["many"][k] for k in keys} == {k: plans["one"][k] for k in keys}
+    assert plans["many"]["bytes_to_transfer"] == plans["one"]["bytes_to_transfer"]
+    assert (plans["one"]["to_delete"] > 0) is prepared
+    assert not (tmp_path / "pdb" / "many").exists() or prepared, "a plan created the dest"
+
+
+def test_a_failed_part_fails_its_target_and_is_named(tmp_path):
+    """One directory the daemon cannot read: only the part that owns it fails."""
+    source = tmp_path / "source"
+    source.mkdir()
+    make_source(source)
+    os.chmod(source / "zz" / "sub0" / "f0.cif", 0)
+    mirror = LocalMirror(source, tmp_path / "daemon")
+    mirror.add_module("unreadable", source, uid="nobody", gid="nogroup")
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"t": {"url": mirror.url("unreadable", ""), "dest": "t", "split": 3}},
+    )
+    summary = tmp_path / "s.json"
+    with mirror:
+        result = run_cli(
+            "--config", str(config), "sync", "t", "--parallel", "3", "--summary", str(summary)
+        )
+    assert result.code == 1
+    (entry,) = orjson.loads(summary.read_bytes())["results"]
+    failed = [p for p in entry["parts"] if p["status"] == "failed"]
+    assert entry["status"] == "failed" and len(failed) == 1
+    assert [p["status"] for p in entry["parts"]].count("success") == 2
+    assert entry["error"].startswith(f"part {failed[0]['part']}/3: ")
+    assert entry["exit_code"] == failed[0]["exit_code"] == 23
+
+
+def test_fail_fast_skips_the_parts_not_started(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    make_source(source)
+    for top in ("aa", "ab", "ac", "b1", "b2", "cx", "zz"):
+        os.chmod(next((source / top).rglob("*.cif")), 0)  # every part fails
+    mirror = LocalMirror(source, tmp_path / "daemon")
+    mirror.add_module("unreadable", source, uid="nobody", gid="nogroup")
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"t": {"url": mirror.url("unreadable", ""), "dest": "t", "split": 3}},
+    )
+    summary = tmp_path / "s.json"
+    with mirror:
+        result = run_cli(
+            "--config", str(config), "sync", "t", "--fail-fast", "--summary", str(summary)
+        )
+    assert result.code == 1
+    (entry,) = orjson.loads(summary.read_bytes())["results"]
+    assert [p["status"] for p in entry["parts"]].count("failed") == 1
+    assert [p["status"] for p in entry["parts"]].count("skipped") == 2
+    assert entry["status"] == "failed"
+
+
+def test_the_host_cap_keeps_connections_under_the_daemons_limit(served, tmp_path):
+    """A module that takes two connections: split 4 with --max-per-host 2 succeeds; with
+    the cap above the daemon's limit, the refusals show (exit 5, max connections)."""
+    source, _mirror = served
+    mirror = LocalMirror(source, tmp_path / "limited")
+    mirror.add_module(
+        "two",
+        source,
+        delay=0.3,  # every transfer holds its connection for a while
+        **{"max connections": "2", "lock file": str(tmp_path / "two.lock")},
+    )
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"t": {"url": mirror.url("two", ""), "dest": "t", "split": 4}},
+    )
+    with mirror:
+        capped = run_cli(
+            "--config", str(config), "sync", "t", "--parallel", "4", "--max-per-host", "2",
+            "--format", "json",
+        )  # fmt: skip
+        assert capped.code == 0, capped.stderr
+        shutil.rmtree(tmp_path / "pdb")
+        over = run_cli(
+            "--config", str(config), "sync", "t", "--parallel", "4", "--max-per-host", "4",
+            "--format", "json",
+        )  # fmt: skip
+    assert over.code == 1
+    (result,) = [e["result"] for e in over.events if e["type"] == "sync_finished"]
+    assert result["exit_code"] == 5 and "max connections (2) reached" in result["error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--split", "0"), "--split: must be 'auto' or 1..100, got 0"),
+        (("--split", "many"), "--split: expected a number of parts or 'auto', got 'many'"),
+        (("--max-per-host", "0"), "--max-per-host: must be between 1 and 100, got 0"),
+    ],
+)
+def test_bad_split_flags_are_one_line_and_exit_2(four_targets, args, needle):
+    result = run_cli("--config", str(four_targets), "sync", "mmcif", *args)
+    assert result.code == 2
+    assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_split_key_names_it(tmp_path):
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"t": {"url": "rsync://127.0.0.1/m/", "dest": "t", "split": 0}},
+    )
+    result = run_cli("--config", str(config), "sync", "t")
+    assert result.code == 2
+    assert 'sync.custom.t.split: must be "auto" or a whole number' in result.stderr
+
+
+# -- the pure parts -----------------------------------------------------------------------
+
+
+def test_parts_are_balanced_by_bytes():
+    rng = random.Random(3)
+    sizes = {f"{a}{b}": rng.randint(1_000, 3_000_000) for a in "0123456789" for b in "abcdefgh"}
+    groups = split.balance(sizes, 4)
+    loads = [sum(sizes[name] for name in group) for group in groups]
+    ideal = sum(sizes.values()) / 4
+    assert max(abs(load - ideal) / ideal for load in loads) < 0.01
+    assert sorted(name for group in groups for name in group) == sorted(sizes)
+
+
+def test_patterns_match_exactly_the_names(tmp_path):
+    """Checked by rsync itself: a local copy with a part's filters copies exactly its
+    names, wildcard characters in names included."""
+    names = ["ab", "ac", "ad", "x*y", "q[1]", "a", "back\\slash"]
+    for name in [*names, "ae", "xzy", "q1", "b"]:
+        (tmp_path / "src" / name).mkdir(parents=True)
+        (tmp_path / "src" / name / "f").write_text(name)
+    groups = [names, ["ae", "xzy", "q1", "b"]]
+    for index, expected in enumerate(groups):
+        dest = tmp_path / f"d{index}"
+        subprocess.run(
+            ["rsync", "-a", *split.part_filters(groups, index), f"{tmp_path / 'src'}/", str(dest)],
+            check=True,
+        )
+        assert sorted(p.name for p in dest.iterdir()) == sorted(expected)
+
+
+def test_parse_listing_sums_bytes_per_top_level_directory():
+    lines = [
+        "drwxr-xr-x          4,096 2025/01/01 00:00:00 .",
+        "-rw-r--r--             10 2025/01/01 00:00:00 README",
+        "lrwxrwxrwx              2 2025/01/01 00:00:00 latest -> ab",
+        "drwxr-xr-x          4,096 2025/01/01 00:00:00 ab",
+        "-rw-r--r--          1,500 2025/01/01 00:00:00 ab/x y.cif",
+        "drwxr-xr-x          4,096 2025/01/01 00:00:00 ab/deep",
+        "-rw-r--r--            500 2025/01/01 00:00:00 ab/deep/z",
+        "drwxr-xr-x          4,096 2025/01/01 00:00:00 empty",
+        "drwxr-xr-x          4,096 2025/01/01 00:00:00 bad\\#012name",
+        "-rw-r--r--              7 2025/01/01 00:00:00 bad\\#012name/f",
+    ]
+    listing = split.parse_listing(lines)
+    assert listing.dirs == {"ab": 2000, "empty": 0}
+    assert listing.other_bytes == 10 + 2 + 7  # files, links, a name no rule can carry
+
+
+def _part(part: int, status: str, **fields) -> tuple[Job, SyncResult]:
+    job = Job(name="t", url="rsync://h/m/", dest=Path("/d"), argv=("rsync",), part=part, parts=3)
+    result = SyncResult(name="t", url=job.url, dest="/d", status=status, attempts=1, **fields)
+    return job, result
+
+
+def test_merge_takes_the_worst_status_and_names_its_part():
+    pairs = [
+        _part(1, "success", exit_code=0),
+        _part(2, "cancelled", exit_code=20, error="cancelled by SIGTERM"),
+        _part(3, "failed", exit_code=23, error="rsync: send_files failed"),
+    ]
+    merged = split.merge_results([j for j, _ in pairs], [r for _, r in pairs])
+    assert (merged.status, merged.exit_code) == ("failed", 23)
+    assert merged.error == "part 3/3: rsync: send_files failed"
+    pairs = [_part(1, "success", exit_code=0), _part(2, "cancelled", exit_code=20, error="x")]
+    merged = split.merge_results([j for j, _ in pairs], [r for _, r in pairs])
+    assert merged.status == "cancelled" and merged.error == "part 2/3: x"
