@@ -66,6 +66,10 @@ class Config:
     warnings: tuple[str, ...] = ()
     #: after an ``auto`` choice: the reachable mirrors, best first (the fallbacks' order)
     mirror_order: tuple[str, ...] = ()
+    #: the option layers the config check built (see options.CheckedLayers)
+    checked: options.CheckedLayers = field(
+        default_factory=options.CheckedLayers, compare=False, repr=False
+    )
 
     @property
     def sync_table(self) -> Mapping[str, Any]:
@@ -167,7 +171,8 @@ def load_config(path: Path, mirror: str | None = None) -> Config:
     out and named in ``Config.warnings``.
     """
     data, ignored, found = compat.normalise(read_toml(path))
-    found += config_problems(data, base_dir=path.absolute().parent)
+    checked = options.CheckedLayers()
+    found += config_problems(data, base_dir=path.absolute().parent, checked=checked)
     if not found and mirror is not None:
         problem = mirror_name_problem(mirror, mirrors.registry(data.get("mirrors")))
         if problem:
@@ -175,7 +180,7 @@ def load_config(path: Path, mirror: str | None = None) -> Config:
     if found:
         raise ConfigError(f"{path}: {found[0]}", [f"{path}: {p}" for p in found])
     warnings = (f"{path}: {compat.warning(ignored)}",) if ignored else ()
-    return build_config(path, data, mirror, warnings)
+    return replace(build_config(path, data, mirror, warnings), checked=checked)
 
 
 def mirror_name_problem(name: str, registry: Mapping[str, mirrors.Mirror]) -> str | None:
@@ -269,8 +274,15 @@ def with_mirror_choice(config: Config, order: tuple[str, ...], reason: str) -> C
     return replace(config, targets=targets, mirror_order=tuple(order))
 
 
-def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> list[str]:
+def config_problems(
+    data: Mapping[str, Any],
+    base_dir: Path | None = None,
+    checked: options.CheckedLayers | None = None,
+) -> list[str]:
     """Every problem in the parsed config, each naming its key path.
+
+    ``checked``, if given, keeps the option layers built here, so that a target's options
+    are not checked a second time when they are resolved (:func:`target_options`).
 
     Option values are checked one layer at a time here (sizes, timeouts, patterns,
     ``*_from`` files relative to ``base_dir``); combinations across layers are checked
@@ -287,10 +299,12 @@ def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> li
     if not structural:
         defaults = sync.get("defaults", {})
         bad_defaults: list[options.Problem] = []
-        options.make_layer(
+        defaults_layer = options.make_layer(
             options.LAYER_DEFAULTS, defaults, "sync.defaults.", base_dir, bad_defaults
         )
         found += [str(problem) for problem in bad_defaults]
+        if checked is not None:
+            checked.defaults = defaults_layer
     registry, mirror_problems = _registry_problems(data)
     found += mirror_problems
     doctor = data.get("doctor")
@@ -320,8 +334,10 @@ def config_problems(data: Mapping[str, Any], base_dir: Path | None = None) -> li
         if structural:
             continue
         # Target layers only: [sync.defaults] was checked once above.
-        _layers, problems = options.target_layers(name, entry, {}, base_dir)
+        layers, problems = options.target_layers(name, entry, {}, base_dir)
         found += [str(problem) for problem in problems]
+        if checked is not None and not problems:
+            checked.targets[name] = layers
     return found + dest_overlaps(dests)
 
 
@@ -434,7 +450,12 @@ def target_options(
     """The resolved rsync options of target ``name`` (command line first, if given)."""
     target = config.targets[name]
     return options.resolve(
-        name, target.settings, config.defaults, config.path.absolute().parent, cli
+        name,
+        target.settings,
+        config.defaults,
+        config.path.absolute().parent,
+        cli,
+        checked=config.checked.layers_of(name),
     )
 
 

@@ -461,15 +461,39 @@ def _rank(options: RsyncOptions, key: str) -> int:
     return LAYERS.index(options.source(key).split(" ", 1)[0])
 
 
+@dataclass
+class CheckedLayers:
+    """The option layers the config check built, kept so that resolving a target's
+    options later does not check (and parse) the same values a second time."""
+
+    defaults: Layer | None = None
+    #: target name -> its layers, highest first, with an empty defaults layer in place
+    targets: dict[str, list[Layer]] = field(default_factory=dict)
+
+    def layers_of(self, name: str) -> list[Layer] | None:
+        if self.defaults is None or name not in self.targets:
+            return None
+        cached = self.targets[name]
+        return [self.defaults if layer.name == LAYER_DEFAULTS else layer for layer in cached]
+
+
 def resolve(
     target_name: str,
     settings: Mapping[str, Any],
     defaults: Mapping[str, Any],
     base_dir: Path | None,
     cli: Layer | None = None,
+    checked: list[Layer] | None = None,
 ) -> RsyncOptions:
-    """The merged options of one target; ConfigError (every problem kept) if any is bad."""
-    layers, problems = target_layers(target_name, settings, defaults, base_dir)
+    """The merged options of one target; ConfigError (every problem kept) if any is bad.
+
+    ``checked``: the target's layers as the config check built them (no problems), used
+    instead of checking the config's values again.
+    """
+    if checked is not None:
+        layers, problems = list(checked), []
+    else:
+        layers, problems = target_layers(target_name, settings, defaults, base_dir)
     if cli is not None:
         layers.insert(0, cli)
     options = merge(layers)

@@ -516,3 +516,29 @@ def test_the_config_schema_lists_exactly_the_option_table():
     for key in legacy:
         spec = SPECS[key.removeprefix("rsync_")]
         assert _types(target[key]) == _SCHEMA_TYPES[spec.kind], key
+
+
+def test_a_targets_config_values_are_checked_once(tmp_path, monkeypatch):
+    """load_config checks every option value; resolving a target's options afterwards
+    reuses those checked layers instead of checking (and parsing) them again."""
+    import pdbsync.options as options_module
+    from pdbsync.config import load_config, target_options
+
+    config_path = tmp_path / "c.toml"
+    config_path.write_text(
+        '[sync.defaults]\ntimeout = 60\n[sync.custom.a]\nurl = "h::m/a/"\ndest = "a"\n'
+        'preset = "safe"\n[sync.custom.a.options]\nmax_size = "5G"\n'
+    )
+    config = load_config(config_path)
+    calls = []
+    original = options_module.check_value
+
+    def counting(key, value, base_dir):
+        calls.append(key)
+        return original(key, value, base_dir)
+
+    monkeypatch.setattr(options_module, "check_value", counting)
+    resolved = target_options(config, "a")
+    assert calls == []
+    assert (resolved.timeout, resolved.max_size, resolved.checksum) == (60, 5 * 1024**3, True)
+    assert resolved.source("timeout") == "defaults" and resolved.source("checksum") == "preset safe"
