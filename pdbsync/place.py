@@ -9,10 +9,11 @@ unknown or not applicable (a run outside Slurm has ``slurm: null``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pdbsync.shards import Shard
-from pdbsync.slurm import SlurmJob
+if TYPE_CHECKING:
+    from pdbsync.shards import Shard
+    from pdbsync.slurm import SlurmJob
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pdbsync import mirror_choice, mirrors, rsync
+from pdbsync import mirrors, rsync
 from pdbsync.config import Config, with_mirror_choice
 from pdbsync.errors import EnvironmentProblem
 from pdbsync.events import make_event
+
+if TYPE_CHECKING:  # probing mirrors (threads, sockets) is imported only for mirror = auto
+    from pdbsync import mirror_choice
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ def resolve_auto(
     if not uses_auto(config, names):
         return config, None
     selection = config.mirror_selection
+    from pdbsync import mirror_choice
+
     choice = mirror_choice.choose(
         config.mirrors,
         environ,
