@@ -56,7 +56,9 @@ from pdbsync.locks import DestLock, lock_path
 LISTING_FILE = "listings.json"
 #: How long a listing's sizes are trusted for balancing (seconds).
 LISTING_MAX_AGE_S = 7 * 86400
-#: ``split = "auto"`` aims at parts of 1/AUTO_GRAIN of a slot's fair share of the bytes.
+#: ``split = "auto"`` makes no cut that leaves a piece under this share of a stream's bytes.
+MIN_PIECE = 0.05
+#: ``split = "auto"``'s fine-grained way: parts of 1/AUTO_GRAIN of a slot's fair share.
 AUTO_GRAIN = 4
 #: The most parts a target is split into (as --parallel's bound).
 MAX_PARTS = 100
@@ -250,56 +252,167 @@ def keep_listings(directory: Path, fresh: Mapping[str, tuple[Job, Listing]]) -> 
 # -- dividing -----------------------------------------------------------------------------
 
 
-def part_count(
-    split: int | str, parallel: int, size: int, total: int, directories: int
-) -> tuple[int, str]:
-    """How many parts, and why in words.
-
-    ``"auto"``: a target that is (nearly) the whole run gets ``parallel`` parts, which
-    fill every slot evenly. Beside other targets, enough parts that none is bigger than a
-    quarter of one slot's fair share of the run's bytes (``total / parallel / 4``): then
-    longest-first packs the slots like sand and the run ends near ``total / parallel``
-    (with half-share parts the last round leaves slots idle: measured 1.25x of ideal
-    for five targets, against 1.1x). 1 with ``--parallel 1``. Never more parts than
-    directories.
-    """
-    if split == "auto":
-        share = min(1.0, size / total) if total > 0 else 1.0
-        if parallel < 2:
-            wanted = 1
-        elif share > 0.95:
-            wanted = parallel
-        else:
-            wanted = min(AUTO_GRAIN * parallel, max(1, math.ceil(AUTO_GRAIN * parallel * share)))
-        why = f"auto: {share:.0%} of the bytes, --parallel {parallel}"
-    else:
-        wanted, why = int(split), f"split = {split}"
+def part_count(split: int | str, directories: int) -> tuple[int, str]:
+    """How many parts a target with ``split = N`` gets, and why in words: N, but never
+    more parts than top-level directories. (``"auto"`` is decided for all the run's
+    targets together: :func:`auto_loads`.)"""
+    wanted, why = int(split), f"split = {split}"
     if wanted > directories:
         return directories, f"{why}; only {directories} top-level directories"
     return wanted, why
 
 
-def balance(sizes: Mapping[str, int], parts: int, other_bytes: int = 0) -> list[list[str]]:
-    """``parts`` groups of names with byte sums as even as possible (largest first, each
-    to the lightest group), largest group first. The group that took ``other_bytes``
-    (the top-level files, as one item) comes last: it is the catch-all."""
-    loads = [0] * parts
-    groups: list[list[str]] = [[] for _ in range(parts)]
+def auto_loads(
+    weights: Mapping[str, float], splittable: Mapping[str, int], streams: int
+) -> dict[str, list[float]]:
+    """The byte loads of the parts of each ``split = "auto"`` target, decided for all
+    the run's jobs together.
+
+    Each of ``streams`` rsync slots should carry ``total / streams`` bytes, in as few
+    rsyncs as can be: every connection costs ~0.1 s even on loopback (measured: parts
+    of a quarter of a slot's share, 23 rsyncs for five targets, ended 1.22x of ideal;
+    cut only where a slot needs it, 7 rsyncs, 1.10x). Three ways to cut are tried, and
+    each is scored by what the scheduler will do with its jobs (longest first, each to
+    the slot free first, :func:`dispatched_end`): the fewest jobs among those that end
+    within 1 % of the best wins. Over 2,000 random runs of 1-9 targets on 2-8 slots,
+    half of them with targets that cannot be split, the choice ends at most 1.15x (99 %
+    within 1.08x) of the lower bound, with 2.9 more rsyncs than targets on average.
+
+    ``weights``: every job of the run (bytes); ``splittable``: the ``"auto"`` targets
+    -> their top-level directory count, the most parts each can have. With one stream
+    nothing is split.
+    """
+    if streams < 2 or sum(weights.values()) <= 0:
+        return {name: [weights[name]] for name in splittable}
+    scored = []
+    for way in (_fill_as_dispatched, _best_fit, _even_grain):
+        loads = way(weights, splittable, streams)
+        for name, pieces in loads.items():
+            most = max(1, splittable[name])
+            if len(pieces) > most:  # too few directories to cut where wanted: even parts
+                loads[name] = [weights[name] / most] * most
+        jobs = [w for n, w in weights.items() if n not in loads]
+        jobs += [piece for pieces in loads.values() for piece in pieces]
+        scored.append((dispatched_end(jobs, streams), len(jobs), loads))
+    best = min(end for end, _count, _loads in scored)
+    return min((s for s in scored if s[0] <= best * 1.01), key=lambda s: s[1])[2]
+
+
+def dispatched_end(sizes: Iterable[float], streams: int) -> float:
+    """When the last of these jobs ends (in bytes at one stream's rate) if they start
+    longest first, each on the slot that is free first: the scheduler's rule."""
+    slots = [0.0] * streams
+    for size in sorted(sizes, reverse=True):
+        slots[slots.index(min(slots))] += size
+    return max(slots)
+
+
+def _line(weights: Mapping[str, float]) -> list[tuple[float, str]]:
+    return sorted(((w, n) for n, w in weights.items()), key=lambda item: (-item[0], item[1]))
+
+
+def _back_in_line(line: list[tuple[float, str]], item: tuple[float, str]) -> None:
+    line.insert(next((k for k, other in enumerate(line) if other[0] < item[0]), len(line)), item)
+
+
+def _fill_as_dispatched(
+    weights: Mapping[str, float], splittable: Mapping[str, int], streams: int
+) -> dict[str, list[float]]:
+    """Longest first, each job to the slot free first (as the scheduler will); a
+    splittable job that would run past the slot's fair share is cut there, and its
+    rest goes back in line."""
+    segment = sum(weights.values()) / streams
+    slack = MIN_PIECE * segment
+    slots = [0.0] * streams
+    pieces: dict[str, list[float]] = {name: [] for name in splittable}
+    line = _line(weights)
+    while line:
+        size, name = line.pop(0)
+        slot = slots.index(min(slots))
+        room = segment - slots[slot]
+        if name in splittable and size > room + slack and room > slack:
+            slots[slot] = segment
+            pieces[name].append(room)
+            _back_in_line(line, (size - room, name))
+            continue
+        slots[slot] += size
+        if name in pieces:
+            pieces[name].append(size)
+    return pieces
+
+
+def _best_fit(
+    weights: Mapping[str, float], splittable: Mapping[str, int], streams: int
+) -> dict[str, list[float]]:
+    """Largest job first, each whole to the slot it fills best (best-fit decreasing); a
+    splittable job that fits no slot is cut to fill the emptiest one, and its rest goes
+    back in line. A job within :data:`MIN_PIECE` of a slot's room counts as fitting."""
+    segment = sum(weights.values()) / streams
+    slack = MIN_PIECE * segment
+    room = [segment] * streams
+    pieces: dict[str, list[float]] = {name: [] for name in splittable}
+    line = _line(weights)
+    while line:
+        size, name = line.pop(0)
+        fitting = [i for i in range(streams) if size <= room[i] + slack]
+        emptiest = max(range(streams), key=lambda i: (room[i], -i))
+        if fitting or name not in splittable or room[emptiest] <= slack:
+            slot = min(fitting, key=lambda i: (room[i], i)) if fitting else emptiest
+            room[slot] -= size
+            if name in pieces:
+                pieces[name].append(size)
+            continue
+        cut = room[emptiest]
+        room[emptiest] = 0.0
+        pieces[name].append(cut)
+        _back_in_line(line, (size - cut, name))
+    return pieces
+
+
+def _even_grain(
+    weights: Mapping[str, float], splittable: Mapping[str, int], streams: int
+) -> dict[str, list[float]]:
+    """Even parts of at most a quarter of a slot's fair share: many rsyncs, but sand
+    fills any gap the big jobs that cannot be split leave."""
+    total = sum(weights.values())
+    loads = {}
+    for name in splittable:
+        count = max(1, math.ceil(AUTO_GRAIN * streams * weights[name] / total))
+        loads[name] = [weights[name] / count] * count
+    return loads
+
+
+def balance(
+    sizes: Mapping[str, int],
+    parts: int | Sequence[float],
+    other_bytes: int = 0,
+) -> list[list[str]]:
+    """Groups of names whose byte sums come as close as they can to the wanted loads
+    (``parts``: their count, for even loads, or the loads themselves), largest group
+    first. Largest item first, each to the group furthest below its wanted load (for
+    even loads: the lightest). The group that took ``other_bytes`` (the top-level
+    files, as one item) comes last: it is the catch-all."""
+    wanted = [1.0] * parts if isinstance(parts, int) else [float(x) for x in parts]
+    count = len(wanted)
+    scale = (sum(sizes.values()) + other_bytes) / (sum(wanted) or 1.0)
+    wanted = [w * scale for w in wanted]
+    loads = [0] * count
+    groups: list[list[str]] = [[] for _ in range(count)]
     catch_all = None
     items = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
     if other_bytes:
         items.append(("", other_bytes))
         items.sort(key=lambda item: -item[1])
     for name, size in items:
-        lightest = min(range(parts), key=lambda i: (loads[i], i))
-        loads[lightest] += size
+        emptiest = min(range(count), key=lambda i: (loads[i] - wanted[i], i))
+        loads[emptiest] += size
         if name == "" and other_bytes:
-            catch_all = lightest
+            catch_all = emptiest
         else:
-            groups[lightest].append(name)
+            groups[emptiest].append(name)
     if catch_all is None:
-        catch_all = min(range(parts), key=lambda i: (loads[i], -i))
-    order = sorted((i for i in range(parts) if i != catch_all), key=lambda i: (-loads[i], i))
+        catch_all = min(range(count), key=lambda i: (loads[i], -i))
+    order = sorted((i for i in range(count) if i != catch_all), key=lambda i: (-loads[i], i))
     return [sorted(groups[i]) for i in order] + [sorted(groups[catch_all])]
 
 
@@ -421,10 +534,16 @@ def expand(
         if fresh:
             keep_listings(directory, fresh)
     weights = expected_weights(jobs, listings, directory)
-    total = sum(w for w in weights.values() if w is not None)
     known = [w for w in weights.values() if w is not None]
-    if known:
-        total += (len(weights) - len(known)) * (sum(known) / len(known))
+    average = sum(known) / len(known) if known else 0.0
+    hosts = {host_of(job.url) for job in jobs}
+    streams = min(parallel, max_per_host * len(hosts))
+    auto = auto_loads(
+        {name: (w if w is not None else average) for name, w in weights.items()},
+        {n: len(listings[n].dirs) for n in listings if wanted[n] == "auto"},
+        streams,
+    )
+    total = sum(w if w is not None else average for w in weights.values())
     expanded: list[Job] = []
     held: list[DestLock] = []
     for job in jobs:
@@ -433,10 +552,16 @@ def expand(
         if listing is None:
             expanded.append(weighed)
             continue
-        count, why = part_count(
-            wanted[job.name], parallel, listing.total, int(total), len(listing.dirs)
-        )
-        count = min(count, MAX_PARTS)
+        if job.name in auto:
+            loads_wanted: int | list[float] = auto[job.name]
+            count = len(auto[job.name])
+            share = listing.total / total if total > 0 else 1.0
+            why = f"auto: {share:.0%} of the bytes over {streams} streams"
+        else:
+            count, why = part_count(wanted[job.name], len(listing.dirs))
+            loads_wanted = count
+        if count > MAX_PARTS:
+            count, loads_wanted = MAX_PARTS, MAX_PARTS
         if count < 2:
             log.info("{}: not split ({})", job.name, why)
             expanded.append(weighed)
@@ -448,7 +573,7 @@ def expand(
                 expanded.append(weighed)
                 continue
             held.append(lock)
-        groups = balance(listing.dirs, count, listing.other_bytes)
+        groups = balance(listing.dirs, loads_wanted, listing.other_bytes)
         loads = [sum(listing.dirs[n] for n in group) for group in groups]
         loads[-1] += listing.other_bytes
         log.info(

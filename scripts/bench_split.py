@@ -88,9 +88,11 @@ def config_text(pdb_dir: Path, targets: dict[str, str], split: str | None) -> st
     return "\n".join(lines)
 
 
-def pdb_sync_exe() -> str:
-    candidate = Path(sys.executable).with_name("pdb-sync")
-    return str(candidate) if candidate.exists() else shutil.which("pdb-sync") or "pdb-sync"
+def python_tool(name: str) -> str:
+    """A console script of this Python (pdb-sync, mprsync) by its real path: a wrapper
+    on PATH (a pyenv shim costs ~65 ms a start, measured) would tax one side only."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else shutil.which(name) or name
 
 
 def groups_parallel(urls: list[str], dest: Path, jobs: int, scratch: Path) -> list[str]:
@@ -125,7 +127,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
-    for tool in ("rsync", "parallel", "mprsync"):
+    for tool in ("rsync", "parallel", python_tool("mprsync")):
         if shutil.which(tool) is None:
             sys.exit(f"bench: {tool} missing (apt-get install rsync parallel; pip install mprsync)")
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
@@ -145,7 +147,8 @@ def main() -> None:
     mirror.add_module("big_chroot", big, **{"use chroot": "yes"})
     mirror.add_module("five", five)
     env = dict(os.environ, PDB_SYNC_STATE_DIR=str(work / "state"))
-    exe = pdb_sync_exe()
+    exe = python_tool("pdb-sync")
+    mprsync = python_tool("mprsync")
     with mirror:
         url = mirror.url("ftp_data", "")
         dest = work / "dest"
@@ -183,7 +186,7 @@ def main() -> None:
             ),
             "mprsync -j 4 (chroot module)": lambda d: check(
                 [
-                    "mprsync",
+                    mprsync,
                     "-j",
                     "4",
                     "--silent",

@@ -413,3 +413,103 @@ def test_merge_takes_the_worst_status_and_names_its_part():
     pairs = [_part(1, "success", exit_code=0), _part(2, "cancelled", exit_code=20, error="x")]
     merged = split.merge_results([j for j, _ in pairs], [r for _, r in pairs])
     assert merged.status == "cancelled" and merged.error == "part 2/3: x"
+
+
+# -- split = "auto": one packing of all the run's jobs -----------------------------------
+
+
+def _streams(loads: dict[str, list[float]], weights: dict[str, float], k: int) -> list[float]:
+    """What the scheduler's longest-first order puts on each of ``k`` slots: every job
+    (a part, or a whole job that was not split) to the slot free first."""
+    jobs = [w for name, w in weights.items() if name not in loads]
+    jobs += [piece for pieces in loads.values() for piece in pieces]
+    slots = [0.0] * k
+    for size in sorted(jobs, reverse=True):
+        slots[slots.index(min(slots))] += size
+    return slots
+
+
+def test_auto_fills_every_stream_evenly_with_few_rsyncs():
+    """200 random runs, every target splittable: each ends within 10 % of the fair
+    share, and most need no more rsyncs than McNaughton's wrap-around (targets +
+    streams - 1); the fine-grained way is taken only where it ends sooner."""
+    within_bound = 0
+    for seed in range(200):
+        rng = random.Random(seed)
+        k = rng.randint(2, 8)
+        weights = {f"t{i}": float(rng.randint(1, 1000)) for i in range(rng.randint(1, 9))}
+        loads = split.auto_loads(weights, {name: 1000 for name in weights}, k)
+        for name, pieces in loads.items():
+            assert sum(pieces) == pytest.approx(weights[name]), f"{name}: bytes lost"
+        fair = sum(weights.values()) / k
+        slots = _streams(loads, weights, k)
+        assert max(slots) <= fair * 1.10, (seed, slots, fair)
+        parts = sum(len(pieces) for pieces in loads.values())
+        within_bound += parts <= len(weights) + k - 1
+    assert within_bound >= 180, f"only {within_bound}/200 runs kept to few rsyncs"
+
+
+def test_auto_on_the_benchmark_shape_cuts_only_the_biggest():
+    """50/20/15/10/5 % over 5 streams: the biggest target in parts that fill two streams
+    and share a third; the rest whole; every stream a fifth of the bytes."""
+    weights = {"mmcif": 50.0, "pdb": 20.0, "assemblies": 15.0, "sifts": 10.0, "emdb": 5.0}
+    loads = split.auto_loads(weights, {name: 200 for name in weights}, 5)
+    assert sorted(loads["mmcif"]) == [10.0, 20.0, 20.0]
+    assert all(len(loads[name]) == 1 for name in ("pdb", "assemblies", "sifts", "emdb"))
+    assert max(_streams(loads, weights, 5)) == pytest.approx(20.0)
+
+
+def test_auto_never_splits_with_one_stream_nor_beyond_the_directories():
+    weights = {"big": 90.0, "small": 10.0}
+    assert split.auto_loads(weights, {"big": 50}, 1) == {"big": [90.0]}
+    assert split.auto_loads(weights, {"big": 2}, 8) == {"big": [45.0, 45.0]}
+    # a job that may not be split lies whole; the splittable one fills around it
+    loads = split.auto_loads({"fixed": 60.0, "big": 40.0}, {"big": 50}, 2)
+    assert loads == {"big": [40.0]}
+    loads = split.auto_loads({"fixed": 30.0, "big": 70.0}, {"big": 50}, 2)
+    assert sorted(loads["big"]) == [20.0, 50.0]
+
+
+def test_parts_follow_wanted_uneven_loads():
+    rng = random.Random(5)
+    sizes = {f"{a}{b}": rng.randint(1_000, 300_000) for a in "0123456789" for b in "abcdefgh"}
+    total = sum(sizes.values())
+    groups = split.balance(sizes, [0.4, 0.4, 0.2])
+    loads = sorted(sum(sizes[name] for name in group) for group in groups)
+    for load, share in zip(loads, [0.2, 0.4, 0.4], strict=True):
+        assert abs(load / total - share) < 0.01, (load / total, share)
+
+
+def test_auto_splits_the_big_target_and_leaves_the_small_whole(tmp_path):
+    """End to end against a daemon: a target of ~90 % of the bytes beside a small one,
+    --parallel 3: the big one runs as parts, the small one as one rsync, and both trees
+    equal their sources."""
+    rng = random.Random(11)
+    big, small = tmp_path / "src" / "big", tmp_path / "src" / "small"
+    for index in range(30):
+        (big / f"{index:02d}").mkdir(parents=True)
+        (big / f"{index:02d}" / "f.cif").write_bytes(rng.randbytes(20_000 + 1_000 * index))
+    for index in range(3):
+        (small / f"s{index}").mkdir(parents=True)
+        (small / f"s{index}" / "f.cif").write_bytes(rng.randbytes(15_000))
+    mirror = LocalMirror(tmp_path / "src", tmp_path / "daemon")
+    with mirror:
+        config = write_config(
+            tmp_path / "c.toml",
+            tmp_path / "pdb",
+            {
+                name: {"url": mirror.url("ftp_data", f"{name}/"), "dest": name, "split": "auto"}
+                for name in ("big", "small")
+            },
+        )
+        result = run_cli(
+            "--config", str(config), "-v", "sync", "--all", "--parallel", "3",
+            "--format", "json",
+        )  # fmt: skip
+    assert result.code == 0, result.stderr
+    started = [e for e in result.events if e["type"] == "sync_started"]
+    assert {e.get("parts") for e in started if e["name"] == "big"} == {3}
+    assert [e.get("parts") for e in started if e["name"] == "small"] == [None]
+    assert "auto:" in result.stderr and "over 3 streams" in result.stderr
+    for name, source in (("big", big), ("small", small)):
+        assert tree(tmp_path / "pdb" / name) == tree(source), name
