@@ -1,6 +1,7 @@
 """Benchmark split transfers and longest-first scheduling (issue 11), side by side.
 
-    python scripts/bench_split.py [--mb 40] [--rate 2048] [--repeat 3] [--workdir DIR]
+    python scripts/bench_split.py [--mb 160] [--five-mb 60] [--rate 2048] [--repeat 3]
+                                  [--workdir DIR]
 
 A local rsync daemon on 127.0.0.1 (scripts/local_mirror.py) serves generated trees with a
 per-connection ``--bwlimit`` (``--rate`` KiB/s): what a public mirror gives one stream,
@@ -14,13 +15,19 @@ variants of a comparison are interleaved, repeat after repeat, and medians repor
    GNU ``parallel -j 4`` over 4 groups of
    directories (round-robin by name, as a shell user would split them). Goal: pdb-sync
    at least 3.9x one rsync, and no slower than mprsync.
-2. Five targets of very different sizes (50/20/15/10/5 % of ``1.5 x --mb``), 5 streams:
+2. Five targets of very different sizes (50/20/15/10/5 % of ``--five-mb``), 5 streams:
    GNU ``parallel -j 5`` over the targets vs ``pdb-sync --all --parallel 5`` with
    ``split = "auto"`` (``--max-per-host 5``: the default cap is 4). Goal: within 1.10x of
    total_bytes / (5 x rate).
 
 pdb-sync runs with a state directory whose listing is warm (a first run made it); the
 cold run's listing cost is measured and printed on its own.
+
+Why 160 MB: a speedup against one rsync is bytes over fixed cost. Every tool here pays
+~0.4-0.5 s that no stream carries (its own start, each rsync's connection and file
+list, the slowest part's tail), so at 40 MB (19 s for one rsync) even mprsync reaches
+only 3.7x of 4; the 3.9x goal needs one rsync to take ~80 s. Defaults take ~8.5
+minutes on 2 cores; ``--mb 40`` shows the small-tree figures in ~3.
 """
 
 from __future__ import annotations
@@ -122,7 +129,8 @@ def median_table(title: str, times: dict[str, list[float]], base: str, ideal: fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mb", type=float, default=40, help="MB of the big tree")
+    parser.add_argument("--mb", type=float, default=160, help="MB of the big tree")
+    parser.add_argument("--five-mb", type=float, default=60, help="MB of the five targets")
     parser.add_argument("--rate", type=int, default=2048, help="KiB/s per connection")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
@@ -137,7 +145,7 @@ def main() -> None:
     big = work / "big"
     make_tree(big, int(args.mb * 1e6), seed=1)
     five = work / "five"
-    total_five = int(args.mb * 1.5e6)
+    total_five = int(args.five_mb * 1e6)
     for index, (name, share) in enumerate(SHARES.items()):
         make_tree(five / name, int(total_five * share), seed=10 + index, dirs=60 + 40 * index)
     big_bytes = sum(p.stat().st_size for p in big.rglob("*") if p.is_file())
