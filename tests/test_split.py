@@ -290,15 +290,14 @@ def test_fail_fast_skips_the_parts_not_started(tmp_path):
     assert entry["status"] == "failed"
 
 
-def test_the_host_cap_keeps_connections_under_the_daemons_limit(served, tmp_path):
-    """A module that takes two connections: split 4 with --max-per-host 2 succeeds; with
-    the cap above the daemon's limit, the refusals show (exit 5, max connections)."""
-    source, _mirror = served
+def _two_connections(source: Path, tmp_path: Path) -> tuple[LocalMirror, Path]:
+    """A daemon module that takes two connections at once (each transfer holds its
+    connection 0.3 s), and a config with one target over it, ``split = 4``."""
     mirror = LocalMirror(source, tmp_path / "limited")
     mirror.add_module(
         "two",
         source,
-        delay=0.3,  # every transfer holds its connection for a while
+        delay=0.3,
         **{"max connections": "2", "lock file": str(tmp_path / "two.lock")},
     )
     config = write_config(
@@ -306,6 +305,14 @@ def test_the_host_cap_keeps_connections_under_the_daemons_limit(served, tmp_path
         tmp_path / "pdb",
         {"t": {"url": mirror.url("two", ""), "dest": "t", "split": 4}},
     )
+    return mirror, config
+
+
+def test_the_host_cap_keeps_connections_under_the_daemons_limit(served, tmp_path):
+    """A module that takes two connections: split 4 with --max-per-host 2 succeeds; with
+    the cap above the daemon's limit, the refusals show (exit 5, max connections)."""
+    source, _mirror = served
+    mirror, config = _two_connections(source, tmp_path)
     with mirror:
         capped = run_cli(
             "--config", str(config), "sync", "t", "--parallel", "4", "--max-per-host", "2",
@@ -513,3 +520,65 @@ def test_auto_splits_the_big_target_and_leaves_the_small_whole(tmp_path):
     assert "auto:" in result.stderr and "over 3 streams" in result.stderr
     for name, source in (("big", big), ("small", small)):
         assert tree(tmp_path / "pdb" / name) == tree(source), name
+
+
+def test_a_refused_part_is_retried_alone_and_the_target_succeeds(served, tmp_path):
+    """A daemon that takes two connections, four parts let through at once: the parts it
+    refuses (exit 5, max connections) are retried on their own, and the target ends
+    with the whole tree."""
+    source, _mirror = served
+    mirror, config = _two_connections(source, tmp_path)
+    summary = tmp_path / "s.json"
+    with mirror:
+        result = run_cli(
+            "--config", str(config), "sync", "t", "--parallel", "4", "--max-per-host", "4",
+            "--retry", "20", "--retry-delay", "0.2", "--summary", str(summary),
+        )  # fmt: skip
+    assert result.code == 0, result.stderr
+    (entry,) = orjson.loads(summary.read_bytes())["results"]
+    attempts = sorted(part["attempts"] for part in entry["parts"])
+    assert attempts[0] == 1 and attempts[-1] > 1, attempts
+    assert entry["status"] == "success"
+    assert tree(tmp_path / "pdb" / "t") == tree(source)
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_to_the_whole_group_cancels_every_part(throttled_mirror, tmp_path):
+    """Slurm's way: SIGTERM to every process at once while a split target's parts run.
+    One result for the target, cancelled, each running part cancelled by SIGTERM, exit
+    143, and no process of ours left in the whole process table. In a loop: races show
+    one time in five."""
+    import signal
+
+    from conftest import LiveRun, wait_until_none_mention
+
+    for round_number in range(3):
+        work = tmp_path / f"round{round_number}"
+        work.mkdir()
+        config = write_config(
+            work / "c.toml",
+            work / "pdb",
+            {"big": {"url": throttled_mirror.url("ftp_data", ""), "dest": "big", "split": 3}},
+        )
+        summary = work / "s.json"
+        run = LiveRun(
+            "--config", str(config), "sync", "big", "--parallel", "3", "--format", "json",
+            "--summary", str(summary), new_session=True,
+        )  # fmt: skip
+        run.wait_for(lambda e: e["type"] == "progress" and e.get("parts") == 3)
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        code, events, stderr = run.finish(timeout=30)
+        assert code == 143, stderr
+        assert "Traceback" not in stderr
+        survivors = wait_until_none_mention(str(work))
+        assert not survivors, f"round {round_number}: outlived the run: {survivors}"
+        assert_valid_events(events)
+        finished = [e for e in events if e["type"] == "sync_finished"]
+        assert len(finished) == 1, "one sync_finished for the target, after its parts"
+        (entry,) = orjson.loads(summary.read_bytes())["results"]
+        assert entry["status"] == "cancelled" and "SIGTERM" in entry["error"]
+        assert len(entry["parts"]) == 3
+        for part in entry["parts"]:
+            assert part["status"] in ("cancelled", "success"), part
+            if part["status"] == "cancelled":
+                assert "SIGTERM" in part["error"], part
