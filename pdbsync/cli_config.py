@@ -140,11 +140,12 @@ def _cmd_config_init(args: argparse.Namespace, env: Environment) -> int:
 def _cmd_config_validate(args: argparse.Namespace, env: Environment) -> int:
     import orjson
 
-    from pdbsync.config import load_config, validate_file
+    from pdbsync.config import check_file
 
     path = _config_path(args, env)
-    problems = validate_file(path, env.environ)
-    warnings = [] if problems else list(load_config(path).warnings)  # Rust-only keys
+    result = check_file(path, env.environ)
+    problems = result.problems
+    warnings = list(result.config.warnings) if result.config else []  # Rust-only keys
     if args.json:
         result = {
             "config": str(path),

@@ -15,6 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,12 @@ class Config:
     checked: options.CheckedLayers = field(
         default_factory=options.CheckedLayers, compare=False, repr=False
     )
+
+    @cached_property
+    def base_dir(self) -> Path:
+        """Where relative option paths (``exclude_from``...) are read from: the config's
+        own directory. Once per config, not once per target (20,000 cwd lookups)."""
+        return self.path.absolute().parent
 
     @property
     def sync_table(self) -> Mapping[str, Any]:
@@ -410,29 +417,41 @@ def _source_problems(
     return found
 
 
-def validate_file(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Every problem of the config at ``path`` (``config validate``), each one line.
+@dataclass(frozen=True)
+class FileCheck:
+    """What :func:`check_file` found: every problem, one line each, and the loaded
+    config when there is none (so a caller need not read and check the file again)."""
+
+    problems: list[str]
+    config: Config | None
+
+
+def check_file(path: Path, environ: Mapping[str, str] | None = None) -> FileCheck:
+    """Every problem of the config at ``path`` (``config validate``, ``env doctor``).
 
     Beyond :func:`load_config`, this resolves every target's options without command-line
     flags, so conflicting combinations (``partial_dir`` without ``partial``...) show too.
     When the mirror root is known (``[paths] pdb_dir``, else ``PDB_SYNC_DIR`` in
     ``environ``), dests and absolute backup/partial dirs are also judged by where they
-    resolve on this machine, as ``sync`` will judge them.
+    resolve on this machine, as ``sync`` will judge them. The file is read and each
+    option layer checked once (20,000 targets: twice took 4.1 s).
     """
     try:
-        data, _ignored, found = compat.normalise(read_toml(path))
+        data, ignored, found = compat.normalise(read_toml(path))
     except ConfigError as exc:
-        return exc.problems
-    found += config_problems(data, base_dir=path.absolute().parent)
+        return FileCheck(exc.problems, None)
+    checked = options.CheckedLayers()
+    found += config_problems(data, base_dir=path.absolute().parent, checked=checked)
     if found:
-        return [f"{path}: {problem}" for problem in found]
-    config = build_config(path, data)
+        return FileCheck([f"{path}: {problem}" for problem in found], None)
+    warnings = (f"{path}: {compat.warning(ignored)}",) if ignored else ()
+    config = replace(build_config(path, data, None, warnings), checked=checked)
     root = None
     if config.pdb_dir is not None or (environ or {}).get("PDB_SYNC_DIR"):
         pdb_dir = resolve_pdb_dir(config, None, environ or {})
-        checked = resolve_dests(pdb_dir, {t.name: t.dest for t in config.targets.values()})
-        found += checked.problems
-        root = checked.root
+        dests = resolve_dests(pdb_dir, {t.name: t.dest for t in config.targets.values()})
+        found += dests.problems
+        root = dests.root
     for target in config.targets.values():
         try:
             resolved = target_options(config, target.name)
@@ -441,7 +460,12 @@ def validate_file(path: Path, environ: Mapping[str, str] | None = None) -> list[
             continue
         if root is not None:
             found += option_path_problems(root, target.name, resolved)
-    return [f"{path}: {problem}" for problem in found]
+    return FileCheck([f"{path}: {problem}" for problem in found], None if found else config)
+
+
+def validate_file(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem of the config at ``path``, one line each (see :func:`check_file`)."""
+    return check_file(path, environ).problems
 
 
 def target_options(
@@ -453,7 +477,7 @@ def target_options(
         name,
         target.settings,
         config.defaults,
-        config.path.absolute().parent,
+        config.base_dir,
         cli,
         checked=config.checked.layers_of(name),
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from pdbsync import __version__, mirrors, outputs, probe
 from pdbsync import rsync as rsync_lang
-from pdbsync.config import Config, find_config, load_config, resolve_dests, validate_file
+from pdbsync.config import Config, check_file, find_config, resolve_dests
 from pdbsync.errors import ConfigError, PdbSyncError
 from pdbsync.options import parse_size
 
@@ -110,7 +110,8 @@ def check_config(path: Path, environ: Mapping[str, str]) -> tuple[list[Check], C
                 "or PDB_SYNC_CONFIG",
             )
         ], None
-    problems = validate_file(path, environ)
+    result = check_file(path, environ)
+    problems = result.problems
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return [
@@ -121,10 +122,8 @@ def check_config(path: Path, environ: Mapping[str, str]) -> tuple[list[Check], C
                 "fix it; 'pdb-sync config validate' lists every problem",
             )
         ], None
-    try:
-        config = load_config(path)
-    except ConfigError as exc:  # validate_file passed, so only a race gets here
-        return [Check("config", FAIL, exc.message, "pdb-sync config validate")], None
+    config = result.config
+    assert config is not None  # no problems: check_file loaded it
     checks = [Check("config", OK, f"{path}: valid, {len(config.targets)} target(s)")]
     for line in config.warnings:
         checks.append(Check("config keys", WARN, line, "run 'pdb-sync config migrate'"))
