@@ -1,3 +1,3 @@
-from pdbsync.cli import main
+from pdbsync.cli import entry
 
-raise SystemExit(main())
+entry()

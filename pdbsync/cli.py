@@ -8,6 +8,7 @@ error boundary: a :class:`PdbSyncError` becomes one line on stderr and its exit 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -481,6 +482,26 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         if traceback:
             raise
         return _internal_error(exc, env)
+
+
+def entry() -> NoReturn:
+    """The ``pdb-sync`` command (and ``python -m pdbsync``): :func:`main`, then exit
+    without the interpreter's teardown.
+
+    Why: by the time main returns, every file pdb-sync writes is written and closed,
+    the pool's workers are joined and every rsync reaped; what is left is freeing the
+    objects of ~150 modules, ~45 ms of a 0.5 s run (measured). Streams and the log file
+    are flushed first. A ``SystemExit`` (``--help``, argparse errors) exits normally.
+    """
+    env = Environment.from_process()
+    code = main(env=env)
+    from pdbsync import log
+
+    log.shutdown()
+    for stream in (env.stdout, env.stderr, sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (| head)
+            stream.flush()
+    os._exit(code)
 
 
 def _internal_error(exc: Exception, env: Environment) -> int:

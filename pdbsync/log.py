@@ -69,6 +69,11 @@ def configure(level: str, stderr: TextIO, log_file: str | None) -> None:
         _logger()
 
 
+def shutdown() -> None:
+    """Close the log file (the command line's last step before a quick exit)."""
+    _close()
+
+
 def _close() -> None:
     """Forget the loguru set-up and close the previous log file (tests configure often)."""
     if _state["logger"] is not None:

@@ -73,6 +73,30 @@ def test_log_file_gets_json_diagnostics(four_targets, tmp_path):
     assert any("rsync" in r["record"]["message"] for r in records)
 
 
+@pytest.mark.parametrize("command", ["console-script", "module"])
+def test_the_quick_exit_loses_no_output(four_targets, tmp_path, command):
+    """The command ends with os._exit (no interpreter teardown): every byte of stdout,
+    the log file and the summary must be out by then, through a pipe and in text mode
+    too, and the exit status is the summary's."""
+    argv = ["pdb-sync"] if command == "console-script" else [sys.executable, "-m", "pdbsync"]
+    log, summary = tmp_path / "diag.jsonl", tmp_path / "s.json"
+    common = ["--config", str(four_targets), "-vv", "--log-file", str(log), "sync", "--all"]
+    json_run = subprocess.run(
+        [*argv, *common, "--format", "json", "--summary", str(summary)],
+        capture_output=True,
+        timeout=120,
+    )
+    events = [json.loads(line) for line in json_run.stdout.splitlines()]
+    assert events and events[-1]["type"] == "run_finished", json_run.stdout[-300:]
+    assert json_run.returncode == events[-1]["summary"]["exit_code"] == 0
+    assert json.loads(summary.read_text())["exit_code"] == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any("success" in r["record"]["message"] for r in records), "log file cut short"
+    text_run = subprocess.run([*argv, *common], capture_output=True, text=True, timeout=120)
+    assert text_run.returncode == 0, text_run.stderr
+    assert text_run.stdout.rstrip().splitlines()[-1].startswith("Total time:")
+
+
 def test_unwritable_log_file_is_a_usage_error(four_targets, tmp_path):
     result = run_cli("--config", str(four_targets), "--log-file", str(tmp_path), "sync", "emdb")
     assert result.code == 2 and "--log-file" in result.stderr
