@@ -391,7 +391,9 @@ def balance(
     (``parts``: their count, for even loads, or the loads themselves), largest group
     first. Largest item first, each to the group furthest below its wanted load (for
     even loads: the lightest). The group that took ``other_bytes`` (the top-level
-    files, as one item) comes last: it is the catch-all."""
+    files, as one item) comes last: it is the catch-all. A group left with nothing is
+    left out (an rsync that copies nothing only costs a connection), so there may be
+    fewer groups than asked for; the last one is then the catch-all."""
     wanted = [1.0] * parts if isinstance(parts, int) else [float(x) for x in parts]
     count = len(wanted)
     scale = (sum(sizes.values()) + other_bytes) / (sum(wanted) or 1.0)
@@ -413,7 +415,10 @@ def balance(
     if catch_all is None:
         catch_all = min(range(count), key=lambda i: (loads[i], -i))
     order = sorted((i for i in range(count) if i != catch_all), key=lambda i: (-loads[i], i))
-    return [sorted(groups[i]) for i in order] + [sorted(groups[catch_all])]
+    kept = [sorted(groups[i]) for i in order if groups[i]]
+    if groups[catch_all] or other_bytes or not kept:
+        kept.append(sorted(groups[catch_all]))
+    return kept
 
 
 def patterns(names: Iterable[str]) -> list[str]:
@@ -538,12 +543,20 @@ def expand(
     average = sum(known) / len(known) if known else 0.0
     hosts = {host_of(job.url) for job in jobs}
     streams = min(parallel, max_per_host * len(hosts))
+    # What the run will hold besides the "auto" targets: a target with split = N as its
+    # N even parts, every other job whole.
+    line: dict[str, float] = {}
+    for job in jobs:
+        weight = weights[job.name] if weights[job.name] is not None else average
+        count = 1
+        if job.name in listings and wanted[job.name] != "auto":
+            count = min(part_count(wanted[job.name], len(listings[job.name].dirs))[0], MAX_PARTS)
+        for index in range(max(count, 1)):
+            line[job.name if count <= 1 else f"{job.name}\0{index}"] = weight / max(count, 1)
     auto = auto_loads(
-        {name: (w if w is not None else average) for name, w in weights.items()},
-        {n: len(listings[n].dirs) for n in listings if wanted[n] == "auto"},
-        streams,
+        line, {n: len(listings[n].dirs) for n in listings if wanted[n] == "auto"}, streams
     )
-    total = sum(w if w is not None else average for w in weights.values())
+    total = sum(line.values())
     expanded: list[Job] = []
     held: list[DestLock] = []
     for job in jobs:
@@ -562,7 +575,8 @@ def expand(
             loads_wanted = count
         if count > MAX_PARTS:
             count, loads_wanted = MAX_PARTS, MAX_PARTS
-        if count < 2:
+        groups = balance(listing.dirs, loads_wanted, listing.other_bytes) if count > 1 else []
+        if len(groups) < 2:
             log.info("{}: not split ({})", job.name, why)
             expanded.append(weighed)
             continue
@@ -573,13 +587,12 @@ def expand(
                 expanded.append(weighed)
                 continue
             held.append(lock)
-        groups = balance(listing.dirs, loads_wanted, listing.other_bytes)
         loads = [sum(listing.dirs[n] for n in group) for group in groups]
         loads[-1] += listing.other_bytes
         log.info(
             "{}: {} parts ({}), bytes per part: {}",
             job.name,
-            count,
+            len(groups),
             why,
             ", ".join(f"{load:,}" for load in loads),
         )
