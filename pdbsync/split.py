@@ -271,7 +271,7 @@ def auto_loads(
     Each of ``streams`` rsync slots should carry ``total / streams`` bytes, in as few
     rsyncs as can be: every connection costs ~0.1 s even on loopback (measured: parts
     of a quarter of a slot's share, 23 rsyncs for five targets, ended 1.22x of ideal;
-    cut only where a slot needs it, 7 rsyncs, 1.10x). Three ways to cut are tried, and
+    cut only where a slot needs it, 7 rsyncs, 1.09x). Three ways to cut are tried, and
     each is scored by what the scheduler will do with its jobs (longest first, each to
     the slot free first, :func:`dispatched_end`): the fewest jobs among those that end
     within 1 % of the best wins. Over 2,000 random runs of 1-9 targets on 2-8 slots,
