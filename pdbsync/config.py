@@ -437,15 +437,10 @@ def check_file(path: Path, environ: Mapping[str, str] | None = None) -> FileChec
     option layer checked once (20,000 targets: twice took 4.1 s).
     """
     try:
-        data, ignored, found = compat.normalise(read_toml(path))
-    except ConfigError as exc:
+        config = load_config(path)
+    except ConfigError as exc:  # unreadable, or problems of structure and single values
         return FileCheck(exc.problems, None)
-    checked = options.CheckedLayers()
-    found += config_problems(data, base_dir=path.absolute().parent, checked=checked)
-    if found:
-        return FileCheck([f"{path}: {problem}" for problem in found], None)
-    warnings = (f"{path}: {compat.warning(ignored)}",) if ignored else ()
-    config = replace(build_config(path, data, None, warnings), checked=checked)
+    found: list[str] = []
     root = None
     if config.pdb_dir is not None or (environ or {}).get("PDB_SYNC_DIR"):
         pdb_dir = resolve_pdb_dir(config, None, environ or {})

@@ -551,8 +551,9 @@ def expand(
         count = 1
         if job.name in listings and wanted[job.name] != "auto":
             count = min(part_count(wanted[job.name], len(listings[job.name].dirs))[0], MAX_PARTS)
-        for index in range(max(count, 1)):
-            line[job.name if count <= 1 else f"{job.name}\0{index}"] = weight / max(count, 1)
+            count = max(count, 1)
+        for index in range(count):
+            line[job.name if count == 1 else f"{job.name}\0{index}"] = weight / count
     auto = auto_loads(
         line, {n: len(listings[n].dirs) for n in listings if wanted[n] == "auto"}, streams
     )

@@ -288,8 +288,9 @@ def main() -> int:
     wan = LocalMirror(archive, work / "mirror-wan", daemon_args=(f"--bwlimit={args.bwlimit}",))
     with wan, LocalMirror(archive, work / "mirror") as mirror:
         config = write_config(work / "parallel.toml", wan, out)
-        if flags_of(pdb_sync_argv(config)) != RSYNC_FLAGS:
-            sys.exit(f"bench: pdb-sync now runs rsync {pdb_sync_argv(config)}; update RSYNC_FLAGS")
+        runs = pdb_sync_argv(config)
+        if flags_of(runs) != RSYNC_FLAGS:
+            sys.exit(f"bench: pdb-sync now runs rsync {runs}; update RSYNC_FLAGS")
         sources = {name: wan.url("ftp_data", path) for name, path in TARGETS.items()}
 
         def sequential() -> None:
