@@ -12,7 +12,7 @@ import socket
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import orjson
@@ -21,6 +21,9 @@ from pdbsync import contracts
 from pdbsync.errors import UsageError
 from pdbsync.render import Renderer, plan_table, summary_block
 from pdbsync.units import human_bytes
+
+if TYPE_CHECKING:
+    from pdbsync.messages import OutputLines
 
 #: The classname of every JUnit testcase: CI systems group testcases by it.
 JUNIT_CLASSNAME = "pdb-sync"
@@ -183,6 +186,15 @@ class StderrTail(Renderer):
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.event(event)  # an event sink for pdbsync.runs
+
+    def output_lines(self, lines: OutputLines) -> None:
+        said = [line for line in lines.lines if line.strip()] if lines.stream == "stderr" else []
+        if said:
+            tail = self.lines.get(lines.name)
+            if tail is None:
+                tail = self.lines[lines.name] = deque(maxlen=self.size)
+            tail.extend(said)
+        self.inner.output_lines(lines)
 
     def write(self, data: bytes) -> None:
         self.inner.write(data)

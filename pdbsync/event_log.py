@@ -20,6 +20,8 @@ from typing import Any, BinaryIO
 import orjson
 
 from pdbsync import outputs
+from pdbsync.messages import OutputLines
+from pdbsync.render import json_lines
 
 
 class EventLog:
@@ -41,6 +43,18 @@ class EventLog:
         self.sink(event)
         if self.error is None:
             self.lines.append(orjson.dumps(event) + b"\n")
+
+    def output_lines(self, lines: OutputLines) -> None:
+        """A run of output events (see pdbsync.runner.Collector): passed on as a run if
+        the sink takes runs, and appended in one piece."""
+        bulk = getattr(self.sink, "output_lines", None)
+        if bulk is not None:
+            bulk(lines)
+        else:
+            for line in lines.lines:
+                self.sink(lines.event(line))
+        if self.error is None:
+            self.lines.append(json_lines(lines))
 
     def flush(self) -> None:
         """Flush the sink, then write the events gathered since the last flush."""

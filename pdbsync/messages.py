@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pdbsync.contracts import SCHEMA_VERSION
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerStarted:
@@ -28,10 +30,65 @@ class RsyncStarted:
 
 
 @dataclass(frozen=True, slots=True)
-class EventBatch:
-    """Events (already in their JSON shape) to render in this order."""
+class OutputLines:
+    """Consecutive lines one stream of a job printed: ``output`` events, compactly.
 
-    events: list[dict[str, Any]]
+    A verbose rsync prints a line per file, tens of thousands a minute. As one dict
+    each they cost the worker, the queue and the renderer more CPU than rsync spends
+    printing them (issue 10), so a worker sends them as a list of strings, and a sink
+    that knows this type (a renderer, ``--events``) handles the list at once. Every
+    other sink gets :meth:`events`: the very events these lines stand for.
+    """
+
+    name: str
+    ts: str  # read once per chunk of output: the lines arrived together
+    stream: str  # stdout | stderr
+    lines: list[str]
+    marks: dict[str, int] | None = None  # a split target's part: {"part": 2, "parts": 4}
+
+    @property
+    def key(self) -> str:
+        """The job the lines belong to (``mmcif``, or a part: ``mmcif 2/4``), which is
+        also what a text line's ``[...]`` prefix shows."""
+        if self.marks is None:
+            return self.name
+        return f"{self.name} {self.marks['part']}/{self.marks['parts']}"
+
+    def event(self, line: str) -> dict[str, Any]:
+        """The ``output`` event of one line (key order as :func:`pdbsync.events.make_event`)."""
+        event = {
+            "v": SCHEMA_VERSION,
+            "ts": self.ts,
+            "type": "output",
+            "name": self.name,
+            "message": line,
+            "stream": self.stream,
+            "line": line,
+        }
+        if self.marks is not None:
+            event.update(self.marks)
+        return event
+
+    def events(self) -> list[dict[str, Any]]:
+        return [self.event(line) for line in self.lines]
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Events to render in this order: dicts already in their JSON shape, and runs of
+    output lines (:class:`OutputLines`)."""
+
+    events: list[dict[str, Any] | OutputLines]
+
+    def expanded(self) -> list[dict[str, Any]]:
+        """Every event as a dict (output lines one by one)."""
+        out: list[dict[str, Any]] = []
+        for item in self.events:
+            if isinstance(item, OutputLines):
+                out += item.events()
+            else:
+                out.append(item)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

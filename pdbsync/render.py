@@ -10,13 +10,16 @@ A closed stdout (``pdb-sync ... | head``) silences the renderer; the run goes on
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
-from pdbsync.rsync import StatsBlock
+from pdbsync.rsync import STATS_INITIALS, StatsBlock
 from pdbsync.throttle import Throttle
 from pdbsync.units import human_bytes, human_rate, time_text
+
+if TYPE_CHECKING:
+    from pdbsync.messages import OutputLines
 
 #: On a file or pipe, at most one progress line per target per this many seconds.
 FILE_PROGRESS_SECONDS = 5.0
@@ -72,6 +75,11 @@ class Renderer:
         """A renderer is an event sink (``on_event``) with a ``flush()``."""
         self.event(event)
 
+    def output_lines(self, lines: OutputLines) -> None:
+        """A run of ``output`` events at once (see pdbsync.runner.Collector)."""
+        for line in lines.lines:
+            self.event(lines.event(line))
+
     def summary(self, summary: dict[str, Any]) -> None:
         raise NotImplementedError
 
@@ -84,6 +92,9 @@ class JsonRenderer(Renderer):
 
     def event(self, event: dict[str, Any]) -> None:
         self.write(orjson.dumps(event) + b"\n")
+
+    def output_lines(self, lines: OutputLines) -> None:
+        self.write(json_lines(lines))
 
     def summary(self, summary: dict[str, Any]) -> None:
         """Nothing extra: the ``run_finished`` event already carries the summary."""
@@ -170,6 +181,45 @@ class TextRenderer(Renderer):
             return  # the plan block said it
         self._line(event)
 
+    def output_lines(self, lines: OutputLines) -> None:
+        """Write a run of output lines at once: the same text :meth:`event` would write
+        for each, without building an event per line.
+
+        Per line that means: a held final progress redraw goes first (only the first
+        line can find one), and with the stats block hidden, stdout lines that could
+        belong to it (:class:`_StatsHider`) take the event path; any other line releases
+        what the hider holds, as :meth:`_StatsHider.output` does.
+        """
+        name = lines.key
+        hider = self.stats if lines.stream == "stdout" else None
+        if hider is None:
+            throttle = self.redraws.get(name)
+            if throttle is not None and lines.lines and _is_final_held(throttle):
+                self._line(throttle.release())
+            self._lines(name, lines.lines)
+            return
+        plain: list[str] = []
+        for line in lines.lines:
+            if line[:1] not in STATS_INITIALS and line.strip():
+                plain.append(line)
+                continue
+            if plain:
+                hider.plain(name, plain[0])
+                self._lines(name, plain)
+                plain = []
+            hider.output(lines.event(line))
+        if plain:
+            hider.plain(name, plain[0])
+            self._lines(name, plain)
+
+    def _lines(self, name: str, lines: list[str]) -> None:
+        """``[name] line`` for each of ``lines``, encoded at once."""
+        if not lines:
+            return
+        prefix = f"[{name}] "
+        text = prefix + f"\n{prefix}".join(lines) + "\n"
+        self.write(text.encode("utf-8", "replace"))
+
     def _line(self, event: dict[str, Any]) -> None:
         name = label(event)
         text = f"[{name}] {event['message']}\n" if name else f"{event['message']}\n"
@@ -250,6 +300,14 @@ class _StatsHider:
             self._release(name)
             self.show(event)
 
+    def plain(self, name: str, line: str) -> None:
+        """Before a stdout ``line`` that cannot belong to a stats block is shown (without
+        :meth:`output`): what that method does with such a line, short of showing it."""
+        block = self.blocks.get(name)
+        if block is not None:
+            block.feed(line)  # closes an open block: output followed it
+        self._release(name)
+
     def more_output(self, name: str) -> None:
         """rsync wrote something else to stdout: what is held was not its closing block."""
         if self.held.get(name):
@@ -280,6 +338,29 @@ def live_line(parts: list[str], width: int) -> str:
     if len(line) > width:
         line = line[: max(width - 3, 0)] + "..."
     return line
+
+
+def json_lines(lines: OutputLines) -> bytes:
+    """The JSON lines of a run of output events: what ``orjson.dumps`` makes of each
+    :meth:`~pdbsync.messages.OutputLines.event`, built from one encoding of all the
+    strings.
+
+    Why this is safe: in orjson's compact encoding of a list of strings, ``","`` occurs
+    only between items (inside a string every ``"`` is escaped as ``\\"``), so the
+    encoded items are the pieces between those separators.
+    """
+    if not lines.lines:
+        return b""
+    probe = orjson.dumps(lines.event(""))  # ..."message":"","stream":"S","line":""...}
+    message = probe.index(b'"message":""') + len(b'"message":"')
+    line = probe.index(b'"line":""', message) + len(b'"line":"')
+    head, middle, tail = probe[:message], probe[message:line], probe[line:] + b"\n"
+    encoded = orjson.dumps(lines.lines)[2:-2].split(b'","')
+    return b"".join([head + item + middle + item + tail for item in encoded])
+
+
+def _is_final_held(throttle: Throttle[dict[str, Any]]) -> bool:
+    return throttle.held is not None and _is_final(throttle.held)
 
 
 def _is_final(progress: dict[str, Any]) -> bool:

@@ -420,7 +420,7 @@ def _by_type(text: str) -> dict[str, int]:
 
 
 #: First letters of every line parse_stats_line understands.
-_STATS_INITIALS = frozenset("NTLMFst")
+STATS_INITIALS = frozenset("NTLMFst")
 
 
 def parse_stats_line(line: str, into: dict[str, object], base: int = 1000) -> bool:
@@ -428,7 +428,7 @@ def parse_stats_line(line: str, into: dict[str, object], base: int = 1000) -> bo
 
     ``base`` is the unit base of ``-h`` sizes (:func:`size_base` of the argv).
     """
-    if line[:1] not in _STATS_INITIALS:  # most lines are file names: skip the regexes
+    if line[:1] not in STATS_INITIALS:  # most lines are file names: skip the regexes
         return False
     match = _STATS_LINE.match(line)
     if match and match["key"] in _STATS_LINES:
@@ -482,7 +482,7 @@ class StatsBlock:
     def feed(self, line: str) -> bool:
         """Read one stdout line; True if it belongs to the block being read."""
         fields = self._fields
-        if line[:1] not in _STATS_INITIALS:
+        if line[:1] not in STATS_INITIALS:
             if fields is not None and line.strip():
                 self._fields = None  # more output after it: not rsync's closing block
             return False

@@ -29,7 +29,14 @@ from pdbsync import log
 from pdbsync.deadline import Deadline
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
-from pdbsync.messages import EventBatch, JobFinished, Message, RsyncStarted, WorkerStarted
+from pdbsync.messages import (
+    EventBatch,
+    JobFinished,
+    Message,
+    OutputLines,
+    RsyncStarted,
+    WorkerStarted,
+)
 from pdbsync.plans import plan_event
 from pdbsync.rsync import exit_meaning
 from pdbsync.scheduler import RunState, Scheduler, longest_first
@@ -80,7 +87,10 @@ class Collector:
     """Runs jobs on a pool and collects their events and results.
 
     ``emit`` gets every event; if it also has a ``flush()`` method, that is called after
-    each burst of events (a renderer buffers its writes until then).
+    each burst of events (a renderer buffers its writes until then). If it has an
+    ``output_lines()`` method, runs of ``output`` events come to it at once, as the
+    :class:`~pdbsync.messages.OutputLines` a worker sent (a renderer writes them in
+    bulk); otherwise they come one event at a time like the rest.
     """
 
     jobs: list[Job]
@@ -117,6 +127,9 @@ class Collector:
         )
         log_start_order(self.jobs)
         self.flush: Callable[[], None] = getattr(self.emit, "flush", None) or (lambda: None)
+        self.emit_lines: Callable[[OutputLines], None] = (
+            getattr(self.emit, "output_lines", None) or self._emit_each_line
+        )
         self.supervisor = Supervisor(size, self.start_method)
         if self.on_pool_started is not None:
             self.on_pool_started()
@@ -194,6 +207,10 @@ class Collector:
     def _handle(self, message: Message) -> None:
         if isinstance(message, EventBatch):
             for event in message.events:
+                if isinstance(event, OutputLines):
+                    if event.key not in self.finished_keys:
+                        self.emit_lines(event)
+                    continue
                 if event_key(event) in self.finished_keys:  # nothing after its result
                     continue
                 if event["type"] == "plan" and "part" in event:  # merged at the target's end
@@ -220,6 +237,10 @@ class Collector:
                 detail = f" ({result.error})" if result.error else ""
                 result.error = self._stop_cause() + detail
             self._finish(result, state.job)
+
+    def _emit_each_line(self, lines: OutputLines) -> None:
+        for line in lines.lines:
+            self.emit(lines.event(line))
 
     def _write_off(self, state: _Running, status: str, error: str) -> None:
         """End a running job the parent gives up on, keeping when it started.

@@ -2,9 +2,10 @@
 
 Each worker process owns at most one rsync child at a time. It reads rsync's stdout
 and stderr together from one selector loop (no thread per pipe, no deadlock when one
-pipe fills), turns every line into an event and sends events in batches over the shared
-queue, so a verbose rsync is not slowed down by one queue message per line. The
-target's result goes through the same queue after its last line.
+pipe fills), turns its lines into events and sends them in batches over the shared
+queue, so a verbose rsync is not slowed down by one queue message per line; runs of
+plain output lines travel as lists of strings (:class:`~pdbsync.messages.OutputLines`),
+not as a dict each. The target's result goes through the same queue after its last line.
 
 Messages on the queue are the small types of :mod:`pdbsync.messages`.
 """
@@ -29,17 +30,24 @@ from typing import Any
 
 from pdbsync import locks
 from pdbsync import rsync as rsync_lang
-from pdbsync.contracts import SCHEMA_VERSION
 from pdbsync.events import make_event, utc_now
 from pdbsync.jobs import Job
 from pdbsync.lines import LineSplitter
-from pdbsync.messages import EventBatch, JobFinished, Message, RsyncStarted, WorkerStarted
+from pdbsync.messages import (
+    EventBatch,
+    JobFinished,
+    Message,
+    OutputLines,
+    RsyncStarted,
+    WorkerStarted,
+)
 from pdbsync.plans import plan_event, target_plan
 from pdbsync.summary import SyncResult
 from pdbsync.throttle import Throttle
 from pdbsync.units import progress_text
 
-#: Send a batch when it holds this many events, or when it is this old (seconds).
+#: Send a batch when it holds this many events (output lines count one each), or when it
+#: is this old (seconds).
 BATCH_EVENTS = 500
 BATCH_SECONDS = 0.1
 #: At most one progress event per target per this many seconds (the last always goes).
@@ -187,8 +195,14 @@ class _Attempt:
     def __init__(self, job: Job, send: Callable[[Message], None]) -> None:
         self.job = job
         self.send = send
-        self.batch: list[dict[str, Any]] = []
+        self.batch: list[dict[str, Any] | OutputLines] = []
+        self.batch_size = 0  # events in the batch, each output line counted
         self.batch_started = time.monotonic()
+        # output lines not yet in the batch: all of one stream, read at out_ts
+        self.out: list[str] = []
+        self.out_stream = "stdout"
+        self.out_ts = ""
+        self.marks = {"part": job.part, "parts": job.parts} if job.parts else None
         self.stderr_head: list[str] = []  # the first lines often name the cause...
         self.stderr_tail: deque[str] = deque(maxlen=ERROR_LINES)  # ...the last its effect
         self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
@@ -205,25 +219,49 @@ class _Attempt:
         self.quiet = bool(getattr(job.options, "quiet", False)) and not job.plan
 
     def emit(self, event: dict[str, Any]) -> None:
+        self._close_lines()  # the lines before it go first
+        self._add(event, 1)
+
+    def _add(self, item: dict[str, Any] | OutputLines, size: int) -> None:
         if not self.batch:
             self.batch_started = time.monotonic()
-        self.batch.append(event)
-        if len(self.batch) >= BATCH_EVENTS:
+        self.batch.append(item)
+        self.batch_size += size
+        if self.batch_size >= BATCH_EVENTS:
             self.flush()
 
+    def _close_lines(self) -> None:
+        """Move the pending output lines into the batch, BATCH_EVENTS lines at most per
+        message (a pipe read of short lines holds a thousand)."""
+        lines = self.out
+        if not lines:
+            return
+        self.out = []
+        start = 0
+        while start < len(lines):
+            room = BATCH_EVENTS - self.batch_size
+            piece = lines if start == 0 and len(lines) <= room else lines[start : start + room]
+            start += len(piece)
+            self._add(
+                OutputLines(self.job.name, self.out_ts, self.out_stream, piece, self.marks),
+                len(piece),
+            )
+
     def flush(self) -> None:
+        self._close_lines()
         if self.batch:
             self.send(EventBatch(self.batch))
             self.batch = []
+            self.batch_size = 0
 
     def handle_lines(self, stream: str, raw_lines: list[bytes]) -> None:
         if not raw_lines:
             return
-        name = self.job.name
         ts = utc_now()  # one clock read per chunk, not per line
         # One decode per chunk: UTF-8 resynchronises at every \n, so this is the same as
         # decoding line by line (invalid bytes become U+FFFD either way).
         lines = b"\n".join(raw_lines).decode("utf-8", "replace").split("\n")
+        self.out_ts, self.out_stream = ts, stream
         if stream == "stderr":
             for line in lines:
                 if line.strip():
@@ -231,7 +269,8 @@ class _Attempt:
                         self.stderr_head.append(line)
                     else:
                         self.stderr_tail.append(line)
-                self.emit(make_event("output", name, line, ts, stream=stream, line=line))
+            self.out = lines
+            self._close_lines()
             return
         feed_stats = self.stats_block.feed  # every stdout line: a motd block must be left behind
         for line in lines:
@@ -255,18 +294,8 @@ class _Attempt:
                 self.redraws.release()
             if self.itemized is not None and (is_stats or _PLAN_NOISE.match(line)):
                 continue  # the plan event says it all
-            # the output event of make_event, built inline: this runs once per line
-            self.emit(
-                {
-                    "v": SCHEMA_VERSION,
-                    "ts": ts,
-                    "type": "output",
-                    "name": name,
-                    "message": line,
-                    "stream": "stdout",
-                    "line": line,
-                }
-            )
+            self.out.append(line)  # an output event, sent with its neighbours
+        self._close_lines()
 
     def stderr_kept(self) -> list[str]:
         """The first and last few stderr lines of this attempt."""
@@ -604,7 +633,8 @@ def _part_sender(send: Callable[[Message], None], job: Job) -> Callable[[Message
     def send_part(message: Message) -> None:
         if isinstance(message, EventBatch):
             for event in message.events:
-                event.update(marks)
+                if isinstance(event, dict):  # OutputLines carry their marks already
+                    event.update(marks)
         send(message)
 
     return send_part

@@ -438,7 +438,7 @@ def test_worker_decodes_invalid_utf8_lines_with_replacement():
     attempt = _Attempt(Job("t", "h::m/", Path("/tmp/x"), ("rsync",)), sent.append)
     attempt.handle_lines("stdout", [b"caf\xe9 \xff"])
     attempt.flush()
-    ((batch,),) = [(message.events,) for message in sent]
+    ((batch,),) = [(message.expanded(),) for message in sent]
     assert batch[0]["line"] == "caf\ufffd \ufffd"
 
 

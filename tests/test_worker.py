@@ -50,8 +50,10 @@ def test_lines_are_sent_in_batches_not_one_message_each():
     attempt = _Attempt(Job("t", "h::m/", Path("/x"), ("rsync",)), sent.append)
     attempt.handle_lines("stdout", [f"file{i}".encode() for i in range(BATCH_EVENTS * 2 + 7)])
     attempt.flush()
-    assert [len(message.events) for message in sent] == [BATCH_EVENTS, BATCH_EVENTS, 7]
-    assert [e["line"] for m in sent for e in m.events][-1] == f"file{BATCH_EVENTS * 2 + 6}"
+    assert [len(message.expanded()) for message in sent] == [BATCH_EVENTS, BATCH_EVENTS, 7]
+    assert [e["line"] for m in sent for e in m.expanded()] == [
+        f"file{i}" for i in range(BATCH_EVENTS * 2 + 7)
+    ]
 
 
 def test_progress_redraws_are_thinned_but_the_last_one_is_kept():
@@ -63,7 +65,7 @@ def test_progress_redraws_are_thinned_but_the_last_one_is_kept():
     ]
     attempt.handle_lines("stdout", [r.encode() for r in redraws] + [b"", b"Number of files: 1"])
     attempt.flush()
-    events = [e for message in sent for e in message.events]
+    events = [e for message in sent for e in message.expanded()]
     progress = [e for e in events if e["type"] == "progress"]
     assert 1 <= len(progress) < 10
     assert progress[-1]["percent"] == 100, "the final redraw was dropped"
