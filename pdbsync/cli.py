@@ -294,7 +294,6 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     """Parse, call :mod:`pdbsync.api`, render, and turn the summary into the exit code."""
     from pdbsync import api
     from pdbsync import config as config_module
-    from pdbsync.artifacts import StderrTail
     from pdbsync.cli_batch import batch_run, expand_output_paths
     from pdbsync.cli_status import after_run, check_artifact_paths
     from pdbsync.event_log import EventLog
@@ -332,6 +331,8 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         args.format, env, show_stats=args.rsync_stats or args.verbose + args.sync_verbose > 0
     )
     if args.junit is not None:
+        from pdbsync.artifacts import StderrTail
+
         renderer = StderrTail(renderer)  # JUnit failures carry rsync's last stderr lines
     show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
     config = sync_preflight(args, config, renderer, env)  # rsync's CVE floor, mirror auto
@@ -374,7 +375,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     if events_error is not None:
         env.stderr.write(f"pdb-sync: error: {events_error}\n")
         env.stderr.flush()
-    tails = renderer.tails() if isinstance(renderer, StderrTail) else {}
+    tails = renderer.tails() if args.junit is not None else {}
     after_run(data, "plan" if args.plan else "sync", args, env, tails)  # history, artifacts
     if events_error is not None and summary.exit_code == ExitCode.OK:
         return ExitCode.SYNC_FAILED  # the events file asked for is incomplete

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pdbsync.context import Environment
@@ -238,6 +239,13 @@ def check_artifact_paths(args: argparse.Namespace) -> None:
             check_output_path(path, flag)
 
 
+def _artifacts() -> ModuleType:
+    """pdbsync.artifacts, imported only by a run that writes one (XML and all)."""
+    from pdbsync import artifacts
+
+    return artifacts
+
+
 def after_run(
     data: dict[str, Any],
     kind: str,
@@ -253,7 +261,7 @@ def after_run(
     user asked for that cannot be written fails the run like the summary (exit 1; a run
     already failed or interrupted keeps its code), after every other file is written.
     """
-    from pdbsync import artifacts, outputs, state
+    from pdbsync import outputs, state
 
     states = None
     try:
@@ -262,8 +270,8 @@ def after_run(
         _warn(env, f"run not recorded in the history: {exc.message}")
     failures = []
     for flag, path, render in (
-        ("--junit", args.junit, lambda: artifacts.junit_xml(data, stderr_tails)),
-        ("--metrics", args.metrics, lambda: artifacts.prometheus_text(data, states)),
+        ("--junit", args.junit, lambda: _artifacts().junit_xml(data, stderr_tails)),
+        ("--metrics", args.metrics, lambda: _artifacts().prometheus_text(data, states)),
     ):
         if path is None:
             continue
@@ -275,7 +283,7 @@ def after_run(
     if step_summary:
         try:
             with outputs.open_for_append(Path(step_summary), "GITHUB_STEP_SUMMARY") as stream:
-                stream.write(artifacts.markdown(data).encode() + b"\n")
+                stream.write(_artifacts().markdown(data).encode() + b"\n")
         except (PdbSyncError, OSError) as exc:
             _warn(env, f"GITHUB_STEP_SUMMARY not written: {getattr(exc, 'message', exc)}")
     if failures:

@@ -9,7 +9,6 @@ only well-formed jobs.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -500,6 +499,8 @@ def _describe_schema_error(error: Any) -> str:
         extras = [key for key in error.instance if key not in allowed]
         parts = []
         for key in extras:
+            import difflib  # only for a key that is not known
+
             guess = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean {guess[0]!r}?)" if guess else ""
             known = f"; known keys: {', '.join(allowed)}" if allowed and not guess else ""

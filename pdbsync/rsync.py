@@ -7,6 +7,7 @@ the worker process runs rsync, this module only knows its language.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pdbsync.errors import EnvironmentProblem
 
@@ -167,12 +169,43 @@ def check_rsync(rsync: str = "rsync") -> tuple[str, tuple[int, ...]]:
 
 
 @functools.lru_cache(maxsize=8)
-def _version_text(path: str, _mtime_ns: int, _size: int) -> str:
-    """``rsync --version``, run once per binary (and again if it is replaced) per process:
-    a run asks for it when it checks rsync's age and again for its security floor."""
-    return subprocess.run(
+def _version_text(path: str, identity: str) -> str:
+    """``rsync --version`` of the binary ``path`` is, as ``identity`` (see
+    :func:`_identity`) tells it apart: asked once per process (a run checks rsync's age
+    and again its security floor), and remembered in the state directory between runs,
+    since asking costs every run ~5 ms before its first transfer (a fork of pdb-sync,
+    rsync's start). Replacing or upgrading rsync changes its identity: it is asked again.
+    """
+    remembered = _remembered_version_path()
+    try:
+        key, _, text = remembered.read_text().partition("\n")
+        if key == f"{path}\0{identity}":
+            return text
+    except (OSError, UnicodeDecodeError):
+        pass
+    text = subprocess.run(
         [path, "--version"], capture_output=True, text=True, timeout=10, check=False
     ).stdout
+    if re.search(_VERSION, text):  # only an answer worth keeping
+        from pdbsync.outputs import OutputWriteError, write_file
+
+        with contextlib.suppress(OutputWriteError):
+            write_file(remembered, f"{path}\0{identity}\n{text}".encode())
+    return text
+
+
+def _identity(stat: os.stat_result) -> str:
+    """What changes when a binary is replaced, upgraded or rewritten in place."""
+    return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
+
+
+def _remembered_version_path() -> Path:
+    from pdbsync.state import state_dir
+
+    return state_dir() / "rsync-version"
+
+
+_VERSION = r"version\s+v?(\d+)\.(\d+)\.(\d+)"
 
 
 def inspect_rsync(rsync: str = "rsync") -> RsyncInfo:
@@ -185,11 +218,10 @@ def inspect_rsync(rsync: str = "rsync") -> RsyncInfo:
             "'apt-get install rsync'"
         )
     try:
-        stat = os.stat(path)
-        out = _version_text(path, stat.st_mtime_ns, stat.st_size)
+        out = _version_text(path, _identity(os.stat(path)))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EnvironmentProblem(f"{path}: cannot run rsync --version: {exc}") from None
-    match = re.search(r"version\s+v?(\d+)\.(\d+)\.(\d+)", out)
+    match = re.search(_VERSION, out)
     if not match:
         raise EnvironmentProblem(f"{path}: cannot tell the rsync version from --version")
     version = tuple(int(part) for part in match.groups())

@@ -425,3 +425,37 @@ def test_feed_says_which_lines_belong_to_the_block():
     assert block.feed("Total file size: 5 bytes")
     assert not block.feed("")
     assert not block.feed("mmCIF/ab/1abc.cif.gz")
+
+
+def _counting_rsync(directory: Path, version: str) -> tuple[Path, Path]:
+    """An executable that answers ``--version`` like rsync and counts how often it ran."""
+    calls = directory / "calls"
+    script = directory / "rsync"
+    script.write_text(
+        f"#!/bin/sh\necho run >> {calls}\necho 'rsync  version {version}  protocol version 31'\n"
+    )
+    script.chmod(0o755)
+    return script, calls
+
+
+def test_rsync_version_is_asked_once_across_runs_and_again_when_rsync_changes(tmp_path):
+    script, calls = _counting_rsync(tmp_path, "3.2.7")
+    for _ in range(3):  # three runs: each process starts with an empty in-memory cache
+        rsync._version_text.cache_clear()
+        assert rsync.inspect_rsync(str(script)).version == (3, 2, 7)
+    assert calls.read_text().count("run") == 1
+    script.unlink()  # an upgrade replaces the binary
+    script, calls = _counting_rsync(tmp_path, "3.4.1")
+    rsync._version_text.cache_clear()
+    assert rsync.inspect_rsync(str(script)).version == (3, 4, 1)
+    assert calls.read_text().count("run") == 2
+
+
+def test_an_unreadable_answer_is_not_remembered(tmp_path):
+    script = tmp_path / "rsync"
+    script.write_text("#!/bin/sh\necho 'not rsync'\n")
+    script.chmod(0o755)
+    rsync._version_text.cache_clear()
+    with pytest.raises(rsync.EnvironmentProblem, match="cannot tell the rsync version"):
+        rsync.inspect_rsync(str(script))
+    assert not rsync._remembered_version_path().exists()
