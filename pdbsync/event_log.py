@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from pdbsync import outputs
-from pdbsync.messages import OutputLines
+from pdbsync.messages import OutputLines, bulk_sink
 from pdbsync.render import json_lines
 
 
@@ -47,7 +47,7 @@ class EventLog:
     def output_lines(self, lines: OutputLines) -> None:
         """A run of output events (see pdbsync.runner.Collector): passed on as a run if
         the sink takes runs, and appended in one piece."""
-        bulk = getattr(self.sink, "output_lines", None)
+        bulk = bulk_sink(self.sink)
         if bulk is not None:
             bulk(lines)
         else:

@@ -7,6 +7,7 @@ They travel over the run's ``multiprocessing.Queue`` (pickled), in order per wor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,15 @@ class OutputLines:
 
     def events(self) -> list[dict[str, Any]]:
         return [self.event(line) for line in self.lines]
+
+
+def bulk_sink(sink: object) -> Callable[[OutputLines], None] | None:
+    """``sink.output_lines`` if the sink's class defines it (a renderer, ``--events``):
+    it takes runs of output lines at once. None for any other event sink, a mock or a
+    proxy that answers every attribute included: those get the events one by one."""
+    if getattr(type(sink), "output_lines", None) is None:
+        return None
+    return sink.output_lines  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

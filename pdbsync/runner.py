@@ -36,6 +36,7 @@ from pdbsync.messages import (
     OutputLines,
     RsyncStarted,
     WorkerStarted,
+    bulk_sink,
 )
 from pdbsync.plans import plan_event
 from pdbsync.rsync import exit_meaning
@@ -127,9 +128,7 @@ class Collector:
         )
         log_start_order(self.jobs)
         self.flush: Callable[[], None] = getattr(self.emit, "flush", None) or (lambda: None)
-        self.emit_lines: Callable[[OutputLines], None] = (
-            getattr(self.emit, "output_lines", None) or self._emit_each_line
-        )
+        self.emit_lines = bulk_sink(self.emit) or self._emit_each_line
         self.supervisor = Supervisor(size, self.start_method)
         if self.on_pool_started is not None:
             self.on_pool_started()

@@ -41,8 +41,11 @@ LINES = [
     "",
     "   ",
     'a "quoted" name","with","separators',
+    '  "Please cite: Berman et al.",',
+    'ends in a quote and comma ",',
     "ends with a backslash \\",
     '\\","',
+    '\\",',
     "caf\u00e9 \u00fc\u00df \u2603 \U0001f9ec",
     "tab\there, bell\x07, escape\x1b[0m",
     "Never mind: a motd line",
@@ -115,8 +118,13 @@ def test_text_in_bulk_is_the_text_of_each_event(seed, show_stats, isatty):
 def test_json_in_bulk_is_orjson_of_each_event(seed):
     rng = random.Random(seed)
     lines = [rng.choice(LINES) for _ in range(rng.randint(1, 40))]
-    if seed % 3 == 0:  # arbitrary text, not just the lines above
-        lines = ["".join(chr(rng.randint(1, 0x2FFF)) for _ in range(rng.randint(0, 20)))]
+    if seed % 3 == 0:  # arbitrary text, heavy in the characters JSON escapes
+        alphabet = '"\\,:{}[] \t\n\x00\x1f\x7f\u2028\ufffd\U0001f9ec'
+        lines = [
+            "".join(rng.choice(alphabet) if rng.random() < 0.7 else chr(rng.randint(1, 0x2FFF))
+                    for _ in range(rng.randint(0, 12)))
+            for _ in range(rng.randint(2, 30))
+        ]  # fmt: skip
     item = OutputLines('name "x"\\', TS, rng.choice(["stdout", "stderr"]), lines, MARKS[seed % 2])
     expected = b"".join(orjson.dumps(event) + b"\n" for event in item.events())
     assert json_lines(item) == expected
@@ -160,3 +168,16 @@ def test_a_batch_expands_to_its_events_in_order():
         ("a", 1, 2, "output"),
         ("b", 1, 2, "output"),
     ]
+
+
+def test_a_sink_that_answers_every_attribute_still_gets_every_event():
+    """A mock or proxy ``on_event`` has an ``output_lines`` attribute it never asked
+    for: it must get output events one by one like any callable."""
+    from unittest import mock
+
+    from pdbsync.messages import bulk_sink
+
+    assert bulk_sink(mock.MagicMock()) is None
+    assert bulk_sink(lambda event: None) is None
+    renderer = JsonRenderer(io.BytesIO())
+    assert bulk_sink(renderer) == renderer.output_lines
