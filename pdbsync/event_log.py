@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from pdbsync import outputs
-from pdbsync.messages import OutputLines, bulk_sink
+from pdbsync.messages import OutputLines, lines_sink
 from pdbsync.render import json_lines
 
 
@@ -29,6 +29,7 @@ class EventLog:
 
     def __init__(self, sink: Callable[[dict[str, Any]], None], stream: BinaryIO, label: str):
         self.sink = sink
+        self.sink_lines = lines_sink(sink)
         self.stream = stream
         self.label = label
         self.lines: list[bytes] = []
@@ -47,12 +48,7 @@ class EventLog:
     def output_lines(self, lines: OutputLines) -> None:
         """A run of output events (see pdbsync.runner.Collector): passed on as a run if
         the sink takes runs, and appended in one piece."""
-        bulk = bulk_sink(self.sink)
-        if bulk is not None:
-            bulk(lines)
-        else:
-            for line in lines.lines:
-                self.sink(lines.event(line))
+        self.sink_lines(lines)
         if self.error is None:
             self.lines.append(json_lines(lines))
 

@@ -74,13 +74,19 @@ class OutputLines:
         return [self.event(line) for line in self.lines]
 
 
-def bulk_sink(sink: object) -> Callable[[OutputLines], None] | None:
-    """``sink.output_lines`` if the sink's class defines it (a renderer, ``--events``):
-    it takes runs of output lines at once. None for any other event sink, a mock or a
-    proxy that answers every attribute included: those get the events one by one."""
-    if getattr(type(sink), "output_lines", None) is None:
-        return None
-    return sink.output_lines  # type: ignore[attr-defined]
+def lines_sink(sink: Callable[[dict[str, Any]], None]) -> Callable[[OutputLines], None]:
+    """How event sink ``sink`` takes a run of output lines: at once by its
+    ``output_lines`` if its class defines one (a renderer, ``--events``), else one event
+    at a time, like any other callable (a mock or a proxy that answers every attribute
+    included)."""
+    if getattr(type(sink), "output_lines", None) is not None:
+        return sink.output_lines  # type: ignore[attr-defined]
+
+    def each_event(lines: OutputLines) -> None:
+        for line in lines.lines:
+            sink(lines.event(line))
+
+    return each_event
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from pdbsync.messages import (
     OutputLines,
     RsyncStarted,
     WorkerStarted,
-    bulk_sink,
+    lines_sink,
 )
 from pdbsync.plans import plan_event
 from pdbsync.rsync import exit_meaning
@@ -128,7 +128,7 @@ class Collector:
         )
         log_start_order(self.jobs)
         self.flush: Callable[[], None] = getattr(self.emit, "flush", None) or (lambda: None)
-        self.emit_lines = bulk_sink(self.emit) or self._emit_each_line
+        self.emit_lines = lines_sink(self.emit)
         self.supervisor = Supervisor(size, self.start_method)
         if self.on_pool_started is not None:
             self.on_pool_started()
@@ -236,10 +236,6 @@ class Collector:
                 detail = f" ({result.error})" if result.error else ""
                 result.error = self._stop_cause() + detail
             self._finish(result, state.job)
-
-    def _emit_each_line(self, lines: OutputLines) -> None:
-        for line in lines.lines:
-            self.emit(lines.event(line))
 
     def _write_off(self, state: _Running, status: str, error: str) -> None:
         """End a running job the parent gives up on, keeping when it started.

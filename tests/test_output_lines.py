@@ -175,9 +175,12 @@ def test_a_sink_that_answers_every_attribute_still_gets_every_event():
     for: it must get output events one by one like any callable."""
     from unittest import mock
 
-    from pdbsync.messages import bulk_sink
+    from pdbsync.messages import lines_sink
 
-    assert bulk_sink(mock.MagicMock()) is None
-    assert bulk_sink(lambda event: None) is None
+    sink = mock.MagicMock()
+    lines = OutputLines("t", TS, "stdout", ["a", "b"])
+    lines_sink(sink)(lines)
+    assert [call.args[0] for call in sink.call_args_list] == lines.events()
+    sink.output_lines.assert_not_called()
     renderer = JsonRenderer(io.BytesIO())
-    assert bulk_sink(renderer) == renderer.output_lines
+    assert lines_sink(renderer) == renderer.output_lines
