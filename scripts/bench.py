@@ -11,6 +11,11 @@ Copies land in /dev/shm where it exists. Each measurement copies into an empty
 destination, and the variants of one comparison are interleaved, repeat after repeat,
 so drift on the machine hits them alike; the median of the repeats is reported.
 
+Each variant is reported with its wall time and the CPU time (user + system) of the
+processes it ran, each a median and a ratio to the row's reference. The targets are for
+wall time; the CPU ratio shows all of what pdb-sync's own processes cost, part of
+which wall time hides while rsync keeps the cores busy.
+
 Printed ratios, with the targets they are held to:
 - parallel sync: pdb-sync --parallel N vs GNU ``parallel -j N --tag rsync``
   (target: within 5%), and vs plain sequential rsync;
@@ -25,12 +30,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -110,20 +117,47 @@ def run(argv: list[str]) -> None:
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
 
-def measure(variants: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in variants}
+@dataclass(frozen=True)
+class Timing:
+    """Medians of one variant: wall seconds, and CPU seconds (user + system) of the
+    processes it ran, without the daemon's side of a transfer (the same for every
+    variant). Where rsync keeps the cores busy, wall time hides part of what pdb-sync's
+    own processes cost; the CPU figure shows all of it."""
+
+    wall: float
+    cpu: float
+
+
+def children_cpu() -> float:
+    """CPU seconds of every reaped descendant so far (rsync's children are reaped by
+    rsync, pdb-sync's workers by pdb-sync: all of it reaches this process)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(variants: dict[str, Callable[[], object]], repeat: int) -> dict[str, Timing]:
+    walls: dict[str, list[float]] = {name: [] for name in variants}
+    cpus: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeat):
         for name, variant in variants.items():
-            times[name].append(timed(variant))
-    return {name: statistics.median(values) for name, values in times.items()}
+            before = children_cpu()
+            walls[name].append(timed(variant))
+            cpus[name].append(children_cpu() - before)
+    return {
+        name: Timing(statistics.median(walls[name]), statistics.median(cpus[name]))
+        for name in variants
+    }
 
 
-def report(title: str, medians: dict[str, float], baseline: str, target: str) -> None:
+def report(title: str, medians: dict[str, Timing], baseline: str, target: str) -> None:
     print(f"\n{title}")
-    for name, seconds in medians.items():
-        ratio = seconds / medians[baseline]
-        print(f"  {name:<34} {seconds:8.3f} s   x{ratio:5.3f} of {baseline}")
-    print(f"  target: {target}")
+    base = medians[baseline]
+    for name, timing in medians.items():
+        print(
+            f"  {name:<34} {timing.wall:8.3f} s  x{timing.wall / base.wall:5.3f}"
+            f"   cpu {timing.cpu:7.3f} s  x{timing.cpu / base.cpu:5.3f}"
+        )
+    print(f"  ratios: of {baseline}; target (wall time): {target}")
 
 
 def gnu_parallel_jobs(sources: dict[str, str], out: Path, jobs: int) -> Callable[[], None]:
