@@ -101,12 +101,14 @@ def _remembered_path() -> Path:
 def known_valid(name: str, instance: Any) -> bool:
     """Whether this very instance (same content, same schema, same pdb-sync) was found
     valid before: then a config need not import jsonschema (~100 ms) on every run."""
+    from pdbsync.state import StateError, read_file
+
     fingerprint = _fingerprint(name, instance)
     if fingerprint is None:
         return False
     try:
-        return fingerprint in _remembered_path().read_text().split()
-    except (OSError, UnicodeDecodeError):
+        return fingerprint in read_file(_remembered_path()).decode().split()
+    except (OSError, UnicodeDecodeError, StateError):
         return False
 
 
@@ -114,13 +116,16 @@ def remember_valid(name: str, instance: Any) -> None:
     """Note that ``instance`` is valid against schema ``name`` (best effort: a state
     directory that cannot be written only costs the next run the check)."""
     from pdbsync.outputs import OutputWriteError, write_file
+    from pdbsync.state import StateError, read_file
 
     fingerprint = _fingerprint(name, instance)
     if fingerprint is None:
         return
     path = _remembered_path()
     try:
-        known = path.read_text().split()
+        known = read_file(path).decode().split()
+    except StateError:
+        return  # not a regular file: a FIFO would make the write wait
     except (OSError, UnicodeDecodeError):
         known = []
     kept = [*(line for line in known if line != fingerprint), fingerprint][-_REMEMBERED:]

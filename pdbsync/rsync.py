@@ -176,17 +176,22 @@ def _version_text(path: str, identity: str) -> str:
     since asking costs every run ~5 ms before its first transfer (a fork of pdb-sync,
     rsync's start). Replacing or upgrading rsync changes its identity: it is asked again.
     """
+    from pdbsync.state import StateError, read_file
+
     remembered = _remembered_version_path()
+    keep = True
     try:
-        key, _, text = remembered.read_text().partition("\n")
+        key, _, text = read_file(remembered).decode().partition("\n")
         if key == f"{path}\0{identity}":
             return text
+    except StateError:
+        keep = False  # not a regular file (a FIFO would make every write wait)
     except (OSError, UnicodeDecodeError):
         pass
     text = subprocess.run(
         [path, "--version"], capture_output=True, text=True, timeout=10, check=False
     ).stdout
-    if re.search(_VERSION, text):  # only an answer worth keeping
+    if keep and re.search(_VERSION, text):  # only an answer worth keeping
         from pdbsync.outputs import OutputWriteError, write_file
 
         with contextlib.suppress(OutputWriteError):

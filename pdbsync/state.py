@@ -27,11 +27,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -181,6 +182,27 @@ def record_run(
     return index
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading, if it is a regular file (FileNotFoundError if there
+    is none).
+
+    A FIFO, device or directory where a state file belongs is refused with StateError,
+    not read: opening a FIFO for reading waits for a writer, and a run must never hang
+    on its own bookkeeping. O_NONBLOCK makes the open return at once; the check follows.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StateError(f"state {path}: not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of state file ``path``, by the rules of :func:`open_regular`."""
+    with open_regular(path) as stream:
+        return stream.read()
+
+
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -204,7 +226,7 @@ def _locked(directory: Path) -> Iterator[None]:
 
 def _append(history: Path, line: bytes) -> None:
     """Append one record; first end a line a crashed writer left unfinished."""
-    with contextlib.suppress(FileNotFoundError), history.open("rb") as existing:
+    with contextlib.suppress(FileNotFoundError), open_regular(history) as existing:
         size = existing.seek(0, os.SEEK_END)
         if size and existing.seek(size - 1) >= 0 and existing.read(1) != b"\n":
             line = b"\n" + line
@@ -219,7 +241,7 @@ def _write(path: Path, payload: bytes) -> None:
 
 def _compact(history: Path) -> None:
     """Keep the newest records that fit in half the bound; atomic replace."""
-    lines = [line for line in history.read_bytes().split(b"\n") if _parse(line) is not None]
+    lines = [line for line in read_file(history).split(b"\n") if _parse(line) is not None]
     kept: list[bytes] = []
     size = 0
     for line in reversed(lines):
@@ -285,7 +307,7 @@ def _build_index(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _read_index(directory: Path) -> dict[str, Any] | None:
     try:
-        data = orjson.loads((directory / INDEX_FILE).read_bytes())
+        data = orjson.loads(read_file(directory / INDEX_FILE))
     except FileNotFoundError:
         return None
     except orjson.JSONDecodeError:
@@ -312,7 +334,7 @@ def _parse(line: bytes) -> dict[str, Any] | None:
 
 def _read_records(history: Path) -> list[dict[str, Any]]:
     try:
-        data = history.read_bytes()
+        data = read_file(history)
     except FileNotFoundError:
         return []
     return [record for line in data.split(b"\n") if (record := _parse(line)) is not None]

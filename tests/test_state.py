@@ -231,3 +231,36 @@ def test_the_history_follows_a_symlink(tmp_path):
     )
     assert (tmp_path / "state" / state.HISTORY_FILE).is_symlink()
     assert orjson.loads(real.read_bytes())["targets"][0]["name"] == "a"
+
+
+STATE_FILES = ["rsync-version", "valid-configs", "targets.json", "history.jsonl"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", STATE_FILES)
+def test_a_fifo_where_a_state_file_belongs_neither_hangs_nor_fails_a_sync(name, four_targets):
+    """Opening a FIFO to read waits for a writer: a run must not hang on it (reading
+    state files opens them non-blocking and refuses what is not a regular file)."""
+    from conftest import run_cli
+
+    from pdbsync import rsync
+
+    directory = state.state_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(directory / name)
+    rsync._version_text.cache_clear()  # as in a new process: the state file is consulted
+    result = run_cli("--config", str(four_targets), "sync", "emdb", "--format", "json")
+    assert result.code == 0, result.stderr
+    assert result.events[-1]["type"] == "run_finished"
+    if name in ("targets.json", "history.jsonl"):  # the history: one warning, run unharmed
+        assert f"state {directory / name}: not a regular file" in result.stderr
+    assert (directory / name).is_fifo(), "the FIFO was replaced or removed"
+
+
+def test_reading_a_directory_or_missing_state_file():
+    directory = state.state_dir()
+    (directory / "targets.json").mkdir(parents=True)
+    with pytest.raises(state.StateError, match="not a regular file"):
+        state.read_file(directory / "targets.json")
+    with pytest.raises(FileNotFoundError):
+        state.read_file(directory / "history.jsonl")
