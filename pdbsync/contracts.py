@@ -7,7 +7,6 @@ schema that documents it, so a consumer can trust the schema rather than our mem
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import threading
@@ -101,36 +100,28 @@ def _remembered_path() -> Path:
 def known_valid(name: str, instance: Any) -> bool:
     """Whether this very instance (same content, same schema, same pdb-sync) was found
     valid before: then a config need not import jsonschema (~100 ms) on every run."""
-    from pdbsync.state import StateError, read_file
+    from pdbsync.state import read_cache
 
     fingerprint = _fingerprint(name, instance)
     if fingerprint is None:
         return False
-    try:
-        return fingerprint in read_file(_remembered_path()).decode().split()
-    except (OSError, UnicodeDecodeError, StateError):
-        return False
+    return fingerprint in (read_cache(_remembered_path()) or "").split()
 
 
 def remember_valid(name: str, instance: Any) -> None:
     """Note that ``instance`` is valid against schema ``name`` (best effort: a state
     directory that cannot be written only costs the next run the check)."""
-    from pdbsync.outputs import OutputWriteError, write_file
-    from pdbsync.state import StateError, read_file
+    from pdbsync.state import read_cache, write_cache
 
     fingerprint = _fingerprint(name, instance)
     if fingerprint is None:
         return
     path = _remembered_path()
-    try:
-        known = read_file(path).decode().split()
-    except StateError:
-        return  # not a regular file: a FIFO would make the write wait
-    except (OSError, UnicodeDecodeError):
-        known = []
-    kept = [*(line for line in known if line != fingerprint), fingerprint][-_REMEMBERED:]
-    with contextlib.suppress(OutputWriteError):
-        write_file(path, ("\n".join(kept) + "\n").encode())
+    cached = read_cache(path)
+    if cached is None:
+        return  # not a regular file
+    kept = [*(line for line in cached.split() if line != fingerprint), fingerprint][-_REMEMBERED:]
+    write_cache(path, "\n".join(kept) + "\n")
 
 
 def problems(instance: Any, name: str) -> list[str]:

@@ -7,7 +7,6 @@ the worker process runs rsync, this module only knows its language.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -176,26 +175,18 @@ def _version_text(path: str, identity: str) -> str:
     since asking costs every run ~5 ms before its first transfer (a fork of pdb-sync,
     rsync's start). Replacing or upgrading rsync changes its identity: it is asked again.
     """
-    from pdbsync.state import StateError, read_file
+    from pdbsync.state import read_cache, write_cache
 
     remembered = _remembered_version_path()
-    keep = True
-    try:
-        key, _, text = read_file(remembered).decode().partition("\n")
-        if key == f"{path}\0{identity}":
-            return text
-    except StateError:
-        keep = False  # not a regular file (a FIFO would make every write wait)
-    except (OSError, UnicodeDecodeError):
-        pass
+    cached = read_cache(remembered)
+    key, _, text = (cached or "").partition("\n")
+    if key == f"{path}\0{identity}":
+        return text
     text = subprocess.run(
         [path, "--version"], capture_output=True, text=True, timeout=10, check=False
     ).stdout
-    if keep and re.search(_VERSION, text):  # only an answer worth keeping
-        from pdbsync.outputs import OutputWriteError, write_file
-
-        with contextlib.suppress(OutputWriteError):
-            write_file(remembered, f"{path}\0{identity}\n{text}".encode())
+    if cached is not None and re.search(_VERSION, text):  # only an answer worth keeping
+        write_cache(remembered, f"{path}\0{identity}\n{text}")
     return text
 
 

@@ -203,6 +203,25 @@ def read_file(path: Path) -> bytes:
         return stream.read()
 
 
+def read_cache(path: Path) -> str | None:
+    """The text of cache file ``path`` in the state dir (``valid-configs``,
+    ``rsync-version``): empty when it is missing or unreadable, None when it is not a
+    regular file, which :func:`write_cache` must then not be asked to write (a FIFO
+    would make the write wait)."""
+    try:
+        return read_file(path).decode()
+    except StateError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def write_cache(path: Path, text: str) -> None:
+    """Best effort: a cache that cannot be written only costs the next run its work."""
+    with contextlib.suppress(outputs.OutputWriteError):
+        outputs.write_file(path, text.encode())
+
+
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
