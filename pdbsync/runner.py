@@ -48,6 +48,8 @@ from pdbsync.units import human_bytes, transfer_details
 
 #: How long the loop waits on the queue before checking workers and the cancel flag.
 POLL_SECONDS = 0.05
+#: The longest the side work waits for the first round of rsyncs to start (seconds).
+TRANSFERS_START_SECONDS = 0.5
 #: After a worker died, a job no worker has taken for this long is written off.
 UNCLAIMED_SECONDS = 10.0
 #: After a stop, how long a worker gets to report its stopped rsync before the parent
@@ -79,6 +81,7 @@ class _Running:
     submitted: float = 0.0  # monotonic time the job went to the pool
     worker_pid: int | None = None
     rsync_pid: int | None = None  # the current attempt's rsync; None between attempts
+    rsync_seen: bool = False  # an rsync of this job has started (for on_transfers_started)
     started_at: str | None = None  # when a worker took it (UTC, for the summary)
     started: float | None = None  # the same, monotonic
 
@@ -100,8 +103,10 @@ class Collector:
     cancel: CancelFlag | None = None
     fail_fast: str | None = None  # None, "wait" (let running finish) or "kill"
     start_method: str | None = None
-    #: called once the worker pool has forked (work that may overlap the transfers)
-    on_pool_started: Callable[[], None] | None = None
+    #: called once, when every job of the first round has started its rsync (or ended),
+    #: or TRANSFERS_START_SECONDS after the pool forked: work that may overlap the
+    #: transfers but should not slow down their start (see _start_side_work)
+    on_transfers_started: Callable[[], None] | None = None
     deadline: Deadline | None = None  # --deadline (see pdbsync.deadline)
     results: dict[str, SyncResult] = field(default_factory=dict)
     running: dict[str, _Running] = field(default_factory=dict)
@@ -130,8 +135,7 @@ class Collector:
         self.flush: Callable[[], None] = getattr(self.emit, "flush", None) or (lambda: None)
         self.emit_lines = lines_sink(self.emit)
         self.supervisor = Supervisor(size, self.start_method)
-        if self.on_pool_started is not None:
-            self.on_pool_started()
+        self.pool_started = time.monotonic()
         try:
             while not self.scheduler.done:
                 self._check_cancel()
@@ -144,6 +148,7 @@ class Collector:
                 for gone in self.scheduler.not_started():
                     self._finish(_unstarted(gone.job, gone.status, gone.reason), gone.job)
                 self._drain()
+                self._start_side_work()
                 self._reap_dead_workers()
                 if self.worker_died and self.running:
                     self.supervisor.unstick_queue(self.last_message_at)
@@ -158,6 +163,22 @@ class Collector:
                 self.supervisor.doom(state.rsync_pid)
             self.supervisor.close()
         return [self.results[name] for name in dict.fromkeys(job.name for job in self.jobs)]
+
+    def _start_side_work(self) -> None:
+        """Call ``on_transfers_started`` once the running jobs' rsyncs have all started.
+
+        Why wait: the side work (importing jsonschema, ~70 ms of CPU) runs in a thread of
+        this process, and until the last job is handed over the pool's task thread needs
+        the GIL to send it. Started right after the fork, it delayed the first rsyncs by
+        ~20 ms (measured). A job that never gets to its rsync (a retry's wait, a stuck
+        worker) holds it back at most TRANSFERS_START_SECONDS.
+        """
+        if self.on_transfers_started is None:
+            return
+        started = all(state.rsync_seen for state in self.running.values())
+        if started or time.monotonic() - self.pool_started >= TRANSFERS_START_SECONDS:
+            side_work, self.on_transfers_started = self.on_transfers_started, None
+            side_work()
 
     def _check_cancel(self) -> None:
         reason = cancel_reason(self.cancel)
@@ -228,6 +249,7 @@ class Collector:
                 self.supervisor.stop_worker(message.pid)
         elif isinstance(message, RsyncStarted):
             state.rsync_pid = message.pid
+            state.rsync_seen = state.rsync_seen or message.pid is not None
             log.debug("{}: rsync pid {} (worker {})", message.name, message.pid, state.worker_pid)
         elif isinstance(message, JobFinished):
             result = SyncResult.from_dict(message.result)

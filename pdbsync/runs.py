@@ -169,7 +169,7 @@ def _run(
         start_method=settings.start_method,
         deadline=settings.deadline,
         max_per_host=settings.max_per_host,
-        on_pool_started=lambda: contracts.warm_in_background(schema),
+        on_transfers_started=lambda: contracts.warm_in_background(schema),
     )
     results = collector.run()
     summary = build(

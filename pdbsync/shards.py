@@ -24,13 +24,13 @@ in no shard or in two, should the shards still have disagreed.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pdbsync.digest import blake2b
 from pdbsync.errors import UsageError
 from pdbsync.slurm import SlurmJob
 
@@ -95,7 +95,7 @@ def resolve_shard(given: str | None, slurm: SlurmJob | None) -> Shard | None:
 
 
 def _hash(name: str) -> bytes:
-    return hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return blake2b(name.encode(), digest_size=8).digest()
 
 
 def assign(names: Sequence[str], weights: Mapping[str, float], count: int) -> dict[str, int]:
