@@ -22,20 +22,28 @@ class LineSplitter:
             if data[:1] == b"\n":
                 data = data[1:]  # the \n of a \r\n that was split across two reads
             self._after_cr = False
-        pieces = data.split(b"\n")  # splits in C; \r is rare and handled per piece
-        rest = pieces.pop()
-        if b"\r" not in data:
-            self._rest = rest
-            return pieces
-        lines: list[bytes] = []
-        for piece in pieces:
-            if b"\r" not in piece:
-                lines.append(piece)
-                continue
-            *redraws, last = piece.split(b"\r")
-            lines.extend(redraw for redraw in redraws if redraw)
-            if last:  # empty when the piece ended in \r: that \r\n is one line end
-                lines.append(last)
+        end = data.rfind(b"\n")
+        body, rest = (data[:end], data[end + 1 :]) if end >= 0 else (None, data)
+        if body is None:
+            lines: list[bytes] = []
+        elif b"\r" not in body:
+            lines = body.split(b"\n")  # splits in C
+        elif body and body[:1] != b"\n" and body[-1:] != b"\n" and b"\n\n" not in body:
+            # No blank line here, so every empty piece is a \r's and is dropped: the
+            # whole split runs in C. This is rsync -v with --info=progress2, which ends
+            # each file's line with \n and starts each redraw with \r (two lines a
+            # file); the loop below cost that worker ~0.1 s of CPU per 60k files.
+            lines = list(filter(None, body.replace(b"\n", b"\r").split(b"\r")))
+        else:
+            lines = []
+            for piece in body.split(b"\n"):
+                if b"\r" not in piece:
+                    lines.append(piece)  # a blank line stays
+                    continue
+                *redraws, last = piece.split(b"\r")
+                lines.extend(redraw for redraw in redraws if redraw)
+                if last:  # empty when the piece ended in \r: that \r\n is one line end
+                    lines.append(last)
         if b"\r" in rest:
             *redraws, rest = rest.split(b"\r")
             lines.extend(redraw for redraw in redraws if redraw)

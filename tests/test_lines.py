@@ -85,8 +85,23 @@ def test_random_streams_split_like_the_byte_by_byte_rules():
     import random
 
     rng = random.Random(7)
-    for _ in range(300):
+    for _ in range(3000):
         data = bytes(rng.choice(b"ab\r\n ") for _ in range(rng.randint(0, 40)))
         cuts = sorted(rng.sample(range(len(data) + 1), k=min(len(data) + 1, rng.randint(0, 6))))
+        pieces = [data[i:j] for i, j in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        assert split_all(*pieces) == _reference(data), (data, pieces)
+
+
+def test_random_rsync_like_streams_split_like_the_byte_by_byte_rules():
+    """Long streams shaped like rsync -v --info=progress2 (a file's line, then a redraw
+    that starts with \\r), with blank lines, CR LF and bare redraws mixed in, cut anywhere."""
+    import random
+
+    rng = random.Random(11)
+    parts = [b">f+++++++++ ab/1abc.cif.gz\n", b"\r      1,048  0% (xfr#3, ir-chk=1/9)\n",
+             b"\r  2,000  5%", b"\n", b"\r\n", b"\r", b"cd+++++++++ ab/\n", b"x"]  # fmt: skip
+    for _ in range(2000):
+        data = b"".join(rng.choice(parts) for _ in range(rng.randint(0, 30)))
+        cuts = sorted(rng.sample(range(len(data) + 1), k=min(len(data) + 1, rng.randint(0, 8))))
         pieces = [data[i:j] for i, j in zip([0, *cuts], [*cuts, len(data)], strict=True)]
         assert split_all(*pieces) == _reference(data), (data, pieces)
