@@ -178,7 +178,10 @@ class Collector:
         started = all(state.rsync_seen for state in self.running.values())
         if started or time.monotonic() - self.pool_started >= TRANSFERS_START_SECONDS:
             side_work, self.on_transfers_started = self.on_transfers_started, None
-            side_work()
+            try:
+                side_work()
+            except Exception as exc:  # optional work must not stop transfers under way
+                log.warning("work beside the transfers did not start: {!r}", exc)
 
     def _check_cancel(self) -> None:
         reason = cancel_reason(self.cancel)

@@ -14,6 +14,7 @@ from conftest import write_config
 
 import pdbsync
 from pdbsync import runner
+from pdbsync.messages import RsyncStarted
 from pdbsync.runner import Collector, _Running
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,7 +62,35 @@ def test_a_job_that_never_starts_rsync_holds_the_side_work_back_only_so_long():
     assert calls == [1]
 
 
-def test_in_a_real_run_the_side_work_starts_while_every_first_rsync_runs(mirror, tmp_path: Path):
+def test_a_job_between_retries_still_counts_as_started():
+    """rsync's end (``RsyncStarted(None)``, a retry's wait) does not undo its start."""
+    calls: list[int] = []
+    collector = _collector(calls, [])
+    collector.running = {"a": _running("a", False)}
+    collector._handle(RsyncStarted("a", 4242))
+    collector._handle(RsyncStarted("a", None))
+    assert collector.running["a"].rsync_seen and collector.running["a"].rsync_pid is None
+    collector._start_side_work()
+    assert calls == [1]
+
+
+def test_side_work_that_fails_is_logged_and_the_run_goes_on():
+    collector = Collector(jobs=[], parallel=1, emit=lambda event: None)
+    collector.pool_started = time.monotonic()
+
+    def side_work() -> None:
+        raise RuntimeError("can't start new thread")
+
+    collector.on_transfers_started = side_work
+    collector._start_side_work()  # no exception
+    assert collector.on_transfers_started is None
+
+
+def test_in_a_real_run_the_side_work_starts_while_every_first_rsync_runs(
+    mirror, tmp_path: Path, monkeypatch
+):
+    # Only the rsyncs' start may trigger it here, not the time limit.
+    monkeypatch.setattr(runner, "TRANSFERS_START_SECONDS", 60.0)
     config = write_config(
         tmp_path / "config.toml",
         tmp_path / "pdb",
