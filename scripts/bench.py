@@ -23,7 +23,9 @@ Printed ratios, with the targets they are held to:
   pdb-sync text and json to /dev/null (target: overhead under 25%);
 - ``pdb-sync --version`` start-up (target: under 150 ms);
 - the fixed cost of a run (4 targets already up to date) and a fresh copy of 4 targets
-  of small files, ``--parallel 4``, vs GNU parallel (targets: no slower; within 5%).
+  of small files, ``--parallel 4``, vs GNU parallel (targets: no slower; within 5%);
+  the first with scripts/pool_floor.py beside them: the design's shape (pool, queue, JSON
+  events) running the same rsyncs and doing nothing else, the floor under pdb-sync.
 """
 
 from __future__ import annotations
@@ -177,6 +179,24 @@ def gnu_parallel_jobs(sources: dict[str, str], out: Path, jobs: int) -> Callable
     return go
 
 
+def pool_floor_jobs(sources: dict[str, str], out: Path, jobs: int) -> Callable[[], None]:
+    """scripts/pool_floor.py over the targets: the fixed design (pool, queue, JSON events)
+    doing nothing but run the same rsyncs; how much of a gap is the design's own."""
+    floor = str(Path(__file__).resolve().with_name("pool_floor.py"))
+
+    def go() -> None:
+        lines = "\n".join(f"{url} {out / name}/" for name, url in sources.items())
+        subprocess.run(
+            [sys.executable, floor, str(jobs), *RSYNC_FLAGS],
+            input=lines.encode(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+
+    return go
+
+
 def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> None:
     """Issue 10's rows: the fixed cost of a run (4 targets already up to date) and a
     fresh copy of 4 targets of small files with --parallel 4 (CPU-bound on 2 cores), each
@@ -195,8 +215,13 @@ def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> N
         pdb_sync = [exe, "--config", str(config), "sync", "--all", "--parallel", "4"]
         run(pdb_sync)  # a warm state directory, as every run after the first has
         parallel4 = gnu_parallel_jobs(sources, copy, 4)
+        floor4 = pool_floor_jobs(sources, copy, 4)
         medians = measure(
-            {"GNU parallel -j 4 --tag": parallel4, "pdb-sync --parallel 4": lambda: run(pdb_sync)},
+            {
+                "GNU parallel -j 4 --tag": parallel4,
+                "pool + queue floor, 4 workers": floor4,
+                "pdb-sync --parallel 4": lambda: run(pdb_sync),
+            },
             args.repeat,
         )
         report(
@@ -215,7 +240,10 @@ def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> N
             run(pdb_sync)
 
         medians = measure(
-            {"GNU parallel -j 4 --tag": fresh_parallel, "pdb-sync --parallel 4": fresh_pdb_sync},
+            {
+                "GNU parallel -j 4 --tag": fresh_parallel,
+                "pdb-sync --parallel 4": fresh_pdb_sync,
+            },
             args.repeat,
         )
         report(
