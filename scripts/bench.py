@@ -38,7 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,15 +179,19 @@ def gnu_parallel_jobs(sources: dict[str, str], out: Path, jobs: int) -> Callable
     return go
 
 
-def pool_floor_jobs(sources: dict[str, str], out: Path, jobs: int) -> Callable[[], None]:
+def pool_floor_jobs(
+    sources: dict[str, str], out: Path, jobs: int, preload: Sequence[str] = ()
+) -> Callable[[], None]:
     """scripts/pool_floor.py over the targets: the fixed design (pool, queue, JSON events)
-    doing nothing but run the same rsyncs; how much of a gap is the design's own."""
+    doing nothing but run the same rsyncs; how much of a gap is the design's own. With
+    ``preload``, it first imports those modules, as pdb-sync does before its pool forks."""
     floor = str(Path(__file__).resolve().with_name("pool_floor.py"))
+    options = ["--preload", ",".join(preload)] if preload else []
 
     def go() -> None:
         lines = "\n".join(f"{url} {out / name}/" for name, url in sources.items())
         subprocess.run(
-            [sys.executable, floor, str(jobs), *RSYNC_FLAGS],
+            [sys.executable, floor, *options, str(jobs), *RSYNC_FLAGS],
             input=lines.encode(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -195,6 +199,19 @@ def pool_floor_jobs(sources: dict[str, str], out: Path, jobs: int) -> Callable[[
         )
 
     return go
+
+
+def imported_by(argv: list[str]) -> list[str]:
+    """The pdbsync modules a run of ``python -m pdbsync ARGV`` imports (-X importtime)."""
+    found = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pdbsync", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stderr
+    names = (line.rsplit("|", 1)[-1].strip() for line in found.splitlines() if "|" in line)
+    return sorted({name for name in names if name.split(".")[0] == "pdbsync"})
 
 
 def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> None:
@@ -216,10 +233,13 @@ def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> N
         run(pdb_sync)  # a warm state directory, as every run after the first has
         parallel4 = gnu_parallel_jobs(sources, copy, 4)
         floor4 = pool_floor_jobs(sources, copy, 4)
+        ours = imported_by(pdb_sync[1:])
+        floor4_ours = pool_floor_jobs(sources, copy, 4, preload=ours)
         medians = measure(
             {
                 "GNU parallel -j 4 --tag": parallel4,
                 "pool + queue floor, 4 workers": floor4,
+                f"floor importing pdbsync ({len(ours)} mods)": floor4_ours,
                 "pdb-sync --parallel 4": lambda: run(pdb_sync),
             },
             args.repeat,

@@ -1,6 +1,6 @@
 """The least the fixed design can cost: a reference row for scripts/bench.py.
 
-    printf '%s %s\\n' URL DEST ... | python scripts/pool_floor.py JOBS RSYNC_FLAG...
+    echo URL DEST | python scripts/pool_floor.py [--preload MODULE,...] JOBS RSYNC_FLAG...
 
 One rsync per input line, each in a ``multiprocessing.Pool`` worker (JOBS of them, fork
 start); every output line becomes a JSON event with the target's name, sent over a
@@ -9,6 +9,10 @@ docs/architecture.md fixes, and nothing else: no config, no checks of the paths,
 locks, no retries, no throttling, no summary and no schema. Where pdb-sync is slower than
 GNU parallel, this row tells how much of the gap the design's shape itself costs (Python,
 the pool, the queue) and how much is pdb-sync's own work on top of it.
+
+``--preload`` imports the named modules before the pool starts, as pdb-sync's parent
+does before it forks: the floor plus what importing pdb-sync's code costs, and nothing
+of what that code then does.
 
 A redraw of ``--info=progress2`` (``\\r`` without ``\\n``) is kept only as the last redraw
 before each newline: the events a throttled renderer would end up showing, at no cost.
@@ -21,6 +25,7 @@ x1.26 of GNU parallel there, against pdb-sync's x1.11.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import subprocess
@@ -63,7 +68,12 @@ def transfer(job: tuple[str, str, list[str]]) -> int:
 
 
 def main() -> int:
-    jobs, flags = int(sys.argv[1]), sys.argv[2:]
+    args = sys.argv[1:]
+    if args[0] == "--preload":
+        for module in args[1].split(","):
+            importlib.import_module(module)
+        args = args[2:]
+    jobs, flags = int(args[0]), args[1:]
     work = [(*line.split(" ", 1), flags) for line in sys.stdin.read().splitlines() if line]
     context = multiprocessing.get_context("fork")
     events: Queue = context.Queue()
