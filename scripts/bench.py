@@ -24,8 +24,10 @@ Printed ratios, with the targets they are held to:
 - ``pdb-sync --version`` start-up (target: under 150 ms);
 - the fixed cost of a run (4 targets already up to date) and a fresh copy of 4 targets
   of small files, ``--parallel 4``, vs GNU parallel (targets: no slower; within 5%);
-  the first with scripts/pool_floor.py beside them: the design's shape (pool, queue, JSON
-  events) running the same rsyncs and doing nothing else, the floor under pdb-sync.
+  the first with two runs of scripts/pool_floor.py beside it: the design's shape (pool,
+  queue, JSON events) running the same rsyncs and nothing else, plain and after importing
+  the pdbsync modules a sync imports (the floor under pdb-sync, and what its code's
+  import adds to it).
 """
 
 from __future__ import annotations
