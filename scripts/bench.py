@@ -24,7 +24,7 @@ Printed ratios, with the targets they are held to:
 - ``pdb-sync --version`` start-up (target: under 150 ms);
 - the fixed cost of a run (4 targets already up to date) and a fresh copy of 4 targets
   of small files, ``--parallel 4``, vs GNU parallel (targets: no slower; within 5%);
-  the first with two runs of scripts/pool_floor.py beside it: the design's shape (pool,
+  each with two runs of scripts/pool_floor.py beside it: the design's shape (pool,
   queue, JSON events) running the same rsyncs and nothing else, plain and after importing
   the pdbsync modules a sync imports (the floor under pdb-sync, and what its code's
   import adds to it).
@@ -213,7 +213,9 @@ def imported_by(argv: list[str]) -> list[str]:
         check=True,
     ).stderr
     names = (line.rsplit("|", 1)[-1].strip() for line in found.splitlines() if "|" in line)
-    return sorted({name for name in names if name.split(".")[0] == "pdbsync"})
+    # pdbsync.__main__ runs the CLI when imported; -m runs it as __main__, never lists it.
+    ours = {name for name in names if name.split(".")[0] == "pdbsync"}
+    return sorted(ours - {"pdbsync.__main__"})
 
 
 def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> None:
@@ -257,6 +259,14 @@ def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> N
             fresh(copy)
             parallel4()
 
+        def fresh_floor() -> None:
+            fresh(copy)
+            floor4()
+
+        def fresh_floor_ours() -> None:
+            fresh(copy)
+            floor4_ours()
+
         def fresh_pdb_sync() -> None:
             fresh(copy)
             run(pdb_sync)
@@ -264,6 +274,8 @@ def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> N
         medians = measure(
             {
                 "GNU parallel -j 4 --tag": fresh_parallel,
+                "pool + queue floor, 4 workers": fresh_floor,
+                f"floor importing pdbsync ({len(ours)} mods)": fresh_floor_ours,
                 "pdb-sync --parallel 4": fresh_pdb_sync,
             },
             args.repeat,

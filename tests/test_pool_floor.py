@@ -3,17 +3,28 @@ the same transfers as the rows beside it, or its time says nothing."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SCRIPTS
+from tests.conftest import SCRIPTS, processes_mentioning
 
 pytestmark = pytest.mark.timeout(60)
 
 FLAGS = ["-a", "--partial-dir=.rsync-partial", "--info=progress2", "--stats"]
+
+
+def load_floor():
+    spec = importlib.util.spec_from_file_location("pool_floor", SCRIPTS / "pool_floor.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def floor(jobs: int, lines: list[str], *options: str) -> subprocess.CompletedProcess[str]:
@@ -56,3 +67,46 @@ def test_preload_imports_the_modules_before_the_transfers(mirror, archive: Path,
     loaded = floor(1, [line], "--preload", "pdbsync.api,pdbsync.runner")
     assert loaded.returncode == 0, loaded.stderr
     assert files_under(tmp_path / "sifts") == files_under(archive / "sifts")
+
+
+def test_a_line_keeps_what_a_terminal_shows_of_it() -> None:
+    last_redraw = load_floor().last_redraw
+    cases = [b"", b"plain", b"a\rb", b"  1%\r  2%\r 100%", b"a\r", b"\r", b"\r\rz"]
+    for line in cases:
+        assert last_redraw(line) == line.rsplit(b"\r", 1)[-1]
+
+
+def test_an_input_line_without_a_destination_is_refused_before_any_transfer(mirror) -> None:
+    result = floor(1, [mirror.url("ftp_data", "sifts/")])
+    assert result.returncode == 1
+    assert "expected 'URL DEST'" in result.stderr
+
+
+def test_an_rsync_killed_by_a_signal_fails_the_run(mirror, tmp_path: Path) -> None:
+    stalled = tmp_path / "stalled"
+    lines = [
+        f"{mirror.url('ftp_data', 'sifts/')} {tmp_path / 'done'}/",
+        f"{mirror.url('stall', 'sifts/')} {stalled}/",
+    ]
+    command = [sys.executable, str(SCRIPTS / "pool_floor.py"), "2", *FLAGS]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        proc.stdin.write("".join(f"{line}\n" for line in lines))
+        proc.stdin.close()
+        deadline = time.monotonic() + 20
+        rsyncs: list[int] = []
+        while not rsyncs and time.monotonic() < deadline:
+            rsyncs = [
+                pid
+                for pid, cmd in processes_mentioning(str(stalled)).items()
+                if cmd.startswith("rsync ")
+            ]
+            time.sleep(0.02)
+        assert rsyncs, "the stalled rsync never started"
+        for pid in rsyncs:
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.stdout.read(), proc.stderr.read()  # both small: no deadlock
+        proc.wait(timeout=30)
+    assert proc.returncode == 128 + signal.SIGKILL, err
+    assert "[done] Number of files:" in out
