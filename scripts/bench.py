@@ -164,15 +164,20 @@ def report(title: str, medians: dict[str, Timing], baseline: str, target: str) -
     print(f"  ratios: of {baseline}; target (wall time): {target}")
 
 
+def job_lines(sources: dict[str, str], out: Path) -> bytes:
+    """``URL DEST`` per target, one per line: what GNU parallel and the floor both read,
+    so that every variant of a row runs the very same rsyncs."""
+    return "\n".join(f"{url} {out / name}/" for name, url in sources.items()).encode()
+
+
 def gnu_parallel_jobs(sources: dict[str, str], out: Path, jobs: int) -> Callable[[], None]:
     """GNU ``parallel -j N --tag rsync ...`` over the targets, as a reference."""
 
     def go() -> None:
-        lines = "\n".join(f"{url} {out / name}/" for name, url in sources.items())
         subprocess.run(
             ["parallel", "-j", str(jobs), "--tag", "--colsep", " ", "rsync", *RSYNC_FLAGS,
              "{1}", "{2}"],
-            input=lines.encode(),
+            input=job_lines(sources, out),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,
@@ -191,10 +196,9 @@ def pool_floor_jobs(
     options = ["--preload", ",".join(preload)] if preload else []
 
     def go() -> None:
-        lines = "\n".join(f"{url} {out / name}/" for name, url in sources.items())
         subprocess.run(
             [sys.executable, floor, *options, str(jobs), *RSYNC_FLAGS],
-            input=lines.encode(),
+            input=job_lines(sources, out),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,
@@ -255,28 +259,19 @@ def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> N
             "pdb-sync no slower than GNU parallel",
         )
 
-        def fresh_parallel() -> None:
-            fresh(copy)
-            parallel4()
+        def into_empty_copy(variant: Callable[[], object]) -> Callable[[], None]:
+            def go() -> None:
+                fresh(copy)
+                variant()
 
-        def fresh_floor() -> None:
-            fresh(copy)
-            floor4()
-
-        def fresh_floor_ours() -> None:
-            fresh(copy)
-            floor4_ours()
-
-        def fresh_pdb_sync() -> None:
-            fresh(copy)
-            run(pdb_sync)
+            return go
 
         medians = measure(
             {
-                "GNU parallel -j 4 --tag": fresh_parallel,
-                "pool + queue floor, 4 workers": fresh_floor,
-                f"floor importing pdbsync ({len(ours)} mods)": fresh_floor_ours,
-                "pdb-sync --parallel 4": fresh_pdb_sync,
+                "GNU parallel -j 4 --tag": into_empty_copy(parallel4),
+                "pool + queue floor, 4 workers": into_empty_copy(floor4),
+                f"floor importing pdbsync ({len(ours)} mods)": into_empty_copy(floor4_ours),
+                "pdb-sync --parallel 4": into_empty_copy(lambda: run(pdb_sync)),
             },
             args.repeat,
         )

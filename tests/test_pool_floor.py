@@ -27,10 +27,18 @@ def load_floor():
     return module
 
 
+def floor_command(jobs: int, *options: str) -> list[str]:
+    return [sys.executable, str(SCRIPTS / "pool_floor.py"), *options, str(jobs), *FLAGS]
+
+
+def as_input(lines: list[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
 def floor(jobs: int, lines: list[str], *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPTS / "pool_floor.py"), *options, str(jobs), *FLAGS],
-        input="".join(f"{line}\n" for line in lines),
+        floor_command(jobs, *options),
+        input=as_input(lines),
         capture_output=True,
         text=True,
         timeout=50,
@@ -88,11 +96,14 @@ def test_an_rsync_killed_by_a_signal_fails_the_run(mirror, tmp_path: Path) -> No
         f"{mirror.url('ftp_data', 'sifts/')} {tmp_path / 'done'}/",
         f"{mirror.url('stall', 'sifts/')} {stalled}/",
     ]
-    command = [sys.executable, str(SCRIPTS / "pool_floor.py"), "2", *FLAGS]
     with subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        floor_command(2),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as proc:
-        proc.stdin.write("".join(f"{line}\n" for line in lines))
+        proc.stdin.write(as_input(lines))
         proc.stdin.close()
         deadline = time.monotonic() + 20
         rsyncs: list[int] = []
