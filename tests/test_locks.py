@@ -297,8 +297,9 @@ def test_two_runs_on_a_symlinked_lock_path_never_write_the_dest_at_once(throttle
         while any(run.proc.poll() is None for run in runs):
             most = max(most, len(_rsync_groups_into(work / "pdb")))
             time.sleep(0.02)
-        for run in runs:
-            code, _events, stderr = run.finish(timeout=30)
+        finished = [run.finish(timeout=30) for run in runs]
+        assert most <= 1  # never two rsyncs into the dest at once
+        for code, _events, stderr in finished:
             assert code == ExitCode.USAGE, stderr
             assert "is a symlink" in stderr
         assert most == 0
