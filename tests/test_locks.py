@@ -475,3 +475,39 @@ def test_preflight_marks_only_the_jobs_it_cannot_lock(mirror, tmp_path):
     assert warnings == []
     assert [job.unlocked for job in jobs] == [None, None]
     assert lock_path(tmp_path / "pdb" / "m").is_file()  # created, as the worker would
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user")
+def test_another_users_lock_file_still_locks(tmp_path):
+    """Two users sharing one pdb_dir: the lock file the first created (0644) cannot be
+    opened for writing by the second, whose run went on unlocked; it is opened
+    read-only now, so the second run sees the lock held and waits (here: gives up)."""
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's tmp dirs are root's alone
+    try:
+        shared.chmod(0o755)
+        dest = shared / "m"
+        first = DestLock.open(lock_path(dest))
+        assert first.try_take()
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the other user
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                outcome = locks.take(dest, "mmcif", 0.0, lambda: None, lambda s: None, print)
+                answer = f"{outcome.lock is not None}|{outcome.status}|{outcome.reason}"
+            except BaseException as exc:  # reported to the parent
+                answer = f"error|{exc!r}|"
+            os.write(write, answer.encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(child, 0)
+        with os.fdopen(read) as pipe:
+            held, status, reason = pipe.read().split("|", 2)
+        first.release()
+        assert (held, status) == ("False", "skipped"), reason
+        assert "locked by" in reason
+    finally:
+        shutil.rmtree(shared)
