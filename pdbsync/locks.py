@@ -102,9 +102,10 @@ def refusal(path: Path) -> str | None:
 
 def refused_message(name: str, path: Path, why: str) -> str:
     """The one line that refuses target ``name`` because of what is at its lock path."""
+    what = why if "regular file" in why else f"{why}, not a regular file"
     return (
-        f"target {name!r}: its lock file {path} {why}, not a regular file; pdb-sync will "
-        "not sync a dest it cannot lock: move it away, pdb-sync creates the lock file itself"
+        f"target {name!r}: its lock file {path} {what}; pdb-sync will not sync a dest it "
+        "cannot lock: move it away, pdb-sync creates the lock file itself"
     )
 
 
@@ -131,8 +132,11 @@ class DestLock:
         try:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, LOCK_FILE_MODE)
-            except PermissionError:
-                fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+            except PermissionError as cannot_write:
+                try:
+                    fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+                except FileNotFoundError:
+                    raise cannot_write from None  # no lock file, and none can be created
         except OSError:
             why = refusal(path)
             if why is not None:
