@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pdbsync import config as config_module
+from pdbsync import locks
 from pdbsync.config import Config
 from pdbsync.deadline import DEFAULT_MARGIN_S, Deadline
 from pdbsync.errors import UsageError
@@ -117,6 +118,12 @@ def sync(
     end inside a job; None: no deadline); transfers stop ``deadline_margin`` seconds
     before it. ``shard``: ``"I/N"`` runs only this share of the jobs (``"auto"``: the
     Slurm array task's share; None: all).
+
+    Every dest lock the run will take is checked before anything runs
+    (:func:`pdbsync.locks.preflight`): anything but a regular file at a lock path raises
+    :class:`~pdbsync.locks.LockRefused` (exit 2, nothing written); targets on a file
+    system that cannot lock run unlocked, and one ``warning`` event (``code``
+    ``unlocked``) goes to ``on_event`` first.
     """
     environ = os.environ if environ is None else environ
     settings = _settings(parallel, summary, fail_fast, start_method)
@@ -145,6 +152,9 @@ def sync(
     to_run, place, rule = batch_setup(to_run, environ, shard, deadline, deadline_margin)
     if lock_timeout is not None:
         to_run = [replace(job, lock_timeout=float(lock_timeout)) for job in to_run]
+    to_run, warnings = locks.preflight(to_run)  # exit 2 before anything is written
+    for warning in warnings if on_event is not None else ():
+        on_event(warning)
     to_run, held, cap = split_jobs(config, to_run, split, parallel, max_per_host, environ, cancel)
     settings = replace(settings, deadline=rule, place=place, max_per_host=cap)
     try:

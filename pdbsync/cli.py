@@ -20,7 +20,7 @@ from pdbsync import __version__
 from pdbsync.cli_batch import add_batch_flags, add_slurm
 from pdbsync.cli_config import add_config, add_profile_target, list_profiles
 from pdbsync.cli_env import add_env
-from pdbsync.cli_mirrors import add_mirrors, add_sync_mirror_flags, sync_preflight
+from pdbsync.cli_mirrors import RunWarnings, add_mirrors, add_sync_mirror_flags, sync_preflight
 from pdbsync.cli_status import (
     add_completion,
     add_history,
@@ -338,6 +338,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     config = sync_preflight(args, config, renderer, env)  # rsync's CVE floor, mirror auto
     run = api.plan if args.plan else api.sync
     on_event = _DryRunOptions(renderer) if show_options else renderer
+    on_event = RunWarnings(on_event, env, args.format == "json")  # e.g. dest locks unsupported
     events = None
     if args.events is not None and not previewing:
         on_event = events = EventLog.open(on_event, args.events)

@@ -72,15 +72,50 @@ def sync_preflight(args: argparse.Namespace, config: Any, renderer: Any, env: En
     names = select_targets(config, args.names, args.all)
     checked = prepare(config, names, env.environ, args.allow_vulnerable_rsync)
     for event in checked.warnings:
-        env.stderr.write(f"pdb-sync: warning: {event['message']}\n")
-        if args.format == "json":
-            renderer.event(event)
+        show_warning(event, renderer, env, args.format == "json")
     for note in checked.notes:
         env.stderr.write(f"pdb-sync: note: {note}\n")
     env.stderr.flush()
     if args.format == "json":
         renderer.flush()
     return checked.config
+
+
+def show_warning(event: dict[str, Any], sink: Any, env: Environment, json: bool) -> None:
+    """A ``warning`` event as the operator sees it: one line on stderr, and in
+    ``--format json`` the event to ``sink`` too (stdout carries JSON only)."""
+    env.stderr.write(f"pdb-sync: warning: {event['message']}\n")
+    env.stderr.flush()
+    if json:
+        sink(event)
+
+
+class RunWarnings:
+    """The event sink of a sync around ``sink``: a ``warning`` the run itself sends (the
+    dest locks' preflight, pdbsync.locks) is shown by :func:`show_warning`, like the
+    pre-run ones above; every other event goes to ``sink`` unchanged."""
+
+    def __init__(self, sink: Any, env: Environment, json: bool) -> None:
+        from pdbsync.messages import lines_sink
+
+        self.sink = sink
+        self.sink_lines = lines_sink(sink)
+        self.env = env
+        self.json = json
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event["type"] == "warning":
+            show_warning(event, self.sink, self.env, self.json)
+        else:
+            self.sink(event)
+
+    def output_lines(self, lines: Any) -> None:
+        self.sink_lines(lines)
+
+    def flush(self) -> None:
+        flush = getattr(self.sink, "flush", None)
+        if flush is not None:
+            flush()
 
 
 # -- mirrors ------------------------------------------------------------------------------

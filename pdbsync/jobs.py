@@ -66,6 +66,9 @@ class Job:
     #: seconds to wait for another run's lock on ``dest`` before the job is skipped
     #: (None: wait as long as it takes; see pdbsync.locks)
     lock_timeout: float | None = None
+    #: why this job runs without its dest lock (the file system cannot lock there), as
+    #: the run's preflight found and warned once (pdbsync.locks.preflight); None: locked
+    unlocked: str | None = None
 
     @property
     def key(self) -> str:

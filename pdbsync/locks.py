@@ -17,13 +17,22 @@ takes an exclusive ``flock`` on ``<dest>.pdb-sync.lock``, a file beside the dest
   runs that reach one tree through different symlinks still exclude each other.
 - The file holds who has it (pid, host, since, Slurm job), so a run that waits can say
   for whom. It is written in place, not by :func:`pdbsync.outputs.write_file`'s rename:
-  a lock must stay the same inode. A symlink or anything but a regular file there is
-  refused (``O_NOFOLLOW``), as every output of pdb-sync refuses to be redirected.
+  a lock must stay the same inode.
 
 A run that finds a target locked waits for it (a stop signal ends the wait at once);
 with ``--lock-timeout S`` it gives up on that target after S seconds: ``skipped``, with
-the holder named in its error. Where no lock file can be created at all (a read-only
-parent), the target runs unlocked and rsync reports what it cannot write either.
+the holder named in its error.
+
+The lock fails closed. :func:`preflight` looks at every lock file a sync will take
+before anything runs: a directory, FIFO, socket, device or symlink (to anything, even a
+regular file: a link can be re-pointed between two runs' opens, so they would lock
+different files) where the lock file goes is refused, exit 2, nothing written. Where
+the file system cannot lock at all (``flock`` fails with ENOLCK or EOPNOTSUPP, as on
+an NFS mount without lockd) or no lock file can be created (a read-only parent), the
+preflight marks those jobs ``unlocked`` and the run says so once, in one ``warning``
+event; they run unlocked, as a run on such a file system always has. Whatever goes
+wrong later, in the worker (a symlink swapped in since the preflight, lock support
+gone), fails that target instead: a worker never runs rsync unlocked on its own.
 """
 
 from __future__ import annotations
@@ -36,11 +45,16 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from pdbsync.errors import EnvironmentProblem
 from pdbsync.events import make_event, utc_now
+
+if TYPE_CHECKING:
+    from pdbsync.jobs import Job
 
 #: The lock file of dest ``D`` is ``D`` + this, in D's parent directory.
 LOCK_SUFFIX = ".pdb-sync.lock"
@@ -48,6 +62,51 @@ LOCK_SUFFIX = ".pdb-sync.lock"
 POLL_SECONDS = 0.2
 #: Mode of a new lock file (readable by all: anyone may ask who holds it).
 LOCK_FILE_MODE = 0o644
+#: ``flock`` errors that mean the file system cannot lock at all (an NFS mount without
+#: lockd, some FUSE file systems), as opposed to "another process holds it".
+NO_LOCK_SUPPORT = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP})
+#: Flags every open of a lock file uses: never follow a symlink, never block on a FIFO,
+#: never become a controlling terminal, never leak into a child but rsync.
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+
+
+class LockRefused(EnvironmentProblem):
+    """Something other than a regular file sits where a dest's lock file goes."""
+
+
+def refusal(path: Path) -> str | None:
+    """Why ``path`` cannot serve as a lock file, in words (``is a directory``), or None
+    when it is absent or a regular file. A symlink is refused whatever it points to:
+    two runs opening it a moment apart could lock two different files."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None  # absent (or unreachable: opening it says why)
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        try:
+            return f"is a symlink (to {os.readlink(path)})"
+        except OSError:
+            return "is a symlink"
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    kind = next((words for test, words in kinds if test(mode)), "not a regular file")
+    return f"is {kind}"
+
+
+def refused_message(name: str, path: Path, why: str) -> str:
+    """The one line that refuses target ``name`` because of what is at its lock path."""
+    what = why if "regular file" in why else f"{why}, not a regular file"
+    return (
+        f"target {name!r}: its lock file {path} {what}; pdb-sync will not sync a dest it "
+        "cannot lock: move it away, pdb-sync creates the lock file itself"
+    )
 
 
 def lock_path(dest: Path) -> Path:
@@ -63,18 +122,37 @@ class DestLock:
     fd: int
 
     @classmethod
-    def open(cls, path: Path) -> DestLock:
-        """Open (creating) the lock file; OSError if it cannot be, or is not a regular file."""
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
-        fd = os.open(path, flags, LOCK_FILE_MODE)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    def open(cls, path: Path, name: str = "") -> DestLock:
+        """Open (creating) the lock file of target ``name``: LockRefused if anything but a
+        regular file is there (checked on the open descriptor too, so nothing swapped in
+        after a look is followed), OSError if it cannot be opened.
+
+        A lock file another user created (0644) is opened read-only: ``flock`` needs no
+        more, and two users' runs on one shared dest still exclude each other."""
+        try:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, LOCK_FILE_MODE)
+            except PermissionError as cannot_write:
+                try:
+                    fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+                except FileNotFoundError:
+                    raise cannot_write from None  # no lock file, and none can be created
+        except OSError:
+            why = refusal(path)
+            if why is not None:
+                raise LockRefused(refused_message(name, path, why)) from None
+            raise
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
             os.close(fd)
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+            raise LockRefused(refused_message(name, path, refusal(path) or "is not a regular file"))
         return cls(path, fd)
 
-    def try_take(self) -> bool:
+    def try_take(self, shared: bool = False) -> bool:
+        """Take the flock without waiting; False if another process holds it. OSError if
+        the file system cannot lock (errno in :data:`NO_LOCK_SUPPORT`) or fails."""
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         return True
@@ -118,7 +196,9 @@ class Outcome:
     """What trying to take a destination's lock came to."""
 
     lock: DestLock | None = None  # held (None: not taken)
-    status: str | None = None  # "skipped" (timeout) or "cancelled" (stopped while waiting)
+    #: "skipped" (timeout), "cancelled" (stopped while waiting) or "failed" (no lock
+    #: could be taken: refused, or the file system failed)
+    status: str | None = None
     reason: str | None = None  # why, for the target's error
 
 
@@ -140,10 +220,17 @@ def take(
     path = lock_path(dest)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = DestLock.open(path)
-    except OSError:
-        return Outcome()  # no lock possible here: rsync will say what it cannot write
-    if lock.try_take():
+        lock = DestLock.open(path, name)
+    except LockRefused as exc:
+        return Outcome(status="failed", reason=f"not started: {exc.message}")
+    except OSError as exc:
+        return Outcome(status="failed", reason=f"not started: {_cannot_lock(path, exc)}")
+    try:
+        taken = lock.try_take()
+    except OSError as exc:
+        lock.release()
+        return Outcome(status="failed", reason=f"not started: {_cannot_lock(path, exc)}")
+    if taken:
         lock.write_holder()
         return Outcome(lock)
     holder = lock.holder()
@@ -164,7 +251,12 @@ def take(
         if signal_name is not None:
             lock.release()
             return Outcome(status="cancelled", reason=f"not started: {signal_name}")
-        if lock.try_take():
+        try:
+            taken = lock.try_take()
+        except OSError as exc:
+            lock.release()
+            return Outcome(status="failed", reason=f"not started: {_cannot_lock(path, exc)}")
+        if taken:
             lock.write_holder()
             return Outcome(lock)
         waited = time.monotonic() - started
@@ -180,3 +272,97 @@ def take(
             )
         step = POLL_SECONDS if timeout is None else min(POLL_SECONDS, timeout - waited)
         wait(max(step, 0.0))
+
+
+def _cannot_lock(path: Path, exc: OSError) -> str:
+    """A worker's reason for not starting a target whose lock it could not take: the
+    preflight found this lock usable, so the file system changed during the run."""
+    return (
+        f"cannot lock {path}: {exc.strerror or exc}; pdb-sync does not run rsync into a "
+        "dest it cannot lock (it was lockable when the run started)"
+    )
+
+
+def preflight(jobs: Sequence[Job]) -> tuple[list[Job], list[dict[str, Any]]]:
+    """Check every lock file a sync of ``jobs`` will take, before anything runs; the
+    jobs (those that will run unlocked marked ``unlocked``) and the warning for them.
+
+    LockRefused (exit 2) naming the target, the lock path and what is there, if any
+    lock path holds anything but a regular file; that is checked for every job before
+    anything is created, so a refused run writes nothing. Then each lock file is opened
+    (created, with its parent, as the worker would) and tried with a shared flock that
+    is let go at once: where that fails because the file system cannot lock
+    (:data:`NO_LOCK_SUPPORT`) or the file cannot be created, the job runs unlocked, and
+    one ``warning`` event for the whole run names those targets. Any other flock
+    failure (EIO, ...) is refused too. A plan takes no lock and is not checked.
+
+    The probe is a shared lock for an instant: another run trying the lock in that
+    instant sees it held and tries again (``lock_wait``), as it would for any holder.
+    A split target's parts share their target's one job here, and a shard's run checks
+    only its own jobs: every entry point of a sync goes through this one function
+    (:func:`pdbsync.api.sync`).
+    """
+    locked = [job for job in jobs if not job.plan]
+    paths = {job.key: lock_path(job.resolved_dest or job.dest) for job in locked}
+    for job in locked:
+        why = refusal(paths[job.key])
+        if why is not None:
+            raise LockRefused(refused_message(job.name, paths[job.key], why))
+    problems: dict[Path, str] = {}
+    for job in locked:
+        path = paths[job.key]
+        if path not in problems:
+            problems[path] = _probe(path, job.name) or ""
+    unlocked = [job for job in locked if problems[paths[job.key]]]
+    if not unlocked:
+        return list(jobs), []
+    marks = {job.key: problems[paths[job.key]] for job in unlocked}
+    jobs = [replace(job, unlocked=marks[job.key]) if job.key in marks else job for job in jobs]
+    warning = unlocked_warning([(job.name, paths[job.key], marks[job.key]) for job in unlocked])
+    return jobs, [warning]
+
+
+def _probe(path: Path, name: str) -> str | None:
+    """Why no lock can be taken at ``path`` (the job then runs unlocked), or None when
+    flock works there (free, or held by another run). LockRefused if it cannot tell."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = DestLock.open(path, name)
+    except LockRefused:
+        raise
+    except OSError as exc:
+        return f"cannot create the lock file: {exc.strerror or exc}"
+    try:
+        lock.try_take(shared=True)
+    except OSError as exc:
+        if exc.errno in NO_LOCK_SUPPORT:
+            return f"flock: {exc.strerror or exc}"
+        raise LockRefused(
+            f"target {name!r}: cannot lock {path}: {exc.strerror or exc}; pdb-sync will "
+            "not sync a dest it cannot lock"
+        ) from None
+    finally:
+        lock.release()
+    return None
+
+
+def unlocked_warning(unlocked: Sequence[tuple[str, Path, str]]) -> dict[str, Any]:
+    """The run's one ``warning`` event for the targets that run without their lock:
+    (target, lock path, why) each; grouped by directory and reason, so a whole NFS
+    ``pdb_dir`` reads as one line."""
+    groups: dict[tuple[Path, str], list[str]] = {}
+    for name, path, why in unlocked:
+        groups.setdefault((path.parent, why), []).append(name)
+    where = "; ".join(
+        f"{', '.join(names)} in {directory} ({why})" for (directory, why), names in groups.items()
+    )
+    they = "they run" if len(unlocked) > 1 else "it runs"
+    return make_event(
+        "warning",
+        None,
+        f"no dest lock for {where}: {they} unlocked, and another pdb-sync run on the same "
+        "dest at the same time is not kept out",
+        code="unlocked",
+        targets=[name for name, _path, _why in unlocked],
+        locks=[str(path) for _name, path, _why in unlocked],
+    )

@@ -50,7 +50,7 @@ import orjson
 from pdbsync import log, outputs
 from pdbsync.hosts import host_of
 from pdbsync.jobs import Job
-from pdbsync.locks import DestLock, lock_path
+from pdbsync.locks import DestLock, LockRefused, lock_path
 
 #: The state-directory file that keeps each split target's last listing.
 LISTING_FILE = "listings.json"
@@ -584,7 +584,7 @@ def expand(
         if not job.plan:
             lock = _take_lock(job)
             if lock is None:
-                log.info("{}: not split: another run holds its destination's lock", job.name)
+                log.info("{}: not split: its dest's lock is held or cannot be taken", job.name)
                 expanded.append(weighed)
                 continue
             held.append(lock)
@@ -602,15 +602,21 @@ def expand(
 
 
 def _take_lock(job: Job) -> DestLock | None:
-    """The target's dest lock if it is free now (no lock file possible: an unlocked
-    stand-in, as the worker would run unlocked too); None if another run holds it."""
+    """The target's dest lock if it is free now (a job the preflight marked ``unlocked``:
+    a stand-in, as its file system cannot lock); None if another run holds it, or it
+    cannot be taken now: then the target is not split, and its worker says why."""
     path = lock_path(job.resolved_dest or job.dest)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = DestLock.open(path)
-    except OSError:
+    if job.unlocked is not None:
         return DestLock(path, os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-    if not lock.try_take():
+    try:
+        lock = DestLock.open(path, job.name)
+    except (OSError, LockRefused):
+        return None
+    try:
+        taken = lock.try_take()
+    except OSError:
+        taken = False
+    if not taken:
         lock.release()
         return None
     lock.write_holder()

@@ -589,9 +589,12 @@ def _lock_dest(
 ) -> SyncResult | None:
     """Take the lock on ``job.dest`` (pdbsync.locks) before any rsync of it starts; the
     job's result if it never gets it (``--lock-timeout``, or a stop signal while
-    waiting). A plan writes nothing and takes no lock."""
+    waiting, or a lock that cannot be taken: ``failed``). A plan writes nothing and
+    takes no lock; a job the run's preflight marked ``unlocked`` runs without one."""
     global _dest_lock
     if job.plan or job.parts:  # a split target's lock is held by the parent (pdbsync.split)
+        return None
+    if job.unlocked is not None:  # the file system cannot lock: warned once, before the run
         return None
     outcome = locks.take(
         job.resolved_dest or job.dest,

@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import orjson
 import pytest
-from conftest import LiveRun, assert_valid_events, processes_mentioning, write_config
+from conftest import (
+    LiveRun,
+    assert_valid_events,
+    pdb_sync_command,
+    processes_mentioning,
+    run_cli,
+    write_config,
+)
 
-from pdbsync.locks import LOCK_SUFFIX, DestLock, lock_path
+import pdbsync
+from pdbsync import locks
+from pdbsync.api import prepare
+from pdbsync.errors import ExitCode
+from pdbsync.locks import LOCK_SUFFIX, DestLock, LockRefused, lock_path
+from pdbsync.runs import RunSettings, run_sync
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,7 +82,7 @@ def test_the_lock_file_sits_beside_the_dest_and_names_its_holder(tmp_path):
 def test_a_symlink_in_place_of_the_lock_file_is_refused(tmp_path):
     (tmp_path / "elsewhere").write_text("x")
     (tmp_path / f"d{LOCK_SUFFIX}").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(OSError):
+    with pytest.raises(LockRefused, match="is a symlink"):
         DestLock.open(lock_path(tmp_path / "d"))
 
 
@@ -128,3 +143,371 @@ def test_a_run_killed_outright_frees_its_lock(throttled_mirror, tmp_path):
     assert events[-1]["summary"]["results"][0]["status"] == "success"
     holder = json.loads(lock_path(tmp_path / "pdb" / "m").read_text())
     assert holder["pid"] != first.proc.pid and orjson.dumps(holder)
+
+
+# -- failing closed: a lock path that is not a regular file --------------------------------
+
+#: What can sit where a lock file goes, and the words the refusal uses for it.
+NOT_A_FILE = {
+    "directory": "is a directory",
+    "fifo": "is a FIFO",
+    "socket": "is a socket",
+    "dangling symlink": "is a symlink (to ",
+    "symlink to a file": "is a symlink (to ",
+}
+
+
+def _put_in_the_way(kind: str, path: Path) -> None:
+    """Something that is not a regular file at lock path ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "directory":
+        path.mkdir()
+        (path / "keep").write_text("someone's file\n")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        server.close()  # the socket file stays
+    elif kind == "dangling symlink":
+        path.symlink_to(path.parent / "nowhere")
+    else:
+        (path.parent / "a-file").write_text("x")
+        path.symlink_to(path.parent / "a-file")
+
+
+def _three_targets(mirror, tmp_path: Path, split: int | None = None) -> Path:
+    mmcif = {"url": mirror.url("ftp_data", "structures/divided/mmCIF/"), "dest": "m"}
+    if split is not None:
+        mmcif["split"] = split
+    return write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {
+            "mmcif": mmcif,
+            "pdb": {"url": mirror.url("ftp_data", "structures/divided/pdb/"), "dest": "p"},
+            "sifts": {"url": mirror.url("ftp_data", "sifts/"), "dest": "s"},
+        },
+    )
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every path under ``root`` and what it is (contents of files), to compare before/after."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            found[str(path)] = f"-> {os.readlink(path)}"
+        elif path.is_file():
+            found[str(path)] = path.read_text()
+        else:
+            found[str(path)] = "dir" if path.is_dir() else "other"
+    return found
+
+
+@pytest.mark.parametrize("split", [None, 2], ids=["whole", "split"])
+@pytest.mark.parametrize("kind", list(NOT_A_FILE))
+def test_a_lock_path_that_is_not_a_file_refuses_the_sync_before_anything_is_written(
+    mirror, tmp_path, kind, split
+):
+    """The lock path of the second target is in the way: the whole run is refused, exit
+    2, one line naming the target, the lock path and what is there; no dest is written,
+    no summary either. A split target (its parts share the target's lock) likewise."""
+    config = _three_targets(mirror, tmp_path, split)
+    blocked = lock_path(tmp_path / "pdb" / "m")
+    _put_in_the_way(kind, blocked)
+    before = _tree(tmp_path / "pdb")
+    summary = tmp_path / "summary.json"
+    result = run_cli(
+        "--config", str(config), "sync", "sifts", "mmcif", "pdb",
+        "--parallel", "2", "--summary", str(summary), "--format", "json",
+    )  # fmt: skip
+    assert result.code == ExitCode.USAGE, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"pdb-sync: error: target 'mmcif': its lock file {blocked} ")
+    assert NOT_A_FILE[kind] in line and "not a regular file" in line
+    assert "Traceback" not in result.stderr
+    assert result.stdout == b""  # no run_started: nothing ran
+    assert _tree(tmp_path / "pdb") == before
+    assert not summary.exists()
+
+
+@pytest.mark.parametrize("kind", list(NOT_A_FILE))
+def test_the_library_refuses_a_lock_path_that_is_not_a_file(mirror, tmp_path, kind):
+    config = _three_targets(mirror, tmp_path, split=2)
+    blocked = lock_path(tmp_path / "pdb" / "m")
+    _put_in_the_way(kind, blocked)
+    before = _tree(tmp_path / "pdb")
+    events = []
+    with pytest.raises(LockRefused) as refused:
+        pdbsync.sync(config, parallel=2, on_event=events.append)
+    assert refused.value.exit_code == ExitCode.USAGE
+    assert refused.value.message.startswith(f"target 'mmcif': its lock file {blocked} ")
+    assert NOT_A_FILE[kind] in refused.value.message
+    assert events == []
+    assert _tree(tmp_path / "pdb") == before
+
+
+def test_a_shard_checks_the_locks_of_its_own_jobs(mirror, tmp_path):
+    """A shard runs the same preflight over its share: the share with the blocked
+    target is refused, the other runs."""
+    config = _three_targets(mirror, tmp_path)
+    _put_in_the_way("directory", lock_path(tmp_path / "pdb" / "m"))
+    outcomes = {}
+    for index in (1, 2, 3):
+        result = run_cli(
+            "--config", str(config), "sync", "--all", "--shard", f"{index}/3", "--format", "json"
+        )  # fmt: skip
+        outcomes[index] = result
+    refused = [r for r in outcomes.values() if r.code == ExitCode.USAGE]
+    assert len(refused) == 1 and "target 'mmcif'" in refused[0].stderr
+    assert all(r.code == 0 for r in outcomes.values() if r not in refused)
+    assert not (tmp_path / "pdb" / "m").exists()
+    assert any((tmp_path / "pdb" / "s").iterdir()) and any((tmp_path / "pdb" / "p").iterdir())
+
+
+def test_a_worker_fails_its_target_rather_than_run_unlocked(mirror, tmp_path):
+    """The preflight is the only place that decides to run unlocked: a worker that finds
+    a symlink at the lock path (swapped in after the check; here the run skips the
+    check) fails the target, and its rsync never starts."""
+    config = _three_targets(mirror, tmp_path)
+    jobs = prepare(config, ["mmcif", "sifts"])
+    _put_in_the_way("symlink to a file", lock_path(tmp_path / "pdb" / "m"))
+    events = []
+    summary = run_sync(jobs, RunSettings(parallel=2), events.append)
+    results = {r.name: r for r in summary.results}
+    assert results["mmcif"].status == "failed"
+    assert results["mmcif"].error.startswith("not started: target 'mmcif': its lock file ")
+    assert "is a symlink" in results["mmcif"].error
+    assert results["sifts"].status == "success"
+    assert not (tmp_path / "pdb" / "m").exists()
+    assert not any(e["type"] == "output" and e["name"] == "mmcif" for e in events)
+
+
+def test_two_runs_on_a_symlinked_lock_path_never_write_the_dest_at_once(throttled_mirror, tmp_path):
+    """The bug of issue 20: with a symlink at the lock path both runs went unlocked and
+    ran rsync into one dest together. Now, round after round, neither writes."""
+    for round_number in range(3):
+        work = tmp_path / f"round{round_number}"
+        work.mkdir()
+        config = _config(throttled_mirror, work)
+        (work / "pdb").mkdir()
+        _put_in_the_way("symlink to a file", lock_path(work / "pdb" / "m"))
+        runs = [_run(config), _run(config)]
+        most = 0
+        while any(run.proc.poll() is None for run in runs):
+            most = max(most, len(_rsync_groups_into(work / "pdb")))
+            time.sleep(0.02)
+        finished = [run.finish(timeout=30) for run in runs]
+        assert most <= 1  # never two rsyncs into the dest at once
+        for code, _events, stderr in finished:
+            assert code == ExitCode.USAGE, stderr
+            assert "is a symlink" in stderr
+        assert most == 0
+        assert not (work / "pdb" / "m").exists()
+
+
+# -- a file system that cannot lock: run unlocked, warn once --------------------------------
+
+#: An LD_PRELOAD library: flock() on any lock file of pdb-sync fails as on an NFS mount
+#: without lockd; every other flock (the state dir's) works.
+NO_LOCKS_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int flock(int fd, int operation) {
+    char link[64], target[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    const char *suffix = ".pdb-sync.lock";
+    size_t s = strlen(suffix);
+    if (n >= (ssize_t)s) {
+        target[n] = 0;
+        if (strcmp(target + n - s, suffix) == 0) {
+            errno = ERRNO;
+            return -1;
+        }
+    }
+    int (*real)(int, int) = (int (*)(int, int))dlsym(RTLD_NEXT, "flock");
+    return real(fd, operation);
+}
+"""
+
+
+@pytest.fixture(scope="module", params=["ENOLCK", "EOPNOTSUPP"])
+def no_locks(request, tmp_path_factory) -> dict[str, str]:
+    """The environment of a pdb-sync whose lock files cannot be locked (``errno``)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the LD_PRELOAD shim")
+    work = tmp_path_factory.mktemp("shim")
+    (work / "shim.c").write_text(NO_LOCKS_SHIM)
+    library = work / "no_locks.so"
+    subprocess.run(
+        [cc, "-shared", "-fPIC", f"-DERRNO={request.param}", "-o", str(library),
+         str(work / "shim.c"), "-ldl"],
+        check=True,
+    )  # fmt: skip
+    return {"LD_PRELOAD": str(library)}
+
+
+def _sync_without_locks(env: dict[str, str], *args: str) -> tuple[int, list[dict], str]:
+    done = subprocess.run(
+        pdb_sync_command(*args, "--format", "json"),
+        env={**os.environ, **env},
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=100,
+    )
+    events = [orjson.loads(line) for line in done.stdout.splitlines()]
+    return done.returncode, events, done.stderr.decode()
+
+
+def _the_one_warning(events: list[dict], stderr: str) -> dict:
+    lines = [line for line in stderr.splitlines() if line.startswith("pdb-sync: warning:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr and "internal error" not in stderr
+    warnings = [e for e in events if e["type"] == "warning"]
+    assert len(warnings) == 1, warnings
+    [warning] = warnings
+    assert warning["code"] == "unlocked"
+    assert lines[0] == f"pdb-sync: warning: {warning['message']}"
+    kinds = [e["type"] for e in events]
+    assert kinds.index("warning") < kinds.index("run_started")
+    return warning
+
+
+def test_where_flock_fails_every_target_runs_unlocked_and_the_run_warns_once(
+    mirror, tmp_path, no_locks
+):
+    config = _three_targets(mirror, tmp_path)
+    code, events, stderr = _sync_without_locks(
+        no_locks, "--config", str(config), "sync", "--all", "--parallel", "2"
+    )
+    assert code == 0, stderr
+    assert_valid_events(events)
+    warning = _the_one_warning(events, stderr)
+    assert sorted(warning["targets"]) == ["mmcif", "pdb", "sifts"]
+    assert sorted(warning["locks"]) == sorted(
+        str(lock_path(tmp_path / "pdb" / d)) for d in ("m", "p", "s")
+    )
+    assert f"in {tmp_path / 'pdb'} (flock: " in warning["message"]
+    assert "unlocked" in warning["message"]
+    results = events[-1]["summary"]["results"]
+    assert [r["status"] for r in results] == ["success"] * 3
+    for dest in ("m", "p", "s"):
+        assert any(path.is_file() for path in (tmp_path / "pdb" / dest).rglob("*"))
+
+
+def test_where_flock_fails_a_split_target_runs_unlocked_and_the_run_warns_once(
+    mirror, tmp_path, no_locks
+):
+    config = _three_targets(mirror, tmp_path, split=2)
+    code, events, stderr = _sync_without_locks(
+        no_locks, "--config", str(config), "sync", "mmcif", "sifts", "--parallel", "2"
+    )
+    assert code == 0, stderr
+    assert_valid_events(events)
+    warning = _the_one_warning(events, stderr)
+    assert sorted(warning["targets"]) == ["mmcif", "sifts"]
+    parts = {e["part"] for e in events if e["type"] == "part_finished" and e["name"] == "mmcif"}
+    assert parts == {1, 2}  # it was split, and both parts ran
+    results = {r["name"]: r for r in events[-1]["summary"]["results"]}
+    assert results["mmcif"]["status"] == results["sifts"]["status"] == "success"
+    assert any(path.is_file() for path in (tmp_path / "pdb" / "m").rglob("*"))
+
+
+def test_a_worker_that_cannot_lock_fails_its_target(tmp_path, no_locks):
+    """Without the preflight's word that this file system cannot lock (it could when
+    the run began), a worker does not go on unlocked: the target fails, not started."""
+    probe = (
+        "import sys; from pathlib import Path; from pdbsync import locks\n"
+        "outcome = locks.take(Path(sys.argv[1]), 'mmcif', None, lambda: None,"
+        " lambda s: None, print)\n"
+        "print(outcome.lock, outcome.status, outcome.reason, sep='|')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "pdb" / "m")],
+        env={**os.environ, **no_locks},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lock, status, reason = done.stdout.strip().split("|")
+    assert (lock, status) == ("None", "failed")
+    assert reason.startswith(f"not started: cannot lock {lock_path(tmp_path / 'pdb' / 'm')}: ")
+
+
+def test_the_library_gets_the_one_warning_as_an_event(mirror, tmp_path, no_locks):
+    """``pdbsync.sync`` in a process where flock fails: the run succeeds and its
+    ``on_event`` gets the one warning, first."""
+    config = _three_targets(mirror, tmp_path)
+    script = (
+        "import json, sys, pdbsync\n"
+        "events = []\n"
+        "summary = pdbsync.sync(sys.argv[1], parallel=2, on_event=events.append)\n"
+        "print(json.dumps([summary.exit_code, [e['type'] for e in events],"
+        " [e for e in events if e['type'] == 'warning']]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config)],
+        env={**os.environ, **no_locks},
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stderr
+    code, kinds, warnings = json.loads(done.stdout)
+    assert code == 0
+    assert kinds[0] == "warning" and kinds.count("warning") == 1
+    assert warnings[0]["code"] == "unlocked"
+    assert sorted(warnings[0]["targets"]) == ["mmcif", "pdb", "sifts"]
+
+
+def test_preflight_marks_only_the_jobs_it_cannot_lock(mirror, tmp_path):
+    """Pure logic: a lockable dest gets no mark and no warning."""
+    config = _three_targets(mirror, tmp_path)
+    jobs, warnings = locks.preflight(prepare(config, ["mmcif", "sifts"]))
+    assert warnings == []
+    assert [job.unlocked for job in jobs] == [None, None]
+    assert lock_path(tmp_path / "pdb" / "m").is_file()  # created, as the worker would
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user")
+def test_another_users_lock_file_still_locks(tmp_path):
+    """Two users sharing one pdb_dir: the lock file the first created (0644) cannot be
+    opened for writing by the second, whose run went on unlocked; it is opened
+    read-only now, so the second run sees the lock held and waits (here: gives up)."""
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's tmp dirs are root's alone
+    try:
+        shared.chmod(0o755)
+        dest = shared / "m"
+        first = DestLock.open(lock_path(dest))
+        assert first.try_take()
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the other user
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                outcome = locks.take(dest, "mmcif", 0.0, lambda: None, lambda s: None, print)
+                answer = f"{outcome.lock is not None}|{outcome.status}|{outcome.reason}"
+            except BaseException as exc:  # reported to the parent
+                answer = f"error|{exc!r}|"
+            os.write(write, answer.encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(child, 0)
+        with os.fdopen(read) as pipe:
+            held, status, reason = pipe.read().split("|", 2)
+        first.release()
+        assert (held, status) == ("False", "skipped"), reason
+        assert "locked by" in reason
+    finally:
+        shutil.rmtree(shared)
