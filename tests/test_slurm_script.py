@@ -209,4 +209,3 @@ def test_a_backslash_in_logs_is_refused_it_would_turn_off_the_task_patterns():
     assert result.code == 2
     assert result.stderr.startswith("pdb-sync: error: slurm script: --logs 'a\\\\b': a backslash")
     assert result.stderr.count("\n") == 1
-
