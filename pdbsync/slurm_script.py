@@ -84,8 +84,7 @@ def check_spec(spec: ScriptSpec) -> None:
         if control is not None:
             what = "a newline" if control == "\n" else f"the control character {control!r}"
             raise UsageError(
-                f"slurm script: {flag} {value!r}: holds {what}, which an #SBATCH line "
-                "cannot carry"
+                f"slurm script: {flag} {value!r}: holds {what}, which an #SBATCH line cannot carry"
             )
     if "\\" in spec.logs:
         raise UsageError(
