@@ -10,8 +10,8 @@ edits it later keeps them right.
 
 Every value given reaches the script quoted for where it lands: shell lines with shell
 quoting; ``#SBATCH`` lines by the rules sbatch reads them with (its own word splitting,
-not the shell's: quotes and backslashes group, an unquoted ``#`` starts a comment, a line
-mentioning ``hetjob``/``packjob`` starts a new job component, and no line holds a newline);
+not the shell's: quotes and backslashes group, an unquoted ``#`` starts a comment, no line
+holds a newline);
 file names by Slurm's ``%`` patterns. A value that cannot be written there is refused,
 naming its flag.
 """
@@ -35,8 +35,9 @@ _SBATCH_FIELDS = {
 }
 #: A word sbatch reads back unchanged without quotes (and a shell too).
 _SBATCH_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
-#: sbatch starts a new heterogeneous job component at a directive line holding either
-#: word anywhere, quoted or not (and blanks the word out of the line).
+#: Older sbatch (the ``packjob`` era) started a new heterogeneous job component at a
+#: directive line holding either word anywhere, quoted or not, and blanked the word out;
+#: 22.05 reads it as part of the value. A backslash inside the word satisfies both.
 _COMPONENT_WORD = re.compile("hetjob|packjob", re.IGNORECASE)
 #: Characters that cannot be in a Slurm --output/--error pattern as themselves: a
 #: backslash anywhere turns off every %-pattern, a slash makes a directory.
@@ -72,7 +73,7 @@ def check_spec(spec: ScriptSpec) -> None:
 
     A newline would end the directive and start a new line of the script; other control
     characters are no name, partition or path anyone means. A backslash in ``--logs``
-    would turn off ``%A``/``%a`` in every log file name, so all tasks wrote one file.
+    would turn off ``%A``/``%a`` in every log file name: every task would write one file.
     """
     for field_name, flag in _SBATCH_FIELDS.items():
         value = getattr(spec, field_name)
@@ -98,9 +99,10 @@ def sbatch_word(value: str) -> str:
 
     sbatch splits a directive line its own way (src/sbatch/opt.c): whitespace ends a
     word unless quoted, ``'`` and ``"`` group, a backslash takes the next character as it
-    is (inside quotes too), an unquoted ``#`` ends the line. So: plain words stay as they
-    are, anything else goes in double quotes with ``"`` and ``\\`` escaped, and a
-    backslash splits ``hetjob``/``packjob`` so the line does not start a new component.
+    is (inside quotes too, but it does not keep a space in a word), an unquoted ``#``
+    ends the line. So: plain words stay as they are, anything else goes in double quotes
+    with ``"`` and ``\\`` escaped, and a backslash splits ``hetjob``/``packjob`` (older
+    sbatch would start a new job component at such a line).
     """
     if _SBATCH_PLAIN.fullmatch(value) and not _COMPONENT_WORD.search(value):
         return value
