@@ -8,6 +8,7 @@ produce the same bytes from the same data. Writing is pdbsync.outputs' job.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ import orjson
 from pdbsync import contracts
 from pdbsync.errors import UsageError
 from pdbsync.render import Renderer, plan_table, summary_block
-from pdbsync.units import human_bytes
+from pdbsync.units import human_bytes, junit_seconds, seconds_text
 
 if TYPE_CHECKING:
     from pdbsync.messages import OutputLines
@@ -96,7 +97,7 @@ def junit_xml(data: Mapping[str, Any], stderr: Mapping[str, Sequence[str]] | Non
     failures = sum(1 for t in targets if t["status"] == "failed")
     errors = sum(1 for t in targets if t["status"] == "cancelled")
     skipped = sum(1 for t in targets if t["status"] == "skipped")
-    total_s = f"{data['timings']['total_s']:.3f}"
+    total_s = junit_seconds(data["timings"]["total_s"])
     root = ElementTree.Element(
         "testsuites",
         name="pdb-sync",
@@ -128,9 +129,9 @@ def junit_xml(data: Mapping[str, Any], stderr: Mapping[str, Sequence[str]] | Non
         case = ElementTree.SubElement(
             suite,
             "testcase",
-            name=target["name"],
+            name=_xml_text(target["name"]),
             classname=JUNIT_CLASSNAME,
-            time=f"{target['duration_s'] or 0:.3f}",
+            time=junit_seconds(target["duration_s"]),
         )
         lines = list(stderr.get(target["name"], ()))
         status = target["status"]
@@ -154,13 +155,13 @@ def junit_xml(data: Mapping[str, Any], stderr: Mapping[str, Sequence[str]] | Non
 
 
 def _xml_text(value: str) -> str:
-    """XML 1.0 cannot carry most control characters, even escaped: replace them."""
-    return "".join(
-        char
-        if char in "\t\n\r" or (ord(char) >= 0x20 and ord(char) not in (0xFFFE, 0xFFFF))
-        else "\ufffd"
-        for char in value
-    )
+    """XML 1.0 cannot carry most control characters (nor lone surrogates, nor U+FFFE and
+    U+FFFF), even escaped: replace them. Every string of the summary goes through here."""
+    return _NOT_XML.sub("\ufffd", value)
+
+
+#: What XML 1.0's ``Char`` production leaves out.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class StderrTail(Renderer):
@@ -215,9 +216,15 @@ class StderrTail(Renderer):
 # -- Markdown ----------------------------------------------------------------------------
 
 
+#: Line breaks (CRLF as one) and every other control character: a space in a table cell.
+_NOT_IN_CELL = re.compile("\r\n|[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _cell(value: Any) -> str:
-    """A table cell: pipes escaped and newlines flattened, so one row stays one row."""
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """A table cell: pipes escaped, line breaks (``\\n``, ``\\r``, CRLF) and other
+    control characters made spaces, so one row stays one line."""
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return _NOT_IN_CELL.sub(" ", text)
 
 
 def _table(header: Sequence[str], align: str, rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -246,7 +253,7 @@ def markdown(data: Mapping[str, Any]) -> str:
             (
                 result["name"],
                 status,
-                f"{result['duration_s']:.1f} s",
+                seconds_text(result["duration_s"], 1, " s"),
                 f"{result['files_transferred'] or 0:,}",
                 human_bytes(result["bytes_transferred"]),
                 detail,
@@ -258,7 +265,8 @@ def markdown(data: Mapping[str, Any]) -> str:
         "",
         f"Transferred {totals['files_transferred']:,} files, "
         f"{human_bytes(totals['bytes_transferred'])}; created {totals['files_created']:,}, "
-        f"deleted {totals['files_deleted']:,}; {data['timings']['total_s']:.1f} s in total"
+        f"deleted {totals['files_deleted']:,}; "
+        f"{seconds_text(data['timings']['total_s'], 1, ' s')} in total"
         + (f"; interrupted by {data['interrupted']}" if data["interrupted"] else "")
         + ".",
     ]

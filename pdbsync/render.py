@@ -16,7 +16,7 @@ import orjson
 
 from pdbsync.rsync import STATS_INITIALS, StatsBlock
 from pdbsync.throttle import Throttle
-from pdbsync.units import human_bytes, human_rate, time_text
+from pdbsync.units import human_bytes, human_rate, seconds_text, time_text
 
 if TYPE_CHECKING:
     from pdbsync.messages import OutputLines
@@ -398,9 +398,8 @@ def summary_block(summary: dict[str, Any]) -> str:
                     else (result["error"] or "failed")
                 )
                 detail = f": {result['error']}" if code is not None and result["error"] else ""
-                lines.append(
-                    f"  {result['name']}: {what} after {result['duration_s']:.1f}s{detail}"
-                )
+                took = seconds_text(result["duration_s"])
+                lines.append(f"  {result['name']}: {what} after {took}{detail}")
             else:
                 lines.append(f"  {result['name']}: {result['status']}")
     elif totals["total"]:
@@ -408,7 +407,10 @@ def summary_block(summary: dict[str, Any]) -> str:
     if summary.get("interrupted"):
         lines.append(f"Interrupted by {summary['interrupted']}.")
     timings = summary["timings"]
-    lines.append(f"Total time: {timings['total_s']:.2f}s | Average: {timings['average_s']:.2f}s")
+    lines.append(
+        f"Total time: {seconds_text(timings['total_s'], 2)} | "
+        f"Average: {seconds_text(timings['average_s'], 2)}"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -7,14 +7,41 @@ pdb-sync runs on outside Slurm's view; without ``--error`` diagnostics land in t
 ``--output`` file; a job array needs per-task summaries and a merge afterwards. The
 script printed here does each of these right and says why, line by line, so whoever
 edits it later keeps them right.
+
+Every value given reaches the script quoted for where it lands: shell lines with shell
+quoting; ``#SBATCH`` lines by the rules sbatch reads them with (its own word splitting,
+not the shell's: quotes and backslashes group, an unquoted ``#`` starts a comment, no line
+holds a newline);
+file names by Slurm's ``%`` patterns. A value that cannot be written there is refused,
+naming its flag.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
 from pdbsync.deadline import DEFAULT_MARGIN_S
+from pdbsync.errors import UsageError
+
+#: The ``ScriptSpec`` fields that reach ``#SBATCH`` lines, and the flag each comes from.
+_SBATCH_FIELDS = {
+    "job_name": "--job-name",
+    "time": "--time",
+    "partition": "--partition",
+    "account": "--account",
+    "logs": "--logs",
+}
+#: A word sbatch reads back unchanged without quotes (and a shell too).
+_SBATCH_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+#: Older sbatch (the ``packjob`` era) started a new heterogeneous job component at a
+#: directive line holding either word anywhere, quoted or not, and blanked the word out;
+#: 22.05 reads it as part of the value. A backslash inside the word satisfies both.
+_COMPONENT_WORD = re.compile("hetjob|packjob", re.IGNORECASE)
+#: Characters that cannot be in a Slurm --output/--error pattern as themselves: a
+#: backslash anywhere turns off every %-pattern, a slash makes a directory.
+_NOT_IN_FILE_NAME = re.compile(r"[/\\]")
 
 
 @dataclass(frozen=True)
@@ -41,12 +68,71 @@ def _q(text: str) -> str:
     return shlex.quote(text)
 
 
+def check_spec(spec: ScriptSpec) -> None:
+    """Refuse a value that no ``#SBATCH`` line or log file name can carry as given.
+
+    A newline would end the directive and start a new line of the script; other control
+    characters are no name, partition or path anyone means. A backslash in ``--logs``
+    would turn off ``%A``/``%a`` in every log file name: every task would write one file.
+    """
+    for field_name, flag in _SBATCH_FIELDS.items():
+        value = getattr(spec, field_name)
+        if value is None:
+            continue
+        if value == "" and field_name in ("job_name", "logs", "time"):
+            raise UsageError(f"slurm script: {flag} must not be empty")
+        control = next((ch for ch in value if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+        if control is not None:
+            what = "a newline" if control == "\n" else f"the control character {control!r}"
+            raise UsageError(
+                f"slurm script: {flag} {value!r}: holds {what}, which an #SBATCH line cannot carry"
+            )
+    if "\\" in spec.logs:
+        raise UsageError(
+            f"slurm script: --logs {spec.logs!r}: a backslash in a log file name turns off "
+            "Slurm's %A and %a (every task would write one file); choose another directory"
+        )
+
+
+def sbatch_word(value: str) -> str:
+    """``value`` written so sbatch reads it back from an ``#SBATCH`` line as one word.
+
+    sbatch splits a directive line its own way (src/sbatch/opt.c): whitespace ends a
+    word unless quoted, ``'`` and ``"`` group, a backslash takes the next character as it
+    is (inside quotes too, but it does not keep a space in a word), an unquoted ``#``
+    ends the line. So: plain words stay as they are, anything else goes in double quotes
+    with ``"`` and ``\\`` escaped, and a backslash splits ``hetjob``/``packjob`` (older
+    sbatch would start a new job component at such a line).
+    """
+    if _SBATCH_PLAIN.fullmatch(value) and not _COMPONENT_WORD.search(value):
+        return value
+    escaped = re.sub(r'(["\\])', r"\\\1", value)
+    escaped = _COMPONENT_WORD.sub(lambda found: f"{found[0][:3]}\\{found[0][3:]}", escaped)
+    return f'"{escaped}"'
+
+
+def _directive(flag: str, value: str) -> str:
+    return f"#SBATCH {flag}={sbatch_word(value)}"
+
+
+def _pattern(text: str) -> str:
+    """``text`` as itself in a file name pattern (Slurm's and pdb-sync's ``%`` letters)."""
+    return text.replace("%", "%%")
+
+
+def log_name(job_name: str) -> str:
+    """The job name as the log files' name: a ``/`` or ``\\`` in it becomes ``_``."""
+    return _NOT_IN_FILE_NAME.sub("_", job_name)
+
+
 def sbatch_script(spec: ScriptSpec) -> str:
-    """The whole script, ready for ``sbatch``."""
+    """The whole script, ready for ``sbatch``; a UsageError for a value it cannot hold."""
     from pdbsync import __version__
 
+    check_spec(spec)
     array = spec.array is not None and spec.array > 1
-    stem = f"{spec.logs}/{spec.job_name}-{'%A_%a' if array else '%j'}"
+    stem = f"{_pattern(spec.logs)}/{_pattern(log_name(spec.job_name))}-"
+    stem += "%A_%a" if array else "%j"
     made_by = f"pdb-sync {__version__}"
     lines = [
         "#!/bin/bash",
@@ -66,7 +152,7 @@ def sbatch_script(spec: ScriptSpec) -> str:
     lines += [
         "",
         "# The name squeue and sacct show; the log files below are named after it.",
-        f"#SBATCH --job-name={spec.job_name}",
+        _directive("--job-name", spec.job_name),
     ]
     if array:
         lines += [
@@ -79,7 +165,7 @@ def sbatch_script(spec: ScriptSpec) -> str:
         "# squeue's on Slurm before 23.02) as its --deadline: it starts no target that its",
         "# last sync says would not fit, and stops running transfers cleanly",
         f"# {DEFAULT_MARGIN_S:g} s before the end (--deadline none turns this off).",
-        f"#SBATCH --time={spec.time}",
+        _directive("--time", spec.time),
     ]
     if spec.signal_before:
         lines += [
@@ -95,14 +181,14 @@ def sbatch_script(spec: ScriptSpec) -> str:
         f"# One CPU per rsync at most: pdb-sync runs up to {spec.parallel} at once.",
         f"#SBATCH --cpus-per-task={spec.parallel}",
         "# stdout: pdb-sync's log for people (progress as plain lines every 5 s, no \\r).",
-        f"#SBATCH --output={stem}.out",
+        _directive("--output", f"{stem}.out"),
         "# stderr apart: diagnostics never mix into the log or the events.",
-        f"#SBATCH --error={stem}.err",
+        _directive("--error", f"{stem}.err"),
     ]
     if spec.partition:
-        lines.append(f"#SBATCH --partition={spec.partition}")
+        lines.append(_directive("--partition", spec.partition))
     if spec.account:
-        lines.append(f"#SBATCH --account={spec.account}")
+        lines.append(_directive("--account", spec.account))
     lines += ["", "set -uo pipefail", ""]
     base = [spec.command]
     if spec.config:
@@ -130,23 +216,26 @@ def sbatch_script(spec: ScriptSpec) -> str:
 def _merge_step(spec: ScriptSpec, base: list[str]) -> list[str]:
     """The lines that submit the merge job, from the array's first task, once."""
     # The wrap is in double quotes: the task's shell puts in the array's job id (the merge
-    # job is no array task and has none), the merge job's shell expands the glob.
-    prefix = f"{spec.logs}/{spec.job_name}-${{SLURM_ARRAY_JOB_ID}}"
-    stem = _dq(_q(f"{spec.logs}/{spec.job_name}-")) + "${SLURM_ARRAY_JOB_ID}"
+    # job is no array task and has none), the merge job's shell expands the glob. Every
+    # value is shell-quoted; the merge job's --output/--error are Slurm patterns (% as %%),
+    # the wrap's paths are the files the tasks wrote (% as itself).
+    job_id = '"${SLURM_ARRAY_JOB_ID}"'
+    prefix = f"{_pattern(spec.logs)}/{_pattern(log_name(spec.job_name))}-"
+    stem = _dq(_q(f"{spec.logs}/{log_name(spec.job_name)}-")) + "${SLURM_ARRAY_JOB_ID}"
     merge = [*base, "summary", "merge", "--expect", str(spec.array)]
     wrap = f"exec {' '.join(_dq(_q(part)) for part in merge)} -o {stem}.json {stem}_*.json"
     options = [
-        f"--job-name={spec.job_name}-merge",
-        '--dependency=afterany:"${SLURM_ARRAY_JOB_ID}"',
+        _q(f"--job-name={spec.job_name}-merge"),
+        f"--dependency=afterany:{job_id}",
         "--time=00:10:00",
         "--cpus-per-task=1",
-        f'--output="{prefix}-merge.out"',
-        f'--error="{prefix}-merge.err"',
+        _q(f"--output={prefix}") + job_id + _q("-merge.out"),
+        _q(f"--error={prefix}") + job_id + _q("-merge.err"),
     ]
     if spec.partition:
-        options.append(f"--partition={_q(spec.partition)}")
+        options.append(_q(f"--partition={spec.partition}"))
     if spec.account:
-        options.append(f"--account={_q(spec.account)}")
+        options.append(_q(f"--account={spec.account}"))
     return [
         "# The merge job: once every task has ended (afterany: whatever their exit), merge",
         "# the tasks' summaries into one. It reports missing and duplicated shards and",

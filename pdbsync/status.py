@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pdbsync.units import human_bytes
+from pdbsync.units import LONGEST_SHOWN_S, human_bytes, seconds_text
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -55,9 +55,13 @@ def format_age(seconds: float) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
+    """``12.3s`` under a minute, else as an age (``3d 4h``); bounded as everywhere
+    (pdbsync.units.seconds_text)."""
     if seconds is None:
         return "-"
-    return f"{seconds:.1f}s" if seconds < 60 else format_age(seconds)
+    if seconds < 60 or not seconds < LONGEST_SHOWN_S:
+        return seconds_text(seconds)
+    return format_age(seconds)
 
 
 @dataclass
@@ -161,14 +165,17 @@ def status_table(rows: Sequence[TargetStatus], now: datetime, max_age_s: float |
         if not row.in_config:
             notes.append(f"{row.name}: in the history but not in the config")
         if row.last_run is None:
-            notes.append(f"{row.name}: never synced")
+            if not row.stale:  # else the STALE note says it
+                notes.append(f"{row.name}: never synced")
         elif row.last_run["status"] != "success":
             failure = row.last_failure if row.last_run["status"] == "failed" else row.last_run
             reason = (failure or {}).get("error") or (failure or {}).get("exit_meaning") or ""
             notes.append(f"{row.name}: last run {row.last_run['status']}: {reason}".rstrip(": "))
         if row.stale and max_age_s is not None:
-            what = "no successful sync" if row.success_age_s is None else "last success"
-            notes.append(f"{row.name}: STALE: {what} older than {format_age(max_age_s)}")
+            if row.success_age_s is None:
+                notes.append(f"{row.name}: STALE: never synced")
+            else:
+                notes.append(f"{row.name}: STALE: last success older than {format_age(max_age_s)}")
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = []
     for line in table:

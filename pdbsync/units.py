@@ -1,9 +1,35 @@
-"""Numbers for people: byte sizes and rates as the text output prints them."""
+"""Numbers for people: byte sizes, rates and durations as the outputs print them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
+
+#: Durations from 100 years up print as ``>100y``: a summary file is validated, not
+#: trusted to be sane, and a duration of 1e305 s would otherwise print 300 digits.
+LONGEST_SHOWN_S = 100 * 365.25 * 86400
+#: What a duration at or above :data:`LONGEST_SHOWN_S` prints as.
+BEYOND_LONGEST = ">100y"
+
+
+def seconds_text(seconds: float, decimals: int = 1, unit: str = "s") -> str:
+    """``12.3s`` (``unit`` ``" s"`` gives ``12.3 s``); ``>100y`` from 100 years up (and
+    for infinity), ``?`` for NaN: the same bound in text, Markdown and ``status``."""
+    if math.isnan(seconds):
+        return "?"
+    if seconds >= LONGEST_SHOWN_S:
+        return BEYOND_LONGEST
+    return f"{seconds:.{decimals}f}{unit}"
+
+
+def junit_seconds(seconds: float | None) -> str:
+    """A JUnit ``time`` attribute: a plain decimal (the JUnit XSD allows nothing else),
+    so a duration beyond :data:`LONGEST_SHOWN_S` is written as that bound."""
+    value = seconds or 0.0
+    if math.isnan(value):
+        value = 0.0
+    return f"{min(value, LONGEST_SHOWN_S):.3f}"
 
 
 def human_bytes(count: float | None) -> str:

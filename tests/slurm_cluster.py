@@ -175,13 +175,16 @@ class SlurmCluster:
             (self.dir / name).unlink(missing_ok=True)
         Path("/run/slurmctld.pid").unlink(missing_ok=True)
 
-    def sbatch(self, script: Path, *args: str, cwd: Path) -> subprocess.Popen[str]:
+    def sbatch(
+        self, script: Path, *args: str, cwd: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         """``sbatch --wait [ARGS] SCRIPT`` in the background: its first line is the job id,
-        its exit status the highest exit status of the job's tasks."""
+        its exit status the highest exit status of the job's tasks. ``env``: more
+        variables for sbatch and, through it, the job."""
         return subprocess.Popen(
             ["sbatch", "--wait", "--parsable", *args, str(script)],
             cwd=cwd,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -212,6 +215,14 @@ class SlurmCluster:
                 return fields
             time.sleep(0.2)
         return last
+
+    def run(self, *argv: str) -> str:
+        """A Slurm command's stdout (``scontrol``, ``squeue``); it must succeed."""
+        done = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, (argv, done.stderr)
+        return done.stdout
 
     def scancel(self, job_id: str) -> None:
         subprocess.run(["scancel", job_id], env=self.env, check=True, timeout=10)

@@ -8,10 +8,13 @@ many CI helpers use; the metrics are read back with prometheus-client's own pars
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import threading
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import xmlschema
@@ -19,7 +22,7 @@ from conftest import LiveRun, run_cli, write_config
 from junitparser import Error, Failure, JUnitXml, Skipped
 from prometheus_client.parser import text_string_to_metric_families
 
-from pdbsync import artifacts, state
+from pdbsync import artifacts, state, units
 from pdbsync.cli_status import SUMMARY_FORMATS
 from pdbsync.status import parse_time
 
@@ -309,3 +312,115 @@ def test_summary_show_refuses_what_is_not_a_summary(tmp_path, content, problem):
     assert result.code == 2
     (line,) = result.stderr.splitlines()
     assert f"summary show {path}: {problem}" in line
+
+
+#: What a summary file may hold in any string field: control characters, every kind of
+#: line break (CRLF, a lone CR, and those str.splitlines also breaks on).
+HOSTILE_STRINGS = (
+    "esc \x1b[31m nul \x00 bell \x07 end",
+    "vt\x0bff\x0cnel\x85ls\u2028ps\u2029end",
+    "lone\rcr",
+    "crlf\r\nline\nlf",
+)
+#: The same for JUnit, where line breaks are well-formed XML already: each with a
+#: character XML 1.0 cannot carry.
+JUNIT_HOSTILE_STRINGS = (*HOSTILE_STRINGS[:2], "cr\r crlf\r\n lf\n soh\x01 end")
+#: The string fields of a summary that reach JUnit or Markdown.
+RESULT_FIELDS = ("name", "url", "dest", "error", "exit_meaning", "mirror", "mirror_reason")
+
+
+def _hostile_summaries(summary: dict, value: str):
+    """``summary`` with ``value`` in one string field at a time."""
+    for field in RESULT_FIELDS:
+        for index in range(len(summary["results"])):
+            changed = json.loads(json.dumps(summary))
+            changed["results"][index][field] = f"{field}-{index} {value}"
+            yield f"results[{index}].{field}", changed
+    changed = json.loads(json.dumps(summary))
+    changed["version"] = value
+    changed["host"] = value
+    yield "version and host", changed
+
+
+@pytest.mark.parametrize("value", JUNIT_HOSTILE_STRINGS)
+def test_every_string_field_with_control_characters_gives_valid_junit(
+    value, failed_run, junit_schema, tmp_path
+):
+    _out, summary = failed_run
+    path = tmp_path / "hostile.json"
+    for case, data in _hostile_summaries(summary, value):
+        path.write_text(json.dumps(data))
+        shown = run_cli("summary", "show", str(path), "--format", "junit")
+        assert shown.code == 0, (case, shown.stderr)
+        ElementTree.fromstring(shown.stdout)  # any XML 1.0 parser
+        junit_schema.validate(shown.stdout.decode())
+        suite = next(iter(JUnitXml.fromstring(shown.stdout.decode())))
+        names = [testcase.name for testcase in suite]
+        assert len(names) == 3 and all(names), case
+        assert (suite.tests, suite.failures, suite.skipped) == (3, 1, 1), case
+
+
+@pytest.mark.parametrize("value", HOSTILE_STRINGS)
+def test_every_string_field_with_line_breaks_keeps_each_markdown_row_one_line(
+    value, failed_run, tmp_path
+):
+    _out, summary = failed_run
+    path = tmp_path / "hostile.json"
+    for case, data in _hostile_summaries(summary, value):
+        path.write_text(json.dumps(data))
+        shown = run_cli("summary", "show", str(path), "--format", "markdown")
+        assert shown.code == 0, (case, shown.stderr)
+        lines = shown.text.splitlines()
+        assert len(lines) == 9, (case, lines)  # heading, blank, 2 + 3 table lines, blank, totals
+        rows = lines[4:7]
+        assert all(row.startswith("| ") and row.endswith(" |") for row in rows), (case, rows)
+        assert all(row.count(" | ") == 5 for row in rows), (case, rows)
+        assert not any(char in shown.text for char in "\r\x00\x07\x1b\x0b\x0c\x85"), case
+
+
+def test_a_huge_duration_prints_bounded_in_text_markdown_and_junit(
+    failed_run, junit_schema, tmp_path
+):
+    _out, summary = failed_run
+    for result in summary["results"]:
+        result["duration_s"] = 1e305
+    summary["timings"] = {"total_s": 1.7976931348623157e308, "average_s": 1e305}
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(summary))
+    shown = {
+        fmt: run_cli("summary", "show", str(path), "--format", fmt)
+        for fmt in ("text", "markdown", "junit")
+    }
+    for fmt, result in shown.items():
+        assert result.code == 0, (fmt, result.stderr)
+        longest = max(len(run) for run in re.findall(r"[0-9]+", result.text))
+        assert longest <= 10, (fmt, result.text)
+    assert "broken: exit" in shown["text"].text and "after >100y" in shown["text"].text
+    assert "Total time: >100y | Average: >100y" in shown["text"].text
+    assert "| broken | **failed** | >100y |" in shown["markdown"].text
+    assert ">100y in total." in shown["markdown"].text
+    junit_schema.validate(shown["junit"].text)
+    suite = next(iter(JUnitXml.fromstring(shown["junit"].text)))
+    hundred_years = 100 * 365.25 * 86400
+    assert {case.time for case in suite} == {hundred_years}
+    assert suite.time == hundred_years
+
+
+def test_durations_for_people_are_bounded_and_say_what_is_unknown():
+    assert units.seconds_text(12.34) == "12.3s"
+    assert units.seconds_text(12.345, 2, " s") == "12.35 s"
+    assert units.seconds_text(3e9) == "3000000000.0s"  # under 100 years: as it is
+    assert units.seconds_text(1e305) == units.seconds_text(math.inf) == ">100y"
+    assert units.seconds_text(math.nan) == "?"
+    assert units.junit_seconds(math.inf) == units.junit_seconds(1e305) == "3155760000.000"
+    assert units.junit_seconds(math.nan) == units.junit_seconds(None) == "0.000"
+
+
+def test_junit_replaces_what_xml_cannot_carry_even_from_a_library_caller(failed_run):
+    _out, summary = failed_run
+    summary["results"][1]["name"] = "lone surrogate \udcff, \ufffe, nul \x00"
+    summary["results"][1]["error"] = "surrogate \ud800 in an error"
+    xml = artifacts.junit_xml(summary, {summary["results"][1]["name"]: ["\udcff \x01"]})
+    root = ElementTree.fromstring(xml)
+    names = [case.get("name") for case in root.iter("testcase")]
+    assert names[1] == "lone surrogate \ufffd, \ufffd, nul \ufffd"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -216,3 +217,112 @@ def test_the_time_limit_mid_transfer_leaves_a_cancelled_summary_and_nothing_runn
     assert _events(stem.with_suffix(".events.jsonl"))[-1]["type"] == "run_finished"
     survivors = wait_until_none_mention(str(work))
     assert not survivors, f"outlived the job: {survivors}"
+
+
+#: A job name and account no shell may run, and logs in a directory named like them;
+#: each command would create ``hostile-N`` in the job's directory.
+HOSTILE_NAME = "pdb $(touch hostile-1) `touch hostile-2`; touch hostile-3 \"q\" 'q' #x 50% a\\b"
+HOSTILE_ACCOUNT = "lab $(touch hostile-4) 'x' \"y\" #z"
+HOSTILE_LOGS = "logs $(touch hostile-5) 'l' \"l\" #%A"
+
+
+def _queued(cluster: SlurmCluster, job_id: str | None = None) -> dict[str, list[str]]:
+    """Each queued job's name, account, partition and time limit, by job id (a tab cannot
+    be in a value: ``slurm script`` refuses control characters)."""
+    argv = ["squeue", "--noheader", "--format=%i\t%j\t%a\t%P\t%l"]
+    shown = cluster.run(*argv, *(("--jobs", job_id) if job_id else ()))
+    return {line.split("\t")[0]: line.split("\t")[1:] for line in shown.splitlines()}
+
+
+def test_a_script_with_hostile_values_runs_none_of_them_and_slurm_records_them_as_given(
+    cluster, mirror, tmp_path
+):
+    config = write_config(
+        tmp_path / "c $(touch hostile-6) 'c'.toml",
+        tmp_path / "pdb",
+        {
+            "sifts": {"url": mirror.url("ftp_data", "sifts/"), "dest": "sifts"},
+            "emdb": {"url": mirror.url("ftp_data", "emdb/"), "dest": "emdb"},
+        },
+    )
+    logs = tmp_path / HOSTILE_LOGS
+    made = run_cli(
+        *("--config", str(config), "slurm", "script", "--array", "2", "--time", "00:05:00"),
+        *("--job-name", HOSTILE_NAME, "--account", HOSTILE_ACCOUNT, "--logs", str(logs)),
+    )
+    assert made.code == 0, made.stderr
+    logs.mkdir()
+    script = tmp_path / "job.sh"
+    script.write_bytes(made.stdout)
+    # SBATCH_HOLD holds the array and, through the job's environment, the merge job its
+    # first task submits: each is read back from Slurm before it is released.
+    submitted = cluster.sbatch(script, cwd=tmp_path, env={"SBATCH_HOLD": "1"})
+    array_id = submitted.stdout.readline().split(";")[0].strip()
+    assert array_id, submitted.communicate(timeout=30)[1]  # sbatch's complaint
+    [array] = _queued(cluster, array_id).values()
+    assert array == [HOSTILE_NAME, HOSTILE_ACCOUNT, "debug", "5:00"]
+    cluster.run("scontrol", "release", array_id)
+
+    def merge_job() -> str | None:
+        shown = cluster.run("squeue", "--noheader", "--format=%i %E").splitlines()
+        after = [line.split()[0] for line in shown if f"afterany:{array_id}" in line]
+        return after[0] if after else None
+
+    merge_id = _poll(merge_job, 60, "the merge job, held")
+    assert _queued(cluster, merge_id)[merge_id] == [
+        f"{HOSTILE_NAME}-merge",
+        HOSTILE_ACCOUNT,
+        "debug",
+        "10:00",
+    ]
+    cluster.run("scontrol", "release", merge_id)
+    out, err = submitted.communicate(timeout=120)
+    assert submitted.returncode == 0, (out, err)
+    stem = str(
+        logs / "pdb $(touch hostile-1) `touch hostile-2`; touch hostile-3 \"q\" 'q' #x 50% a_b"
+    )
+    merged_path = Path(f"{stem}-{array_id}.json")
+    _poll(merged_path.exists, 60, "the merge job's summary")
+    merged = _summary(merged_path)
+    assert sorted(result["name"] for result in merged["results"]) == ["emdb", "sifts"]
+    assert merged["merge"]["complete"] and merged["exit_code"] == 0
+    for task in (0, 1):
+        for suffix in (".out", ".err", ".json", ".events.jsonl"):
+            assert Path(f"{stem}-{array_id}_{task}{suffix}").is_file(), suffix
+    assert Path(f"{stem}-{array_id}-merge.out").is_file()
+    assert not list(tmp_path.rglob("hostile-*"))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "complaint"),
+    [
+        # the test cluster has one partition, debug: sbatch naming the one asked for, whole,
+        # shows it read that value as one word
+        (
+            "--partition",
+            "io $(touch hostile-1) #p 'q' \"q\"",
+            "sbatch: error: invalid partition specified: io $(touch hostile-1) #p 'q' \"q\"",
+        ),
+        # unquoted, "#t" was a comment and the limit silently 1 minute
+        ("--time", "1 #t", "sbatch: error: Invalid --time specification"),
+    ],
+)
+def test_sbatch_reads_a_partition_or_time_limit_it_cannot_use_whole(
+    cluster, tmp_path, flag, value, complaint
+):
+    made = run_cli("slurm", "script", "--array", "2", flag, value, "--logs", str(tmp_path))
+    assert made.code == 0, made.stderr
+    script = tmp_path / "job.sh"
+    script.write_bytes(made.stdout)
+    tried = subprocess.run(
+        ["sbatch", "--test-only", str(script)],
+        cwd=tmp_path,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert tried.returncode != 0
+    assert complaint in tried.stderr.splitlines(), tried.stderr
+    assert not list(tmp_path.rglob("hostile-*"))

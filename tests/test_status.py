@@ -199,3 +199,26 @@ def test_an_interrupted_run_is_recorded_too(mirror, tmp_path):
     (record,) = state.last_runs()
     assert record["interrupted"] == "SIGTERM" and record["exit_code"] == 143
     assert record["targets"][0]["status"] == "cancelled"
+
+
+def test_max_age_says_never_synced_for_a_target_that_never_succeeded(targets):
+    assert run_cli("--config", str(targets), "sync", "broken").code == 1
+    result = run_cli("--config", str(targets), "status", "broken", "emdb", "--max-age", "1h")
+    assert result.code == 1
+    notes = result.text.split("\n\n", 1)[1].splitlines()
+    assert "broken: STALE: never synced" in notes  # it ran, and failed every time
+    assert notes.count("emdb: STALE: never synced") == 1  # it never ran: said once
+    assert "emdb: never synced" not in notes
+    assert not [note for note in notes if "older than" in note]
+
+
+def test_a_huge_recorded_duration_prints_bounded(targets, _own_state_dir):
+    assert run_cli("--config", str(targets), "sync", "sifts").code == 0
+    index_path = _own_state_dir / state.INDEX_FILE
+    index = orjson.loads(index_path.read_bytes())
+    index["targets"]["sifts"]["last_success"]["duration_s"] = 1e305
+    index_path.write_bytes(orjson.dumps(index))
+    text = run_cli("--config", str(targets), "status", "sifts").text
+    [row] = [line for line in text.splitlines() if line.startswith("sifts ")]
+    assert row.split()[-4] == ">100y", row  # the TOOK column
+    assert len(row) < 120, row
