@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +38,16 @@ _SHORT_FLAGS = {"dry_run": ("-n",), "compress": ("-z",), "checksum": ("-c",)}
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit code 2 via ``main``."""
+    """An ArgumentParser whose errors are one line and exit code 2 via ``main``.
+
+    A value that starts with ``-`` and a digit (``--deadline -1h``, ``--retry -1``) is
+    a value, not an unknown flag: no flag of ours looks like that, and the flag's own
+    check then says what is wrong with it, not argparse's "expected one argument".
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-[0-9]")
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
@@ -324,7 +334,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         args.fail_fast = "wait"
     if args.all and args.names:
         raise UsageError("sync: give target names or --all, not both")
-    batch = batch_run(args)  # --rerun-failed, --shard, --deadline, --lock-timeout
+    batch = batch_run(args, env)  # --rerun-failed, --shard, --deadline, --lock-timeout
     overrides = {key: getattr(args, f"opt_{key}", None) for key in SPECS}
     overrides["retry"], overrides["retry_delay"] = args.retry, args.retry_delay
     renderer = _renderer(
