@@ -9,23 +9,17 @@ slurm_script; this module turns arguments into their plain values.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pdbsync.context import Environment
 from pdbsync.errors import ExitCode, UsageError
+from pdbsync.numbers import flag_decimal, flag_whole
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text!r}")
-    return value
+    return flag_decimal(0)(text)
 
 
 def add_batch_flags(sync: argparse.ArgumentParser) -> None:
@@ -176,13 +170,7 @@ def add_summary_merge(actions: argparse._SubParsersAction) -> None:
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
+    return flag_whole(1)(text)
 
 
 def _cmd_summary_merge(args: argparse.Namespace, env: Environment) -> int:

@@ -122,8 +122,7 @@ def _parse_time(text: str, now: float) -> float | None:
         return now + parse_duration(text[1:])
     if text.startswith("-"):
         raise ValueError(
-            f"a deadline is a time to come, got {text!r} (from now is +DURATION: "
-            f"+{text[1:]})"
+            f"a deadline is a time to come, got {text!r} (from now is +DURATION: +{text[1:]})"
         )
     if text.isdigit():
         return float(whole(text))

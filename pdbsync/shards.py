@@ -105,9 +105,7 @@ def _derived_count(slurm: SlurmJob) -> int:
     low, high, step = slurm.array_task_min, slurm.array_task_max, slurm.array_task_step
     if low is None or high is None or step is None:
         missing = [
-            name
-            for name, value in (("MIN", low), ("MAX", high), ("STEP", step))
-            if value is None
+            name for name, value in (("MIN", low), ("MAX", high), ("STEP", step)) if value is None
         ]
         raise UsageError(
             f"SLURM_ARRAY_TASK_ID={slurm.array_task_id} is set but SLURM_ARRAY_TASK_COUNT "

@@ -138,7 +138,7 @@ def test_a_bad_deadline_is_one_line_and_exit_2(four_targets):
         (("--deadline=-1h",), "a deadline is a time to come, got '-1h'"),
         (("--deadline", "²"), "expected a whole number (digits 0-9), got '²'"),
         (("--deadline", "+٣h"), "got '٣h'"),
-        (("--deadline", "١٨:٣٠"), "got '١٨:٣٠'"),
+        (("--deadline", "\u0661\u0668:\u0663\u0660"), "got '\u0661\u0668:\u0663\u0660'"),
     ],
 )
 def test_an_out_of_range_or_foreign_deadline_is_one_line_and_exit_2(four_targets, args, message):

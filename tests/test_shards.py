@@ -175,7 +175,9 @@ def test_a_slurm_number_that_is_not_one_is_exit_2_naming_it(four_targets, variab
     assert result.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("text", ["١/٣", "1/99999999999999999999", "1_0/20", "1/3 ", "1/3/4"])
+@pytest.mark.parametrize(
+    "text", ["\u0661/\u0663", "1/99999999999999999999", "1_0/20", "1/3 ", "1/3/4"]
+)
 def test_a_shard_in_other_digits_or_out_of_range_is_exit_2(four_targets, text):
     result = run_cli("--config", str(four_targets), "sync", "--shard", text)
     assert result.code == 2
