@@ -179,19 +179,26 @@ def plan(
     start_method: str | None = None,
     split: int | str | None = None,
     max_per_host: int | None = None,
+    deadline: str | None = None,
+    deadline_margin: float = DEFAULT_MARGIN_S,
+    shard: str | None = None,
 ) -> PlanSummary:
     """What :func:`sync` would do, changing nothing: per target the files to create,
     update and delete and the bytes to transfer (``rsync --dry-run --itemize-changes``).
-    Same arguments as :func:`sync`; returns the :class:`PlanSummary`."""
+    Same arguments as :func:`sync`; returns the :class:`PlanSummary`. ``shard`` plans
+    only this shard's jobs; ``deadline`` skips, with the reason, the targets the sync
+    would not start for it (each judged as if it started now)."""
     settings = _settings(parallel, summary, fail_fast, start_method)
     planned = prepare(
         config, targets, overrides=overrides, pdb_dir=pdb_dir, plan=True, environ=environ
     )
     environ = os.environ if environ is None else environ
+    planned, place, rule = batch_setup(planned, environ, shard, deadline, deadline_margin)
     planned, _held, cap = split_jobs(
         config, planned, split, parallel, max_per_host, environ, cancel
     )
-    return run_plan(planned, replace(settings, max_per_host=cap), on_event, cancel)
+    settings = replace(settings, deadline=rule, place=place, max_per_host=cap)
+    return run_plan(planned, settings, on_event, cancel)
 
 
 def split_jobs(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +30,7 @@ from pdbsync.cli_status import (
 )
 from pdbsync.context import Environment
 from pdbsync.errors import ExitCode, PdbSyncError, UsageError
+from pdbsync.numbers import flag_decimal, flag_whole, whole
 
 MAX_PARALLEL = 100
 #: Short spellings of rsync option flags, as the Rust pdb-sync (and rsync) have them.
@@ -37,20 +38,23 @@ _SHORT_FLAGS = {"dry_run": ("-n",), "compress": ("-z",), "checksum": ("-c",)}
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit code 2 via ``main``."""
+    """An ArgumentParser whose errors are one line and exit code 2 via ``main``.
+
+    A value that starts with ``-`` and a digit (``--deadline -1h``, ``--retry -1``) is
+    a value, not an unknown flag: no flag of ours looks like that, and the flag's own
+    check then says what is wrong with it, not argparse's "expected one argument".
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-[0-9]")
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
 def _parallel(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= MAX_PARALLEL:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PARALLEL}, got {value}")
-    return value
+    return flag_whole(1, MAX_PARALLEL)(text)
 
 
 def _split(text: str) -> int | str:
@@ -58,7 +62,7 @@ def _split(text: str) -> int | str:
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        value = int(text)
+        value = whole(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a number of parts or 'auto', got {text!r}"
@@ -72,42 +76,19 @@ def _max_per_host(text: str) -> int:
     """``--max-per-host``: rsyncs per mirror host at once, 1 to hosts.MAX_PER_HOST_LIMIT."""
     from pdbsync.hosts import MAX_PER_HOST_LIMIT
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= MAX_PER_HOST_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PER_HOST_LIMIT}, got {value}")
-    return value
+    return flag_whole(1, MAX_PER_HOST_LIMIT)(text)
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return flag_whole(0)(text)
 
 
 def _retry_delay(text: str) -> float:
-    """Seconds between retries: finite, 0 to the config key's maximum (one day).
-
-    ``float()`` accepts ``inf``, ``nan`` and ``1e10``; each would reach ``time.sleep``
-    (OverflowError, or a run that never ends), so they are refused here, as a usage error.
-    """
+    """Seconds between retries: 0 to the config key's maximum (one day), digits only
+    (pdbsync.numbers): ``inf``, ``nan`` or ``1e10`` would reach ``time.sleep``."""
     from pdbsync.options import MAX_RETRY_DELAY
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or not 0 <= value <= MAX_RETRY_DELAY:
-        raise argparse.ArgumentTypeError(
-            f"must be a number of seconds from 0 to {MAX_RETRY_DELAY:g}, got {text!r}"
-        )
-    return value
+    return flag_decimal(0, MAX_RETRY_DELAY)(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,7 +305,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         args.fail_fast = "wait"
     if args.all and args.names:
         raise UsageError("sync: give target names or --all, not both")
-    batch = batch_run(args)  # --rerun-failed, --shard, --deadline, --lock-timeout
+    batch = batch_run(args, env)  # --rerun-failed, --shard, --deadline, --lock-timeout
     overrides = {key: getattr(args, f"opt_{key}", None) for key in SPECS}
     overrides["retry"], overrides["retry_delay"] = args.retry, args.retry_delay
     renderer = _renderer(

@@ -9,23 +9,17 @@ slurm_script; this module turns arguments into their plain values.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pdbsync.context import Environment
 from pdbsync.errors import ExitCode, UsageError
+from pdbsync.numbers import flag_decimal, flag_whole
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text!r}")
-    return value
+    return flag_decimal(0)(text)
 
 
 def add_batch_flags(sync: argparse.ArgumentParser) -> None:
@@ -93,45 +87,63 @@ def expand_output_paths(args: argparse.Namespace, env: Environment) -> None:
         args.events = Path(expand_path(str(args.events), "--events", slurm, host))
 
 
-def batch_run(args: argparse.Namespace) -> BatchRun:
-    """Check the batch flags together and turn them into api.sync's arguments."""
+def batch_run(args: argparse.Namespace, env: Environment) -> BatchRun:
+    """Check the batch flags together and turn them into api.sync's (or api.plan's)
+    arguments; notes for the user (what ``--rerun-failed`` adds) go to stderr."""
     from pdbsync.deadline import DEFAULT_MARGIN_S
 
     run = BatchRun()
     if args.rerun_failed is not None:
         if args.names or args.all:
             raise UsageError("sync: --rerun-failed picks the targets; give no names or --all")
-        run.targets = rerun_targets(Path(args.rerun_failed))
-    if args.plan:
-        given = [
-            flag
-            for flag, value in (
-                ("--lock-timeout", args.lock_timeout),
-                ("--deadline-margin", args.deadline_margin),
-            )
-            if value is not None
-        ]
-        if given:
-            raise UsageError(f"sync: {given[0]} applies to a sync; a --plan changes nothing")
-        return run
+        run.targets, note = rerun_targets(Path(args.rerun_failed))
+        if note is not None:
+            env.stderr.write(f"pdb-sync: note: {note}\n")
+            env.stderr.flush()
     margin = DEFAULT_MARGIN_S if args.deadline_margin is None else args.deadline_margin
-    run.api = {
-        "lock_timeout": args.lock_timeout,
-        "deadline": args.deadline,
-        "deadline_margin": margin,
-        "shard": args.shard,
-    }
+    # a plan covers this shard and says what the deadline would skip: same checks as a sync
+    run.api = {"deadline": args.deadline, "deadline_margin": margin, "shard": args.shard}
+    if args.plan:
+        if args.lock_timeout is not None:
+            raise UsageError("sync: --lock-timeout applies to a sync; a --plan changes nothing")
+        return run
+    run.api["lock_timeout"] = args.lock_timeout
     return run
 
 
-def rerun_targets(path: Path) -> list[str]:
-    """The targets of summary ``path`` (one run's, or merged) that were not ``success``."""
+def rerun_targets(path: Path) -> tuple[list[str], str | None]:
+    """The targets of summary ``path`` (one run's, or merged) that did not succeed, and
+    a note naming the shards a merge is missing, if any.
+
+    A target whose outcome is unknown did not succeed: in a merge, the targets of a
+    missing shard are in no result but in the other shards' ``all_targets``
+    (``merge.missing_targets``), and are rerun. Missing shards whose targets no shard
+    lists (unsharded runs merged with ``--expect``) cannot be rerun by name: UsageError.
+    """
     from pdbsync.artifacts import is_plan, load_summary
 
-    data = load_summary(path, f"--rerun-failed {path}")
+    label = f"--rerun-failed {path}"
+    data = load_summary(path, label)
     if is_plan(data):
-        raise UsageError(f"--rerun-failed {path}: a plan, not a sync summary")
-    return [result["name"] for result in data["results"] if result["status"] != "success"]
+        raise UsageError(f"{label}: a plan, not a sync summary")
+    names = [result["name"] for result in data["results"] if result["status"] != "success"]
+    merged = data.get("merge")
+    if not merged:
+        return names, None
+    unknown = [name for name in merged["missing_targets"] if name not in names]
+    missing = ", ".join(str(index) for index in merged["missing_shards"])
+    expected = merged["expected_shards"]
+    if missing and not any(shard["index"] is not None for shard in merged["shards"]):
+        raise UsageError(
+            f"{label}: shards {missing} of {expected} are missing from the merge and no "
+            "summary lists their targets: rerun them by name or with --all"
+        )
+    if not missing and not unknown:
+        return names, None
+    what = f"shards {missing} of {expected} are missing from the merge" if missing else ""
+    if unknown:
+        what += f"{'; ' if what else ''}no shard reported {', '.join(unknown)}: rerun too"
+    return names + unknown, f"{label}: {what}"
 
 
 # -- summary merge -------------------------------------------------------------------------
@@ -158,13 +170,7 @@ def add_summary_merge(actions: argparse._SubParsersAction) -> None:
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
+    return flag_whole(1)(text)
 
 
 def _cmd_summary_merge(args: argparse.Namespace, env: Environment) -> int:
@@ -173,9 +179,11 @@ def _cmd_summary_merge(args: argparse.Namespace, env: Environment) -> int:
     from pdbsync import merge, outputs
     from pdbsync.summary import summary_json
 
+    files = [Path(file) for file in args.files]
     if args.output is not None:
         outputs.check_output_path(args.output, "-o")
-    inputs = merge.load_shards([Path(file) for file in args.files])
+        merge.check_output(args.output, files)
+    inputs = merge.load_shards(files)
     merged = merge.merge(inputs, args.expect)
     if args.output is not None:
         outputs.write_file(args.output, summary_json(merged), label=f"-o {args.output}")

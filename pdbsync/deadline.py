@@ -32,7 +32,7 @@ from pdbsync.errors import UsageError
 #: SIGTERM come first.
 DEFAULT_MARGIN_S = 15.0
 
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
 
 
 @dataclass(frozen=True)
@@ -100,19 +100,33 @@ def parse_deadline(text: str, now: float | None = None) -> float | None:
 
     ``+2h30m`` (from now), ``1767268800`` (Unix time, as ``SLURM_JOB_END_TIME``),
     ``2026-01-01T12:00`` (local time unless it names a zone), ``18:30`` (the next 18:30,
-    local time).
+    local time). Digits are ASCII (pdbsync.numbers), and the time must fall before
+    :data:`~pdbsync.slurm.MAX_UNIX_TIME`: later ones cannot even be shown as a date.
     """
-    from pdbsync.status import parse_duration
+    from pdbsync.slurm import MAX_UNIX_TIME
 
     now = time.time() if now is None else now
-    value = text.strip()
-    if value.lower() == "none":
+    at = _parse_time(text, now)
+    if at is not None and not at <= MAX_UNIX_TIME:
+        raise ValueError(f"{text!r} is after the year 9998, the latest deadline there can be")
+    return at
+
+
+def _parse_time(text: str, now: float) -> float | None:
+    from pdbsync.numbers import whole
+    from pdbsync.status import parse_duration
+
+    if text.lower() == "none":
         return None
-    if value.startswith("+"):
-        return now + parse_duration(value[1:])
-    if value.isdigit():
-        return float(value)
-    clock = _CLOCK.match(value)
+    if text.startswith("+"):
+        return now + parse_duration(text[1:])
+    if text.startswith("-"):
+        raise ValueError(
+            f"a deadline is a time to come, got {text!r} (from now is +DURATION: +{text[1:]})"
+        )
+    if text.isdigit():
+        return float(whole(text))
+    clock = _CLOCK.fullmatch(text)
     if clock:
         hour, minute, second = (int(part or 0) for part in clock.groups())
         if hour > 23 or minute > 59 or second > 59:
@@ -123,13 +137,16 @@ def parse_deadline(text: str, now: float | None = None) -> float | None:
             at += timedelta(days=1)
         return at.timestamp()
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
             f"expected +DURATION (+2h30m), a time (18:30), a date and time "
             f"(2026-01-01T12:00), Unix seconds or none, got {text!r}"
         ) from None
-    return (parsed if parsed.tzinfo else parsed.astimezone()).timestamp()
+    try:
+        return (parsed if parsed.tzinfo else parsed.astimezone()).timestamp()
+    except (OverflowError, ValueError):  # year 1 in a zone east of UTC
+        raise ValueError(f"{text!r} is not a time this machine can represent") from None
 
 
 def resolve_deadline(

@@ -16,10 +16,18 @@ summary has the same schema as a single run's (the same readers, ``summary show`
 
 ``complete`` is true when none of these happened; the command exits 0 only when the
 merge is complete and every target succeeded.
+
+A set that cannot be one run is refused instead (:func:`check_inputs`, exit 2, one
+line naming the files): shards of different array jobs, of different counts, one shard
+twice (``duplicated_shards`` is therefore always empty now), an index past its count,
+``--expect`` other than the shards' count (or fewer than the unsharded summaries
+given), and ``-o`` naming one of the inputs (:func:`check_output`), which the merge
+would replace. Merging such a set would report a run that never happened.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +70,77 @@ def load_shards(paths: Sequence[Path]) -> list[ShardSummary]:
     return loaded
 
 
+def check_output(output: Path, files: Sequence[Path]) -> None:
+    """UsageError when ``-o`` is one of the inputs: writing the merge there would lose
+    that shard's summary (checked before anything is written)."""
+    for file in files:
+        same = output.resolve() == file.resolve()
+        if not same and output.exists() and file.exists():
+            same = os.path.samefile(output, file)
+        if same:
+            raise UsageError(
+                f"summary merge: -o {output} is also one of its inputs ({file}); "
+                "the merge would replace it: write it elsewhere"
+            )
+
+
+def check_inputs(inputs: Sequence[ShardSummary], expect: int | None = None) -> None:
+    """UsageError (one line naming the files and how they disagree) for a set of
+    summaries that cannot be the shards of one run."""
+    files: dict[str, ShardSummary] = {}
+    for shard in inputs:
+        key = os.path.realpath(shard.file)
+        if key in files:
+            raise UsageError(f"summary merge: {shard.file} is given twice")
+        files[key] = shard
+    sharded = [shard for shard in inputs if shard.index is not None]
+    for shard in sharded:
+        if shard.index > shard.count:  # type: ignore[operator]
+            raise UsageError(
+                f"summary merge: {shard.file} says shard {shard.index}/{shard.count}: "
+                "an index past the count"
+            )
+    jobs = [(shard, _array_job(shard)) for shard in sharded if _array_job(shard)]
+    for shard, job in jobs[1:]:
+        first, first_job = jobs[0]
+        if job != first_job:
+            raise UsageError(
+                f"summary merge: {first.file} is from array job {first_job}, {shard.file} "
+                f"from array job {job}: shards of different runs"
+            )
+    for shard in sharded[1:]:
+        first = sharded[0]
+        if shard.count != first.count:
+            raise UsageError(
+                f"summary merge: {first.file} is shard {first.index}/{first.count}, "
+                f"{shard.file} is shard {shard.index}/{shard.count}: the counts differ"
+            )
+    seen: dict[int, ShardSummary] = {}
+    for shard in sharded:
+        if shard.index in seen:
+            raise UsageError(
+                f"summary merge: {seen[shard.index].file} and {shard.file} are both shard "
+                f"{shard.index}/{shard.count}"
+            )
+        seen[shard.index] = shard  # type: ignore[index]
+    if expect is not None and sharded and expect != sharded[0].count:
+        first = sharded[0]
+        raise UsageError(
+            f"summary merge: --expect {expect}, but {first.file} is shard "
+            f"{first.index}/{first.count}: the shards say {first.count}"
+        )
+    unsharded = [shard.file for shard in inputs if shard.index is None]
+    if expect is not None and not sharded and len(unsharded) > expect:
+        raise UsageError(
+            f"summary merge: --expect {expect}, but {len(unsharded)} summaries are given "
+            f"({', '.join(unsharded)})"
+        )
+
+
+def _array_job(shard: ShardSummary) -> str | None:
+    return (shard.data.get("slurm") or {}).get("array_job_id")
+
+
 def _seconds_between(start: str, end: str) -> float:
     def parse(stamp: str) -> datetime:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
@@ -76,6 +155,7 @@ def merge(inputs: Sequence[ShardSummary], expect: int | None = None) -> dict[str
 
     if not inputs:
         raise UsageError("summary merge: no summary files given")
+    check_inputs(inputs, expect)
     counts = [shard.count for shard in inputs if shard.count is not None]
     expected = expect or (max(counts) if counts else len(inputs))
     ordered = sorted(

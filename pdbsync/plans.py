@@ -20,6 +20,7 @@ from pdbsync import __version__, contracts
 from pdbsync.errors import ExitCode
 from pdbsync.events import make_event
 from pdbsync.jobs import Job
+from pdbsync.place import RunPlace
 from pdbsync.rsync import ItemizedCounts, deletes
 from pdbsync.summary import SyncResult, run_exit_code, status_counts
 from pdbsync.units import human_bytes
@@ -93,6 +94,7 @@ class PlanSummary:
     duration_s: float
     interrupted: str | None = None
     write_error: str | None = None  # why the plan file could not be written
+    place: RunPlace | None = None  # its shard: a shard's plan never weighs the next split
 
     @property
     def exit_code(self) -> ExitCode:
@@ -138,5 +140,6 @@ class PlanSummary:
             "exit_code": int(self.exit_code),
             "totals": totals,
             "timings": {"total_s": round(self.duration_s, 3)},
+            "shard": (self.place or RunPlace()).fields()["shard"],
             "targets": targets,
         }

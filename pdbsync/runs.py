@@ -115,7 +115,7 @@ def run_plan(
         started_message=(
             f"Planning {_targets(jobs)} (dry run, parallel {_parallel(jobs, settings)})..."
         ),
-        build=lambda **run: PlanSummary(plans=plans, **run),
+        build=lambda **run: PlanSummary(plans=plans, place=settings.place, **run),
         schema="plan",
         finished=finished,
     )

@@ -24,7 +24,7 @@ in no shard or in two, should the shards still have disagreed.
 
 from __future__ import annotations
 
-import re
+import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +32,11 @@ from typing import Any, TypeVar
 
 from pdbsync.digest import blake2b
 from pdbsync.errors import UsageError
-from pdbsync.slurm import SlurmJob
+from pdbsync.numbers import whole
+from pdbsync.slurm import MAX_ARRAY_SIZE, SlurmJob
 
-_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+#: As many shards as a Slurm array can have tasks.
+MAX_SHARDS = MAX_ARRAY_SIZE
 
 T = TypeVar("T")
 
@@ -54,11 +56,19 @@ class Shard:
 
 
 def parse_shard(text: str) -> Shard:
-    """``I/N`` with 1 <= I <= N; UsageError naming ``--shard`` otherwise."""
-    match = _SHARD.match(text)
-    if not match:
-        raise UsageError(f"--shard: expected I/N (e.g. 2/4: the second of four), got {text!r}")
-    index, count = int(match.group(1)), int(match.group(2))
+    """``I/N`` with 1 <= I <= N <= :data:`MAX_SHARDS`, ASCII digits (pdbsync.numbers);
+    UsageError naming ``--shard`` otherwise."""
+    index_text, slash, count_text = text.partition("/")
+    try:
+        if not slash:
+            raise ValueError
+        index, count = whole(index_text), whole(count_text)
+    except ValueError:
+        raise UsageError(
+            f"--shard: expected I/N (e.g. 2/4: the second of four), got {text!r}"
+        ) from None
+    if count > MAX_SHARDS:
+        raise UsageError(f"--shard {text}: N must be at most {MAX_SHARDS} (a Slurm array's)")
     if count < 1 or not 1 <= index <= count:
         raise UsageError(f"--shard {text}: I must be between 1 and N, and N at least 1")
     return Shard(index, count)
@@ -67,22 +77,47 @@ def parse_shard(text: str) -> Shard:
 def shard_of_task(slurm: SlurmJob | None) -> Shard | None:
     """This array task's shard: task ids MIN, MIN+STEP, ... are shards 1, 2, ... of COUNT.
 
-    None outside an array. UsageError when the ids cannot be numbered that way (an
-    ``--array=1,5,9`` list with uneven gaps): then give ``--shard`` per task.
+    None outside an array. COUNT is ``SLURM_ARRAY_TASK_COUNT``, else derived from
+    ``_MIN``, ``_MAX`` and ``_STEP``; with neither, UsageError: running unsharded in
+    every task would run every target once per task. UsageError too when the ids cannot
+    be numbered that way (an ``--array=1,5,9`` list with uneven gaps): then give
+    ``--shard`` per task.
     """
-    if slurm is None or not slurm.in_array or not slurm.array_task_count:
+    if slurm is None or not slurm.in_array:
         return None
     task = slurm.array_task_id
+    assert task is not None
+    count = slurm.array_task_count or _derived_count(slurm)
     first = slurm.array_task_min if slurm.array_task_min is not None else 0
     step = slurm.array_task_step or 1
-    assert task is not None
     offset, remainder = divmod(task - first, step)
-    if remainder or not 0 <= offset < slurm.array_task_count:
+    if remainder or not 0 <= offset < count:
         raise UsageError(
-            f"array task {task} (min {first}, step {step}, count {slurm.array_task_count}) "
+            f"array task {task} (min {first}, step {step}, count {count}) "
             "cannot be numbered as a shard: use an evenly spaced --array, or give --shard I/N"
         )
-    return Shard(offset + 1, slurm.array_task_count)
+    return Shard(offset + 1, count)
+
+
+def _derived_count(slurm: SlurmJob) -> int:
+    """The number of tasks from ``SLURM_ARRAY_TASK_MIN``/``_MAX``/``_STEP`` (all three:
+    a missing step could be 2, and guessing 1 would leave every other shard unrun)."""
+    low, high, step = slurm.array_task_min, slurm.array_task_max, slurm.array_task_step
+    if low is None or high is None or step is None:
+        missing = [
+            name for name, value in (("MIN", low), ("MAX", high), ("STEP", step)) if value is None
+        ]
+        raise UsageError(
+            f"SLURM_ARRAY_TASK_ID={slurm.array_task_id} is set but SLURM_ARRAY_TASK_COUNT "
+            f"is not, nor SLURM_ARRAY_TASK_{'/'.join(missing)} to derive it from: this "
+            "task's share of the targets is unknown; give --shard I/N (or --shard none)"
+        )
+    if high < low:
+        raise UsageError(
+            f"SLURM_ARRAY_TASK_MAX={high} is below SLURM_ARRAY_TASK_MIN={low}: this task's "
+            "share of the targets is unknown; give --shard I/N"
+        )
+    return (high - low) // step + 1
 
 
 def resolve_shard(given: str | None, slurm: SlurmJob | None) -> Shard | None:
@@ -103,12 +138,19 @@ def assign(names: Sequence[str], weights: Mapping[str, float], count: int) -> di
     known = [float(weights[n]) for n in names if weights.get(n) is not None]
     fallback = sum(known) / len(known) if known else 1.0
     weight = {n: float(weights[n]) if weights.get(n) is not None else fallback for n in names}
-    load = [0.0] * count
+    # the least loaded shard, lowest first on ties: shards not used yet (load 0) are
+    # ``unused`` onwards, so N can be an array's size without a list of N loads
+    used: list[tuple[float, int]] = []
+    unused = 0
     where = {}
     for name in sorted(dict.fromkeys(names), key=lambda n: (-weight[n], _hash(n), n)):
-        target = min(range(count), key=lambda i: (load[i], i))
+        if unused < count and (not used or (0.0, unused) < used[0]):
+            load, target = 0.0, unused
+            unused += 1
+        else:
+            load, target = heapq.heappop(used)
         where[name] = target + 1
-        load[target] += max(weight[name], 0.0)
+        heapq.heappush(used, (load + max(weight[name], 0.0), target))
     return where
 
 

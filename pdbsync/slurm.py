@@ -6,6 +6,10 @@ Inside a batch job Slurm sets ``SLURM_JOB_ID``; inside an array task also
 (pdbsync.shards), are recorded in ``run_started`` and the summary, and name per-task
 files: ``--summary logs/s-%A_%a.json`` gives each task its own file, as ``#SBATCH
 --output`` does with the same letters.
+
+Every number is read strictly (pdbsync.numbers): a variable that is set but is not a
+whole number in range is a usage error naming it, never ignored, since an ignored
+``SLURM_ARRAY_TASK_ID`` would make every task of the array run every target.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdbsync.errors import UsageError
+from pdbsync.numbers import env_whole
 
 #: The patterns a ``--summary``/``--events`` path may hold, and what each stands for.
 PATTERNS = {
@@ -29,9 +34,12 @@ PATTERNS = {
 _PATTERN = re.compile(r"%(.?)")
 
 
-def _int(environ: Mapping[str, str], key: str) -> int | None:
-    value = environ.get(key, "").strip()
-    return int(value) if value.isdigit() else None
+#: Slurm's own ceiling: ``MaxArraySize`` is at most 4000001, so task ids are below it.
+MAX_ARRAY_SIZE = 4_000_001
+
+
+def _int(environ: Mapping[str, str], key: str, low: int = 0) -> int | None:
+    return env_whole(environ, key, low, MAX_ARRAY_SIZE)
 
 
 @dataclass(frozen=True)
@@ -51,20 +59,27 @@ class SlurmJob:
         """The job of this environment; None outside Slurm (no ``SLURM_JOB_ID``)."""
         job_id = environ.get("SLURM_JOB_ID", "").strip()
         if not job_id:
+            task = environ.get("SLURM_ARRAY_TASK_ID")
+            if task:  # never taken for "outside Slurm": that would run every target
+                raise UsageError(
+                    f"SLURM_ARRAY_TASK_ID={task!r} is set but SLURM_JOB_ID is not: "
+                    "unset it, or run inside the Slurm job"
+                )
             return None
         return cls(
             job_id=job_id,
             array_job_id=environ.get("SLURM_ARRAY_JOB_ID", "").strip() or None,
             array_task_id=_int(environ, "SLURM_ARRAY_TASK_ID"),
-            array_task_count=_int(environ, "SLURM_ARRAY_TASK_COUNT"),
+            array_task_count=_int(environ, "SLURM_ARRAY_TASK_COUNT", 1),
             array_task_min=_int(environ, "SLURM_ARRAY_TASK_MIN"),
             array_task_max=_int(environ, "SLURM_ARRAY_TASK_MAX"),
-            array_task_step=_int(environ, "SLURM_ARRAY_TASK_STEP"),
+            array_task_step=_int(environ, "SLURM_ARRAY_TASK_STEP", 1),
         )
 
     @property
     def in_array(self) -> bool:
-        return self.array_job_id is not None and self.array_task_id is not None
+        """An array task: ``SLURM_ARRAY_TASK_ID`` is set (whatever else is missing)."""
+        return self.array_task_id is not None
 
     def to_dict(self) -> dict[str, Any]:
         """What the summary and ``run_started`` record (schemas/summary.schema.json)."""
@@ -88,9 +103,9 @@ def job_end_time(environ: Mapping[str, str]) -> float | None:
     job_id = environ.get("SLURM_JOB_ID", "").strip()
     if not job_id:
         return None
-    end = environ.get("SLURM_JOB_END_TIME", "").strip()
-    if end.isdigit():
-        return float(end) if int(end) else None
+    end = env_whole(environ, "SLURM_JOB_END_TIME", 0, MAX_UNIX_TIME)
+    if end is not None:
+        return float(end) if end else None
     try:
         listed = subprocess.run(
             ["squeue", "--noheader", "--jobs", job_id, "--format", "%A %e"],
@@ -111,6 +126,10 @@ def job_end_time(environ: Mapping[str, str]) -> float | None:
                 return None  # "N/A", "Unknown": no limit
     return None
 
+
+#: The latest Unix time pdb-sync takes for a deadline: 9998-12-31 UTC, inside
+#: ``datetime``'s range (to 9999-12-31) whatever the local time zone.
+MAX_UNIX_TIME = 253_370_678_400
 
 #: How long ``squeue`` gets to say when the job ends before the run goes on without.
 SQUEUE_TIMEOUT_S = 5.0

@@ -14,7 +14,7 @@ from typing import Any
 
 from pdbsync.units import LONGEST_SHOWN_S, human_bytes, seconds_text
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

@@ -154,3 +154,14 @@ def test_an_unexpected_exception_is_exit_70_and_one_line(monkeypatch, four_targe
     assert "Traceback" not in result.stderr and "RuntimeError: boom" in log_file.read_text()
     verbose = run_cli("-v", "--config", str(four_targets), "sync", "--all")
     assert verbose.code == 70 and "Traceback (most recent call last)" in verbose.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--parallel", "\u0663"), ("--parallel", "1_0"), ("--retry", " 2"), ("--retry-delay", "inf")],
+)
+def test_number_flags_take_ascii_digits_only(flag, value):
+    result = run_cli("sync", flag, value)
+    assert result.code == 2
+    assert f"argument {flag}: expected " in result.stderr and repr(value) in result.stderr
+    assert result.stderr.count("\n") == 1

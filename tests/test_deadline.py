@@ -127,3 +127,22 @@ def test_a_bad_deadline_is_one_line_and_exit_2(four_targets):
     assert result.code == 2
     assert result.stderr.startswith("pdb-sync: error: --deadline: expected +DURATION")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--deadline", "99999999999999999999"), "'99999999999999999999' is after the year 9998"),
+        (("--deadline", "+99999999h"), "'+99999999h' is after the year 9998"),
+        (("--deadline", "-1h"), "a deadline is a time to come, got '-1h'"),
+        (("--deadline=-1h",), "a deadline is a time to come, got '-1h'"),
+        (("--deadline", "²"), "expected a whole number (digits 0-9), got '²'"),
+        (("--deadline", "+٣h"), "got '٣h'"),
+        (("--deadline", "\u0661\u0668:\u0663\u0660"), "got '\u0661\u0668:\u0663\u0660'"),
+    ],
+)
+def test_an_out_of_range_or_foreign_deadline_is_one_line_and_exit_2(four_targets, args, message):
+    result = run_cli("--config", str(four_targets), "sync", *args)
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith("pdb-sync: error: --deadline: ")
+    assert message in result.stderr and result.stderr.count("\n") == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -40,20 +42,111 @@ def test_a_missing_shard_and_its_targets_are_reported(shard_files):
     assert not data["merge"]["complete"] and data["exit_code"] == 1
 
 
-def test_a_duplicated_shard_and_its_targets_are_reported(shard_files):
-    result = _merge(*map(str, shard_files), str(shard_files[0]))
-    assert result.code == 1
-    data = json.loads(result.stdout)
-    first = json.loads(shard_files[0].read_text())
-    assert data["merge"]["duplicated_shards"] == [1]
-    assert data["merge"]["duplicated_targets"] == [r["name"] for r in first["results"]]
-    assert len(data["results"]) == 4  # each target once in the results
+def _refused(*args: str) -> str:
+    """Run ``summary merge ARGS``; assert exit 2 with one line, and return that line."""
+    result = run_cli("summary", "merge", *args)
+    assert result.code == 2, result.stderr + result.text
+    assert result.stderr.count("\n") == 1 and result.stdout == b""
+    return result.stderr
 
 
-def test_expect_names_shards_no_summary_mentions(shard_files):
-    text = run_cli("summary", "merge", *map(str, shard_files), "--expect", "4")
+def _array(config: Path, tmp_path: Path, job: int) -> list[Path]:
+    """The summaries of a 3-task array job ``job`` (its tasks run here, one by one)."""
+    files = []
+    for task in range(3):
+        env = {
+            "SLURM_JOB_ID": str(job + 1 + task),
+            "SLURM_ARRAY_JOB_ID": str(job),
+            "SLURM_ARRAY_TASK_ID": str(task),
+            "SLURM_ARRAY_TASK_COUNT": "3",
+            "SLURM_ARRAY_TASK_MIN": "0",
+            "SLURM_JOB_END_TIME": "0",
+        }
+        path = tmp_path / f"a-{job}_{task}.json"
+        result = run_cli("--config", str(config), "sync", "--summary", str(path), environ=env)
+        assert result.code == 0, result.stderr
+        files.append(path)
+    return files
+
+
+def test_shards_of_different_array_jobs_are_refused(four_targets, tmp_path):
+    first, second = _array(four_targets, tmp_path, 100), _array(four_targets, tmp_path, 200)
+    line = _refused(str(first[0]), str(second[1]), str(first[2]))
+    assert line == (
+        f"pdb-sync: error: summary merge: {first[0]} is from array job 100, {second[1]} "
+        "from array job 200: shards of different runs\n"
+    )
+    merged = run_cli("summary", "merge", *map(str, second))  # one job's shards: as before
+    assert merged.code == 0, merged.stderr
+
+
+def test_shards_of_different_counts_are_refused(shard_files, four_targets, tmp_path):
+    other = tmp_path / "two.json"
+    ran = run_cli("--config", str(four_targets), "sync", "--shard", "2/2", "--summary", str(other))
+    assert ran.code == 0, ran.stderr
+    line = _refused(str(shard_files[0]), str(other))
+    assert line == (
+        f"pdb-sync: error: summary merge: {shard_files[0]} is shard 1/3, {other} is shard "
+        "2/2: the counts differ\n"
+    )
+
+
+def test_the_same_shard_twice_is_refused(shard_files, tmp_path):
+    again = tmp_path / "again.json"
+    again.write_bytes(shard_files[0].read_bytes())  # a second summary of shard 1/3
+    line = _refused(*map(str, shard_files), str(again))
+    assert line == (
+        f"pdb-sync: error: summary merge: {shard_files[0]} and {again} are both shard 1/3\n"
+    )
+    line = _refused(*map(str, shard_files), str(shard_files[1]))
+    assert line == f"pdb-sync: error: summary merge: {shard_files[1]} is given twice\n"
+
+
+def test_a_shard_past_its_count_is_refused(shard_files, tmp_path):
+    data = json.loads(shard_files[2].read_text())
+    data["shard"]["index"] = 5
+    bad = tmp_path / "s5.json"
+    bad.write_text(json.dumps(data))
+    line = _refused(str(shard_files[0]), str(shard_files[1]), str(bad))
+    assert line == (
+        f"pdb-sync: error: summary merge: {bad} says shard 5/3: an index past the count\n"
+    )
+
+
+@pytest.mark.parametrize("expect", ["2", "4"])
+def test_an_expect_that_disagrees_with_the_shards_is_refused(shard_files, expect):
+    line = _refused(*map(str, shard_files), "--expect", expect)
+    assert line == (
+        f"pdb-sync: error: summary merge: --expect {expect}, but {shard_files[0]} is shard "
+        "1/3: the shards say 3\n"
+    )
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused_and_kept(shard_files):
+    before = shard_files[1].read_bytes()
+    line = _refused(*map(str, shard_files), "-o", str(shard_files[1]))
+    assert line == (
+        f"pdb-sync: error: summary merge: -o {shard_files[1]} is also one of its inputs "
+        f"({shard_files[1]}); the merge would replace it: write it elsewhere\n"
+    )
+    assert shard_files[1].read_bytes() == before
+
+
+def test_expect_counts_unsharded_summaries(four_targets, tmp_path):
+    files = []
+    for name in ("mmcif", "pdb"):
+        path = tmp_path / f"{name}.json"
+        ran = run_cli("--config", str(four_targets), "sync", name, "--summary", str(path))
+        assert ran.code == 0, ran.stderr
+        files.append(str(path))
+    text = run_cli("summary", "merge", *files, "--expect", "3")
     assert text.code == 1
-    assert "missing shards: 4" in text.text and "Merged 3 of 4 shards" in text.text
+    assert "missing shards: 3" in text.text and "Merged 2 of 3 shards" in text.text
+    line = _refused(*files, "--expect", "1")
+    assert line == (
+        f"pdb-sync: error: summary merge: --expect 1, but 2 summaries are given "
+        f"({files[0]}, {files[1]})\n"
+    )
 
 
 def test_an_invalid_input_is_one_line_and_exit_2(shard_files, tmp_path):
@@ -96,6 +189,33 @@ def test_rerun_failed_of_a_clean_run_runs_nothing(four_targets, tmp_path):
     assert run_cli("--config", str(four_targets), "sync", "--summary", str(summary)).code == 0
     again = run_cli("--config", str(four_targets), "sync", "--rerun-failed", str(summary))
     assert again.code == 0 and "Total: 0" in again.text
+
+
+def test_rerun_failed_of_a_merge_missing_a_shard_runs_its_targets(
+    shard_files, four_targets, tmp_path
+):
+    merged = tmp_path / "merged.json"
+    result = run_cli(
+        "summary", "merge", str(shard_files[0]), str(shard_files[2]), "-o", str(merged)
+    )
+    assert result.code == 1  # shard 2 never reported
+    unreported = [r["name"] for r in json.loads(shard_files[1].read_text())["results"]]
+    pdb = tmp_path / "pdb"
+    shutil.rmtree(pdb)  # so what the rerun syncs is on disk again
+    again = run_cli(
+        "--config", str(four_targets), "sync", "--rerun-failed", str(merged), "--format", "json"
+    )
+    assert again.code == 0, again.stderr
+    assert again.stderr == (
+        f"pdb-sync: note: --rerun-failed {merged}: shards 2 of 3 are missing from the merge; "
+        f"no shard reported {', '.join(unreported)}: rerun too\n"
+    )
+    summary = again.events[-1]["summary"]
+    assert [r["name"] for r in summary["results"]] == unreported
+    assert {r["status"] for r in summary["results"]} == {"success"}
+    config = tomllib.loads(four_targets.read_text())["sync"]["custom"]
+    synced = {name for name, target in config.items() if (pdb / target["dest"]).is_dir()}
+    assert synced == set(unreported)
 
 
 def test_events_go_to_the_file_whatever_the_format(four_targets, tmp_path):

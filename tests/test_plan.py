@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 from conftest import assert_valid_events, run_cli, write_config
 from local_mirror import LocalMirror
 
@@ -258,3 +259,69 @@ def test_plan_exit_code_needs_every_plan_and_yields_to_signals():
     assert summary({"a": {}}).exit_code == 1
     assert summary(both, "SIGINT").exit_code == 130
     assert summary(both, "SIGTERM").exit_code == 143
+
+
+def test_a_sharded_plan_covers_only_the_jobs_that_shard_would_run(four_targets, tmp_path):
+    plan = run_cli(
+        "--config", str(four_targets), "sync", "--plan", "--shard", "2/3", "--format", "json"
+    )
+    assert plan.code == 0, plan.stderr
+    data = plan.events[-1]["plan"]
+    assert not contracts.problems(data, "plan")
+    assert (data["shard"]["index"], data["shard"]["count"]) == (2, 3)
+    summary = tmp_path / "s2.json"
+    ran = run_cli(
+        "--config", str(four_targets), "sync", "--shard", "2/3", "--summary", str(summary)
+    )
+    assert ran.code == 0, ran.stderr
+    shard_targets = [r["name"] for r in json.loads(summary.read_text())["results"]]
+    assert 0 < len(shard_targets) < 4
+    assert [t["name"] for t in data["targets"]] == shard_targets
+    from pdbsync import api
+
+    planned = api.plan(four_targets, shard="2/3", environ={})  # the library, alike
+    assert [r.name for r in planned.results] == shard_targets
+
+
+def test_a_plan_says_which_targets_the_deadline_would_cut(four_targets, tmp_path):
+    from pdbsync import state
+
+    first = tmp_path / "first.json"
+    assert run_cli("--config", str(four_targets), "sync", "emdb", "--summary", str(first)).code == 0
+    history = json.loads(first.read_text())
+    history["results"][0]["duration_s"] = 7200.0  # as if its last sync took two hours
+    state.record_run(history, "sync")
+    plan = run_cli(
+        "--config", str(four_targets), "sync", "--plan", "--deadline", "+1h", "--format", "json"
+    )
+    assert plan.code == 1, plan.stderr  # the sync would not get everything done
+    targets = {t["name"]: t for t in plan.events[-1]["plan"]["targets"]}
+    assert targets["emdb"]["status"] == "skipped"
+    assert "expected to take 2h 0m (its last sync)" in targets["emdb"]["error"]
+    assert "--deadline +1h" in targets["emdb"]["error"]
+    assert {name for name, t in targets.items() if t["status"] == "success"} == {
+        "mmcif",
+        "pdb",
+        "sifts",
+    }
+    text = run_cli("--config", str(four_targets), "sync", "--plan", "--deadline", "+1h")
+    assert "[emdb] SKIPPED: not started: expected to take 2h 0m" in text.text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--shard", "0/3"),
+        ("--shard", "9/3"),
+        ("--shard", "٢/٣"),
+        ("--deadline", "soon"),
+        ("--deadline", "-1h"),
+        ("--deadline", "99999999999999999999"),
+    ],
+)
+def test_a_plan_refuses_a_bad_shard_or_deadline_as_a_sync_does(four_targets, args):
+    plan = run_cli("--config", str(four_targets), "sync", "--plan", *args)
+    sync = run_cli("--config", str(four_targets), "sync", *args)
+    assert (plan.code, sync.code) == (2, 2)
+    assert plan.stderr == sync.stderr and plan.stderr.count("\n") == 1
+    assert plan.stdout == b""

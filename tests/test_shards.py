@@ -99,3 +99,87 @@ def test_a_bad_shard_is_one_line_and_exit_2(four_targets):
         result.stderr
         == "pdb-sync: error: --shard 0/3: I must be between 1 and N, and N at least 1\n"
     )
+
+
+def _array_env(task: int, **more: str) -> dict[str, str]:
+    """An array task's environment with no SLURM_ARRAY_TASK_COUNT, plus ``more``."""
+    return {
+        "SLURM_JOB_ID": str(300 + task),
+        "SLURM_ARRAY_JOB_ID": "300",
+        "SLURM_ARRAY_TASK_ID": str(task),
+        "SLURM_JOB_END_TIME": "0",
+        **more,
+    }
+
+
+def test_without_a_task_count_the_shards_come_from_min_max_step(four_targets, tmp_path):
+    """--array=0-4:2 as Slurm describes it, less SLURM_ARRAY_TASK_COUNT: tasks 0, 2, 4
+    are shards 1, 2, 3 of 3, and together run every target once."""
+    files = []
+    for task in (0, 2, 4):
+        env = _array_env(
+            task, SLURM_ARRAY_TASK_MIN="0", SLURM_ARRAY_TASK_MAX="4", SLURM_ARRAY_TASK_STEP="2"
+        )
+        summary = tmp_path / f"s{task}.json"
+        result = run_cli(
+            "--config", str(four_targets), "sync", "--summary", str(summary), environ=env
+        )
+        assert result.code == 0, result.stderr
+        files.append(json.loads(summary.read_text()))
+    assert [(s["shard"]["index"], s["shard"]["count"]) for s in files] == [(1, 3), (2, 3), (3, 3)]
+    names = [r["name"] for shard in files for r in shard["results"]]
+    assert sorted(names) == ["emdb", "mmcif", "pdb", "sifts"]
+
+
+@pytest.mark.parametrize(
+    ("more", "missing"),
+    [
+        ({}, "MIN/MAX/STEP"),
+        ({"SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "4"}, "STEP"),
+    ],
+)
+def test_an_array_task_without_a_count_or_its_range_is_refused(
+    four_targets, tmp_path, more, missing
+):
+    summary = tmp_path / "s.json"
+    env = _array_env(1, **more)
+    result = run_cli("--config", str(four_targets), "sync", "--summary", str(summary), environ=env)
+    assert result.code == 2
+    assert result.stderr == (
+        "pdb-sync: error: SLURM_ARRAY_TASK_ID=1 is set but SLURM_ARRAY_TASK_COUNT is not, nor "
+        f"SLURM_ARRAY_TASK_{missing} to derive it from: this task's share of the targets is "
+        "unknown; give --shard I/N (or --shard none)\n"
+    )
+    assert not summary.exists() and not (tmp_path / "pdb").exists()  # nothing ran
+    given = run_cli("--config", str(four_targets), "sync", "--shard", "2/4", environ=env)
+    assert given.code == 0, given.stderr  # an explicit --shard needs no count
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SLURM_ARRAY_TASK_ID", "²"),
+        ("SLURM_ARRAY_TASK_ID", "٣"),
+        ("SLURM_ARRAY_TASK_ID", "1_0"),
+        ("SLURM_ARRAY_TASK_ID", " 1"),
+        ("SLURM_ARRAY_TASK_COUNT", "99999999999999999999"),
+        ("SLURM_JOB_END_TIME", "²"),
+        ("SLURM_JOB_END_TIME", "99999999999999999999"),
+    ],
+)
+def test_a_slurm_number_that_is_not_one_is_exit_2_naming_it(four_targets, variable, value):
+    env = {**_slurm_env(1), variable: value}
+    result = run_cli("--config", str(four_targets), "sync", environ=env)
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith(f"pdb-sync: error: {variable}={value!r}: ")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["\u0661/\u0663", "1/99999999999999999999", "1_0/20", "1/3 ", "1/3/4"]
+)
+def test_a_shard_in_other_digits_or_out_of_range_is_exit_2(four_targets, text):
+    result = run_cli("--config", str(four_targets), "sync", "--shard", text)
+    assert result.code == 2
+    assert result.stderr.startswith("pdb-sync: error: --shard") and text in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -152,6 +152,37 @@ def test_an_array_made_by_slurm_script_syncs_every_target_once(
         assert _same_tree(archive / source, pdb / dest), dest
 
 
+def test_array_tasks_without_a_task_count_each_run_their_share_once(
+    cluster, time_limited, four_targets, archive, tmp_path
+):
+    """``--array=0-4:2`` with SLURM_ARRAY_TASK_COUNT unset in the job: each task derives
+    its shard from Slurm's MIN/MAX/STEP, and the three run every target once."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    script = tmp_path / "job.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        "#SBATCH --array=0-4:2\n"
+        f"#SBATCH --output={logs}/%A_%a.out\n"
+        f"#SBATCH --error={logs}/%A_%a.err\n"
+        "unset SLURM_ARRAY_TASK_COUNT\n"
+        f'echo "${{SLURM_ARRAY_TASK_COUNT-unset}} ${{SLURM_ARRAY_TASK_MIN}} '
+        f'${{SLURM_ARRAY_TASK_MAX}} ${{SLURM_ARRAY_TASK_STEP}}" > {logs}/env-$SLURM_ARRAY_TASK_ID\n'
+        f"exec pdb-sync --config {four_targets} sync --summary '{logs}/s-%A_%a.json'\n"
+    )
+    submitted = cluster.sbatch(script, cwd=tmp_path)
+    out, err = submitted.communicate(timeout=120)
+    assert submitted.returncode == 0, (out, err, [p.read_text() for p in logs.glob("*.err")])
+    array_id = out.split(";")[0].strip()
+    for task in (0, 2, 4):
+        assert (logs / f"env-{task}").read_text().split() == ["unset", "0", "4", "2"]
+    shards = [_summary(logs / f"s-{array_id}_{task}.json") for task in (0, 2, 4)]
+    assert [(s["shard"]["index"], s["shard"]["count"]) for s in shards] == [(1, 3), (2, 3), (3, 3)]
+    names = [result["name"] for shard in shards for result in shard["results"]]
+    assert sorted(names) == ["emdb", "mmcif", "pdb", "sifts"]  # each exactly once
+    assert {result["status"] for shard in shards for result in shard["results"]} == {"success"}
+
+
 def _wait_for_progress(events_file: Path) -> None:
     def transferring() -> bool:
         try:
