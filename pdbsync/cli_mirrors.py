@@ -1,5 +1,5 @@
-"""The ``mirrors`` subcommand, ``sync``'s mirror and rsync-safety flags and their
-pre-run step: the argparse side only.
+"""The ``mirrors`` subcommand, ``sync``'s mirror and rsync-safety flags and how their
+pre-run step is shown: the argparse side only.
 
 The work happens in pdbsync.mirrors (the registry), pdbsync.probe (asking daemons) and
 pdbsync.preflight (the rsync floor and the ``auto`` choice).
@@ -59,28 +59,39 @@ def add_sync_mirror_flags(sync: argparse.ArgumentParser) -> None:
     )
 
 
-def sync_preflight(args: argparse.Namespace, config: Any, renderer: Any, env: Environment) -> Any:
-    """Before a sync or plan: check rsync's security floor, resolve ``mirror = "auto"``,
-    and say what the operator should know; returns the config to run.
+class PreflightLines:
+    """The event sink ``sync`` hands the library: what the preflight (pdbsync.preflight,
+    run by ``api.sync``/``api.plan``) says goes to stderr, the rest to ``sink``.
 
-    Each warning is one line on stderr and, in ``--format json``, a ``warning`` event
-    (stdout carries JSON only). Notes (which mirror auto chose, and why) go to stderr.
+    Each ``warning`` is one line on stderr and, in ``--format json``, also the event on
+    stdout (which carries JSON only); notes (which mirror auto chose, and why) are
+    stderr lines only.
     """
-    from pdbsync.jobs import select_targets
-    from pdbsync.preflight import prepare
 
-    names = select_targets(config, args.names, args.all)
-    checked = prepare(config, names, env.environ, args.allow_vulnerable_rsync)
-    for event in checked.warnings:
-        env.stderr.write(f"pdb-sync: warning: {event['message']}\n")
-        if args.format == "json":
-            renderer.event(event)
-    for note in checked.notes:
-        env.stderr.write(f"pdb-sync: note: {note}\n")
-    env.stderr.flush()
-    if args.format == "json":
-        renderer.flush()
-    return checked.config
+    def __init__(self, sink: Any, json_format: bool, env: Environment) -> None:
+        from pdbsync.messages import lines_sink
+
+        self.sink = sink
+        self.json_format = json_format
+        self.env = env
+        self.sink_lines = lines_sink(sink)
+        self.flush = getattr(sink, "flush", None) or (lambda: None)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event["type"] == "warning":
+            self.env.stderr.write(f"pdb-sync: warning: {event['message']}\n")
+            self.env.stderr.flush()
+            if not self.json_format:
+                return
+        self.sink(event)
+
+    def output_lines(self, lines: Any) -> None:
+        """Runs of output lines pass straight on (pdbsync.runner.Collector)."""
+        self.sink_lines(lines)
+
+    def note(self, text: str) -> None:
+        self.env.stderr.write(f"pdb-sync: note: {text}\n")
+        self.env.stderr.flush()
 
 
 # -- mirrors ------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ class PlanSummary:
     duration_s: float
     interrupted: str | None = None
     write_error: str | None = None  # why the plan file could not be written
+    history_error: str | None = None  # why it could not be recorded (a warning only)
 
     @property
     def exit_code(self) -> ExitCode:
