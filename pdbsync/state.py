@@ -347,7 +347,7 @@ class _LoadedIndex:
     file's bytes (to keep aside before a rewrite drops the bad parts)."""
 
     index: dict[str, Any] | None
-    bad: list[tuple[int | None, str]] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)
     bad_targets: list[str] = field(default_factory=list)
     raw: bytes = b""
 
@@ -551,27 +551,19 @@ def _shape(value: Any) -> str:
 
 # -- bad records: one warning, kept aside before they are dropped -------------------------
 
-#: The bad records already warned about in this process (a run may read a file twice).
-_WARNED: set[tuple[str, tuple[int | None, ...], str | None]] = set()
 #: Line numbers a warning lists besides the first.
 _SHOWN_LINES = 5
 
 
-def _warn_bad(path: Path, bad: list[tuple[int | None, str]], aside: Path | None = None) -> None:
-    """One warning for the bad records of ``path`` (the first named, the others' lines
-    listed), and where the file's bytes were kept when ``aside`` is given."""
-    key = (str(path), tuple(line for line, _what in bad), str(aside) if aside else None)
-    if key in _WARNED:
-        return
-    _WARNED.add(key)
+def _warn_bad(path: Path, bad: list[tuple[int, str]], aside: Path | None = None) -> None:
+    """One warning for the bad records of ``path``: the first named, the others' lines
+    listed, and where the file's bytes were kept when ``aside`` is given."""
     line, what = bad[0]
-    where = f"state {path}" + (f" line {line}" if line is not None else "")
-    text = f"{where}: {what}; skipped"
+    text = f"state {path} line {line}: {what}; skipped"
     if len(bad) > 1:
-        others = [str(number) for number, _what in bad[1 : 1 + _SHOWN_LINES] if number]
-        more = ", ".join(others) + (", ..." if len(bad) > 1 + _SHOWN_LINES else "")
-        text += f" (and {len(bad) - 1} more bad record{'s' if len(bad) > 2 else ''}"
-        text += f": line {more})" if others else ")"
+        lines = [str(number) for number, _what in bad[1:]]
+        shown = ", ".join(lines[:_SHOWN_LINES]) + (", ..." if len(lines) > _SHOWN_LINES else "")
+        text += f" (and {len(lines)} more, on line{'s' if len(lines) > 1 else ''} {shown})"
     if aside is not None:
         text += f"; the file as it was is kept in {aside}"
     from pdbsync import log
@@ -645,7 +637,7 @@ class _Scan:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     lines: list[bytes] = field(default_factory=list)
-    bad: list[tuple[int | None, str]] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _scan(data: bytes) -> _Scan:
