@@ -211,7 +211,7 @@ def test_a_str_of_targets_is_one_target_name(targets_a_b_ab, tmp_path):
         pdbsync.sync(targets_a_b_ab, "ba")
 
 
-@pytest.mark.parametrize("call", ["sync", "plan", "prepare"])
+@pytest.mark.parametrize("call", ["sync", "plan"])
 def test_the_config_is_parsed_once_per_call(config_here, monkeypatch, call):
     parsed: list[str] = []
     real_loads = tomllib.loads
