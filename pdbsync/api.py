@@ -26,13 +26,15 @@ from pdbsync.jobs import Job, plan_jobs, select_targets
 from pdbsync.options import cli_layer
 from pdbsync.place import RunPlace
 from pdbsync.plans import PlanSummary
-from pdbsync.preflight import resolve_auto
+from pdbsync.preflight import Preflight, resolve_auto
 from pdbsync.rsync import check_rsync
 from pdbsync.runner import CancelFlag, EventSink
 from pdbsync.runs import RunSettings, run_plan, run_sync
 from pdbsync.summary import Summary
 
 ConfigLike = Config | str | os.PathLike[str] | None
+#: Target names: a sequence of names, one name as a str, or None for every target.
+TargetsLike = str | Sequence[str] | None
 
 
 def load_config(config: ConfigLike = None, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -49,7 +51,7 @@ def load_config(config: ConfigLike = None, *, environ: Mapping[str, str] | None 
 
 def prepare(
     config: ConfigLike = None,
-    targets: Sequence[str] | None = None,
+    targets: TargetsLike = None,
     *,
     overrides: Mapping[str, Any] | None = None,
     pdb_dir: str | os.PathLike[str] | None = None,
@@ -59,7 +61,8 @@ def prepare(
     """The fully resolved jobs (one rsync each, exact argv included) that :func:`sync`
     would run: what ``pdb-sync sync --dry-run`` prints.
 
-    ``targets``: names, in the order to run them; None means every target of the config.
+    ``targets``: names, in the order to run them (a str is one name); None means every
+    target of the config.
     ``overrides``: option values above every config layer, as on the command line
     (``{"delete": True, "retry": 2, "exclude": ["*.tmp"]}``; keys of the option table in
     docs/configuration.md). ``pdb_dir``: the mirror root, else the config's or
@@ -67,19 +70,92 @@ def prepare(
     """
     environ = os.environ if environ is None else environ
     loaded = load_config(config, environ=environ)
-    names = select_targets(loaded, list(targets or ()), all_targets=targets is None)
+    names = _select(loaded, _target_names(targets))
+    return _resolve_jobs(loaded, names, overrides, pdb_dir, plan, environ)
+
+
+def _resolve_jobs(
+    loaded: Config,
+    names: list[str],
+    overrides: Mapping[str, Any] | None,
+    pdb_dir: str | os.PathLike[str] | None,
+    plan: bool,
+    environ: Mapping[str, str],
+    rsync_path: str | None = None,
+) -> list[Job]:
+    """:func:`prepare` on a loaded config and selected names; ``rsync_path`` is the rsync
+    a preflight already checked (None: check it here)."""
     loaded, _choice = resolve_auto(loaded, names, environ)  # probes only for mirror = "auto"
     root = config_module.resolve_pdb_dir(
         loaded, None if pdb_dir is None else os.fspath(pdb_dir), environ
     )
-    rsync_path, _version = check_rsync()
+    if rsync_path is None:
+        rsync_path, _version = check_rsync()
     layer = cli_layer(dict(overrides or {}), Path.cwd())
     return plan_jobs(loaded, names, root, rsync=rsync_path, cli_options=layer, plan=plan)
 
 
+def _target_names(targets: TargetsLike) -> list[str] | None:
+    """``targets`` as a list (None: every target). A str is one target's name: iterating
+    it would run its characters as targets."""
+    if targets is None:
+        return None
+    if isinstance(targets, str):
+        return [targets]
+    return list(targets)
+
+
+def _select(loaded: Config, names: list[str] | None) -> list[str]:
+    """The targets to run: every one for None, none for an empty list, else ``names``
+    (unknown ones are a UsageError)."""
+    if names is not None and not names:
+        return []
+    return select_targets(loaded, names or [], all_targets=names is None)
+
+
+def _preflight(
+    loaded: Config,
+    names: list[str],
+    environ: Mapping[str, str],
+    allow_vulnerable_rsync: bool,
+    on_event: EventSink | None,
+) -> Preflight:
+    """What every sync and plan checks before it starts, from the command line or from
+    Python alike (pdbsync.preflight): rsync found, new enough and not vulnerable (refused
+    under ``[sync] require_safe_rsync`` unless ``allow_vulnerable_rsync``), ``auto``
+    mirrors resolved. The warnings go to ``on_event`` as ``warning`` events before the
+    run starts; notes for people (which mirror ``auto`` chose) to ``on_event.note`` when
+    the sink has one."""
+    from pdbsync import preflight
+
+    checked = preflight.prepare(loaded, names, environ, allow_vulnerable_rsync)
+    if on_event is not None:
+        for event in checked.warnings:
+            on_event(event)
+        note = getattr(on_event, "note", None)
+        for text in checked.notes if note is not None else ():
+            note(text)
+        flush = getattr(on_event, "flush", None)
+        if flush is not None and checked.warnings:
+            flush()
+    return checked
+
+
+def _record(summary: Summary | PlanSummary, kind: str, environ: Mapping[str, str]) -> None:
+    """Record the run in the history (pdbsync.state), so ``status``, ``--max-age`` and
+    ``history`` see runs started from Python as they see the command line's. A history
+    that cannot be written never fails the run: ``summary.history_error`` says why."""
+    from pdbsync import state
+
+    try:
+        state.record_run(summary.to_dict(), kind, state.state_dir(environ))
+    except state.StateError as exc:
+        summary.history_error = exc.message
+
+
 def sync(
     config: ConfigLike = None,
-    targets: Sequence[str] | None = None,
+    targets: TargetsLike = None,
     *,
     parallel: int = 1,
     overrides: Mapping[str, Any] | None = None,
@@ -96,9 +172,16 @@ def sync(
     shard: str | None = None,
     split: int | str | None = None,
     max_per_host: int | None = None,
+    allow_vulnerable_rsync: bool = False,
 ) -> Summary:
-    """Sync ``targets`` (None: all; an empty list: none) of ``config``, up to
-    ``parallel`` rsyncs at once.
+    """Sync ``targets`` (None: all; an empty list: none; a str: that one target) of
+    ``config``, up to ``parallel`` rsyncs at once.
+
+    The checks and records of ``pdb-sync sync`` apply: rsync must be found and new
+    enough; an rsync older than 3.4.0 (CVE-2024-12084..12088) is a ``warning`` event,
+    or an EnvironmentProblem under ``[sync] require_safe_rsync = true`` unless
+    ``allow_vulnerable_rsync``; the run is recorded in the history that ``pdb-sync
+    status`` and ``history`` read (``summary.history_error`` says why it could not be).
 
     Returns the :class:`Summary` (``.results``, ``.counts``, ``.exit_code``,
     ``.to_dict()`` as written to ``summary``). ``on_event`` gets every event (the shapes
@@ -133,10 +216,13 @@ def sync(
         raise UsageError(
             f"lock_timeout must be a number of seconds, 0 or more, got {lock_timeout!r}"
         )
+    loaded = load_config(config, environ=environ)  # once per call
+    names = _select(loaded, _target_names(targets))
+    checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
     planned = (
-        []
-        if targets is not None and not list(targets)
-        else prepare(config, targets, overrides=overrides, pdb_dir=pdb_dir, environ=environ)
+        _resolve_jobs(checked.config, names, overrides, pdb_dir, False, environ, checked.rsync.path)
+        if names
+        else []
     )
     to_run = _announce_dry_runs(planned, on_event)
     if planned and not to_run:  # a dry run: nothing ran, nothing is written
@@ -155,18 +241,20 @@ def sync(
     to_run, warnings = locks.preflight(to_run)  # exit 2 before anything is written
     for warning in warnings if on_event is not None else ():
         on_event(warning)
-    to_run, held, cap = split_jobs(config, to_run, split, parallel, max_per_host, environ, cancel)
+    to_run, held, cap = split_jobs(loaded, to_run, split, parallel, max_per_host, environ, cancel)
     settings = replace(settings, deadline=rule, place=place, max_per_host=cap)
     try:
-        return run_sync(to_run, settings, on_event, cancel)
+        summary = run_sync(to_run, settings, on_event, cancel)
     finally:
         for lock in held:
             lock.release()
+    _record(summary, "sync", environ)
+    return summary
 
 
 def plan(
     config: ConfigLike = None,
-    targets: Sequence[str] | None = None,
+    targets: TargetsLike = None,
     *,
     parallel: int = 1,
     overrides: Mapping[str, Any] | None = None,
@@ -182,23 +270,32 @@ def plan(
     deadline: str | None = None,
     deadline_margin: float = DEFAULT_MARGIN_S,
     shard: str | None = None,
+    allow_vulnerable_rsync: bool = False,
 ) -> PlanSummary:
     """What :func:`sync` would do, changing nothing: per target the files to create,
     update and delete and the bytes to transfer (``rsync --dry-run --itemize-changes``).
-    Same arguments as :func:`sync`; returns the :class:`PlanSummary`. ``shard`` plans
-    only this shard's jobs; ``deadline`` skips, with the reason, the targets the sync
-    would not start for it (each judged as if it started now)."""
+    Same arguments, checks and history record as :func:`sync`; returns the
+    :class:`PlanSummary`. ``shard`` plans only this shard's jobs; ``deadline`` skips,
+    with the reason, the targets the sync would not start for it (each judged as if it
+    started now)."""
     settings = _settings(parallel, summary, fail_fast, start_method)
-    planned = prepare(
-        config, targets, overrides=overrides, pdb_dir=pdb_dir, plan=True, environ=environ
-    )
     environ = os.environ if environ is None else environ
+    loaded = load_config(config, environ=environ)  # once per call
+    names = _select(loaded, _target_names(targets))
+    checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
+    planned = (
+        _resolve_jobs(checked.config, names, overrides, pdb_dir, True, environ, checked.rsync.path)
+        if names
+        else []
+    )
     planned, place, rule = batch_setup(planned, environ, shard, deadline, deadline_margin)
     planned, _held, cap = split_jobs(
-        config, planned, split, parallel, max_per_host, environ, cancel
+        loaded, planned, split, parallel, max_per_host, environ, cancel
     )
     settings = replace(settings, deadline=rule, place=place, max_per_host=cap)
-    return run_plan(planned, settings, on_event, cancel)
+    result = run_plan(planned, settings, on_event, cancel)
+    _record(result, "plan", environ)
+    return result
 
 
 def split_jobs(

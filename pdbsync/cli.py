@@ -20,7 +20,7 @@ from pdbsync import __version__
 from pdbsync.cli_batch import add_batch_flags, add_slurm
 from pdbsync.cli_config import add_config, add_profile_target, list_profiles
 from pdbsync.cli_env import add_env
-from pdbsync.cli_mirrors import RunWarnings, add_mirrors, add_sync_mirror_flags, sync_preflight
+from pdbsync.cli_mirrors import PreflightLines, add_mirrors, add_sync_mirror_flags
 from pdbsync.cli_status import (
     add_completion,
     add_history,
@@ -316,13 +316,12 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
 
         renderer = StderrTail(renderer)  # JUnit failures carry rsync's last stderr lines
     show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
-    config = sync_preflight(args, config, renderer, env)  # rsync's CVE floor, mirror auto
     run = api.plan if args.plan else api.sync
     on_event = _DryRunOptions(renderer) if show_options else renderer
-    on_event = RunWarnings(on_event, env, args.format == "json")  # e.g. dest locks unsupported
     events = None
     if args.events is not None and not previewing:
         on_event = events = EventLog.open(on_event, args.events)
+    on_event = PreflightLines(on_event, args.format == "json", env)  # rsync's CVE floor, auto
     interrupts = Interrupts()
     with catching_signals(interrupts):
         summary = run(
@@ -338,6 +337,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
             environ=env.environ,
             split=args.split,
             max_per_host=args.max_per_host,
+            allow_vulnerable_rsync=args.allow_vulnerable_rsync,
             **batch.api,
         )
     events_error = events.close() if events is not None else None
@@ -358,7 +358,8 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         env.stderr.write(f"pdb-sync: error: {events_error}\n")
         env.stderr.flush()
     tails = renderer.tails() if args.junit is not None else {}
-    after_run(data, "plan" if args.plan else "sync", args, env, tails)  # history, artifacts
+    kind = "plan" if args.plan else "sync"
+    after_run(data, kind, args, env, tails, summary.history_error)  # artifacts
     if events_error is not None and summary.exit_code == ExitCode.OK:
         return ExitCode.SYNC_FAILED  # the events file asked for is incomplete
     return int(summary.exit_code)

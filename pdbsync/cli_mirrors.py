@@ -1,5 +1,5 @@
-"""The ``mirrors`` subcommand, ``sync``'s mirror and rsync-safety flags and their
-pre-run step: the argparse side only.
+"""The ``mirrors`` subcommand, ``sync``'s mirror and rsync-safety flags and how their
+pre-run step is shown: the argparse side only.
 
 The work happens in pdbsync.mirrors (the registry), pdbsync.probe (asking daemons) and
 pdbsync.preflight (the rsync floor and the ``auto`` choice).
@@ -59,63 +59,40 @@ def add_sync_mirror_flags(sync: argparse.ArgumentParser) -> None:
     )
 
 
-def sync_preflight(args: argparse.Namespace, config: Any, renderer: Any, env: Environment) -> Any:
-    """Before a sync or plan: check rsync's security floor, resolve ``mirror = "auto"``,
-    and say what the operator should know; returns the config to run.
+class PreflightLines:
+    """The event sink ``sync`` hands the library: the warnings ``api.sync``/``api.plan``
+    send before a run (pdbsync.preflight: rsync's floor, mirror auto; pdbsync.locks: a
+    file system that cannot lock) go to stderr, the rest to ``sink``.
 
-    Each warning is one line on stderr and, in ``--format json``, a ``warning`` event
-    (stdout carries JSON only). Notes (which mirror auto chose, and why) go to stderr.
+    Each ``warning`` is one line on stderr and, in ``--format json``, also the event on
+    stdout (which carries JSON only); notes (which mirror auto chose, and why) are
+    stderr lines only.
     """
-    from pdbsync.jobs import select_targets
-    from pdbsync.preflight import prepare
 
-    names = select_targets(config, args.names, args.all)
-    checked = prepare(config, names, env.environ, args.allow_vulnerable_rsync)
-    for event in checked.warnings:
-        show_warning(event, renderer, env, args.format == "json")
-    for note in checked.notes:
-        env.stderr.write(f"pdb-sync: note: {note}\n")
-    env.stderr.flush()
-    if args.format == "json":
-        renderer.flush()
-    return checked.config
-
-
-def show_warning(event: dict[str, Any], sink: Any, env: Environment, json: bool) -> None:
-    """A ``warning`` event as the operator sees it: one line on stderr, and in
-    ``--format json`` the event to ``sink`` too (stdout carries JSON only)."""
-    env.stderr.write(f"pdb-sync: warning: {event['message']}\n")
-    env.stderr.flush()
-    if json:
-        sink(event)
-
-
-class RunWarnings:
-    """The event sink of a sync around ``sink``: a ``warning`` the run itself sends (the
-    dest locks' preflight, pdbsync.locks) is shown by :func:`show_warning`, like the
-    pre-run ones above; every other event goes to ``sink`` unchanged."""
-
-    def __init__(self, sink: Any, env: Environment, json: bool) -> None:
+    def __init__(self, sink: Any, json_format: bool, env: Environment) -> None:
         from pdbsync.messages import lines_sink
 
         self.sink = sink
-        self.sink_lines = lines_sink(sink)
+        self.json_format = json_format
         self.env = env
-        self.json = json
+        self.sink_lines = lines_sink(sink)
+        self.flush = getattr(sink, "flush", None) or (lambda: None)
 
     def __call__(self, event: dict[str, Any]) -> None:
         if event["type"] == "warning":
-            show_warning(event, self.sink, self.env, self.json)
-        else:
-            self.sink(event)
+            self.env.stderr.write(f"pdb-sync: warning: {event['message']}\n")
+            self.env.stderr.flush()
+            if not self.json_format:
+                return
+        self.sink(event)
 
     def output_lines(self, lines: Any) -> None:
+        """Runs of output lines pass straight on (pdbsync.runner.Collector)."""
         self.sink_lines(lines)
 
-    def flush(self) -> None:
-        flush = getattr(self.sink, "flush", None)
-        if flush is not None:
-            flush()
+    def note(self, text: str) -> None:
+        self.env.stderr.write(f"pdb-sync: note: {text}\n")
+        self.env.stderr.flush()
 
 
 # -- mirrors ------------------------------------------------------------------------------

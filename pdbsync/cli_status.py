@@ -246,32 +246,45 @@ def _artifacts() -> ModuleType:
     return artifacts
 
 
+def _states(env: Environment) -> dict[str, Any] | None:
+    """Every target's state (pdbsync.state), or None when it cannot be read."""
+    from pdbsync import state
+
+    try:
+        return state.target_states(state.state_dir(env.environ))
+    except state.StateError:
+        return None
+
+
 def after_run(
     data: dict[str, Any],
     kind: str,
     args: argparse.Namespace,
     env: Environment,
     stderr_tails: dict[str, list[str]] | None = None,
+    history_error: str | None = None,
 ) -> None:
-    """Record the run in the state, then write ``--junit``, ``--metrics`` and
-    ``$GITHUB_STEP_SUMMARY``.
+    """Say why the run is not in the history (the library records it, for every caller:
+    ``history_error`` is ``Summary.history_error``), then write ``--junit``,
+    ``--metrics`` and ``$GITHUB_STEP_SUMMARY``.
 
     The state and the step summary are conveniences nobody asked for by flag: failing
     them is one warning line, never a failed run. A ``--junit``/``--metrics`` file the
     user asked for that cannot be written fails the run like the summary (exit 1; a run
     already failed or interrupted keeps its code), after every other file is written.
     """
-    from pdbsync import outputs, state
+    from pdbsync import outputs
 
-    states = None
-    try:
-        states = state.record_run(data, kind, state.state_dir(env.environ)).get("targets")
-    except PdbSyncError as exc:
-        _warn(env, f"run not recorded in the history: {exc.message}")
+    if history_error is not None:
+        _warn(env, f"run not recorded in the history: {history_error}")
+
+    def states() -> dict[str, Any] | None:  # for --metrics: the index with this run in it
+        return None if history_error is not None else _states(env)
+
     failures = []
     for flag, path, render in (
         ("--junit", args.junit, lambda: _artifacts().junit_xml(data, stderr_tails)),
-        ("--metrics", args.metrics, lambda: _artifacts().prometheus_text(data, states)),
+        ("--metrics", args.metrics, lambda: _artifacts().prometheus_text(data, states())),
     ):
         if path is None:
             continue

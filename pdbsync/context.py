@@ -23,7 +23,9 @@ class Environment:
 
     @classmethod
     def from_process(cls) -> Environment:
-        """The real stdout (our own buffer over fd 1), stderr and os.environ."""
+        """The real stdout (our own buffer over fd 1), stderr and os.environ; a closed
+        standard stream is first routed to /dev/null (:func:`open_closed_streams`)."""
+        open_closed_streams()
         try:
             fd = sys.stdout.fileno()
             stdout: BinaryIO = io.BufferedWriter(io.FileIO(fd, "wb", closefd=False), 1 << 16)
@@ -46,3 +48,31 @@ class Environment:
     def color(self) -> bool:
         """Escape codes only on a terminal, and never when NO_COLOR is set."""
         return self.stdout_isatty and not self.environ.get("NO_COLOR")
+
+
+def open_closed_streams() -> None:
+    """Put /dev/null on whichever of fds 0, 1 and 2 is closed (``2>&-``, ``>&-``) or open
+    only for reading where a write is due, and give Python a ``sys.stdout``/``sys.stderr``
+    for it.
+
+    Why: with fd 2 closed Python's ``sys.stderr`` is None, so the first warning raised
+    and the run died silently; with fd 1 closed there was no stdout to render to; and the
+    first file pdb-sync opened would take the free number, so its writes to "stderr"
+    would land in that file. The run's real outcome is in its exit code and summary.
+    """
+    import fcntl
+
+    for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
+        try:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:  # EBADF: closed
+            flags = None
+        if flags is not None and (fd == 0 or flags & os.O_ACCMODE != os.O_RDONLY):
+            continue
+        null = os.open(os.devnull, mode)  # takes fd itself when fd is the lowest closed one
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        name = ("stdin", "stdout", "stderr")[fd]
+        if getattr(sys, name) is None:  # Python found the fd closed at start-up
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115

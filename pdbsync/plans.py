@@ -95,6 +95,7 @@ class PlanSummary:
     interrupted: str | None = None
     write_error: str | None = None  # why the plan file could not be written
     place: RunPlace | None = None  # its shard: a shard's plan never weighs the next split
+    history_error: str | None = None  # why it could not be recorded (a warning only)
 
     @property
     def exit_code(self) -> ExitCode:

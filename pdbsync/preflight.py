@@ -3,7 +3,8 @@
 Three things, each independent of argparse: is this rsync safe to point at public
 servers (the CVE-2024-12084..12088 floor), which mirror does an ``auto`` target use,
 and what should the operator be told on the way (``warning`` events). Nothing here
-prints; ``cli._cmd_sync`` renders the warnings before the run starts.
+prints; ``api.sync`` and ``api.plan`` run it for every caller and send the warnings as
+events before the run starts (the command line also shows them on stderr).
 """
 
 from __future__ import annotations

@@ -20,6 +20,12 @@ Every sync and plan run is recorded here, under ``$PDB_SYNC_STATE_DIR``, else
 A crash in the middle of an append leaves a last line without its newline; readers skip
 it and the next writer ends it before appending. Nothing here prints: failures raise
 :class:`StateError`, and the command line turns a failed record into one warning line.
+
+A record of another shape (hand-edited, another pdb-sync's, a disk's damage) is skipped
+with one warning (pdbsync.log) naming the file and line, never a crash: readers index
+these records directly, so each is checked against the shape :func:`run_record` writes.
+Before a compaction or a rewrite of ``targets.json`` would drop such a record, the file's
+bytes are kept beside it as ``NAME.bad-STAMP`` and the warning says so.
 """
 
 from __future__ import annotations
@@ -27,10 +33,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import stat
 import time
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -165,11 +174,13 @@ def record_run(
         with _locked(directory):
             history = directory / HISTORY_FILE
             _append(history, line)
-            index = _read_index(directory)
-            if index is None:  # first run, or targets.json lost: the history has it all
-                index = _build_index(_read_records(history))
-            else:
-                _apply(index, record)
+            loaded = _load_index(directory)
+            if loaded.bad:  # the rewrite below drops them: keep the file's bytes first
+                aside = _keep_aside(directory / INDEX_FILE, loaded.raw)
+                _warn_bad(directory / INDEX_FILE, loaded.bad, aside)
+            if loaded.index is not None:
+                _apply(loaded.index, record)
+            index = _repaired(loaded, history)  # what is rebuilt has this run in it
             _write(directory / INDEX_FILE, orjson.dumps(index, option=orjson.OPT_INDENT_2))
             if history.stat().st_size > MAX_HISTORY_BYTES:
                 _compact(history)
@@ -259,8 +270,13 @@ def _write(path: Path, payload: bytes) -> None:
 
 
 def _compact(history: Path) -> None:
-    """Keep the newest records that fit in half the bound; atomic replace."""
-    lines = [line for line in read_file(history).split(b"\n") if _parse(line) is not None]
+    """Keep the newest records that fit in half the bound; atomic replace. Records of
+    another shape would be dropped: the whole file is kept aside first."""
+    data = read_file(history)
+    scanned = _scan(data)
+    if scanned.bad:
+        _warn_bad(history, scanned.bad, _keep_aside(history, data))
+    lines = scanned.lines
     kept: list[bytes] = []
     size = 0
     for line in reversed(lines):
@@ -324,39 +340,333 @@ def _build_index(records: list[dict[str, Any]]) -> dict[str, Any]:
     return index
 
 
-def _read_index(directory: Path) -> dict[str, Any] | None:
+@dataclass
+class _LoadedIndex:
+    """``targets.json`` as read: its good part (None: missing or unusable as a whole),
+    the bad parts as (line, problem) with the names of the targets they were, and the
+    file's bytes (to keep aside before a rewrite drops the bad parts)."""
+
+    index: dict[str, Any] | None
+    bad: list[tuple[int, str]] = field(default_factory=list)
+    bad_targets: list[str] = field(default_factory=list)
+    raw: bytes = b""
+
+
+def _load_index(directory: Path) -> _LoadedIndex:
+    path = directory / INDEX_FILE
     try:
-        data = orjson.loads(read_file(directory / INDEX_FILE))
+        raw = read_file(path)
     except FileNotFoundError:
+        return _LoadedIndex(None)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:  # damaged by hand or by a disk: rebuilt
+        return _LoadedIndex(None, [(exc.lineno, f"not JSON ({exc.msg})")], raw=raw)
+    problem = _index_problem(data)
+    if problem is not None:
+        key, what = problem
+        return _LoadedIndex(None, [(_index_line(raw, key), what)], raw=raw)
+    loaded = _LoadedIndex(data, raw=raw)
+    for name, target in list(data["targets"].items()):
+        what = _target_state_problem(target)
+        if what is not None:
+            loaded.bad.append((_index_line(raw, "targets", name), f"target {name!r}: {what}"))
+            loaded.bad_targets.append(name)
+            del data["targets"][name]
+    return loaded
+
+
+def _repaired(loaded: _LoadedIndex, history: Path, quiet: bool = False) -> dict[str, Any]:
+    """The index with what ``targets.json`` lacks rebuilt from the history: all of it
+    when the file is missing or unusable, else the targets whose entries were bad."""
+    if loaded.index is not None and not loaded.bad_targets:
+        return loaded.index
+    built = _build_index(_read_records(history, quiet))
+    if loaded.index is None:
+        return built
+    for name in loaded.bad_targets:
+        if name in built["targets"]:
+            loaded.index["targets"][name] = built["targets"][name]
+    return loaded.index
+
+
+def _read_index(directory: Path, quiet: bool = False) -> dict[str, Any]:
+    """The per-target index, repaired from the history where ``targets.json`` is
+    missing or bad (one warning unless ``quiet``); nothing is written."""
+    loaded = _load_index(directory)
+    if loaded.bad and not quiet:
+        _warn_bad(directory / INDEX_FILE, loaded.bad)
+    return _repaired(loaded, directory / HISTORY_FILE, quiet)
+
+
+# -- the shape of a record -----------------------------------------------------------------
+
+#: How readers use each field of a target entry (any other field holds a number).
+_ENTRY_TYPES = {
+    "name": "name",
+    "status": "name",
+    "kind": "kind",
+    "exit_code": "int",
+    "attempts": "int",
+    "exit_meaning": "text",
+    "error": "text",
+    "started_at": "time",
+    "finished_at": "time",
+    "run_started_at": "time",
+}
+
+
+def _value_problem(value: Any, expected: str) -> str | None:
+    """Why ``value`` is not of the ``expected`` type (:data:`_ENTRY_TYPES`), or None.
+
+    Only "name" and "kind" must be there: every other field may be null."""
+    if value is None:
+        return "is missing" if expected in ("name", "kind") else None
+    if expected == "name":
+        return None if isinstance(value, str) and value else "is not a non-empty string"
+    if expected == "kind":
+        return None if value in KINDS else f"is not one of {', '.join(KINDS)}"
+    if expected == "text":
+        return None if isinstance(value, str) else "is not a string"
+    if expected == "time":
+        return None if _is_time(value) else "is not a time"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "is not a number"
+    return None if expected != "int" or isinstance(value, int) else "is not a whole number"
+
+
+def _is_time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _entry_problem(entry: Any, kind: str, stamped: bool = False) -> str | None:
+    """Why ``entry`` is not a target entry of a ``kind`` run (``stamped``: as the index
+    keeps it, with ``kind`` and ``run_started_at``), or None."""
+    if not isinstance(entry, dict):
+        return f"a target is {_shape(entry)}, not an object"
+    fields = _SYNC_FIELDS + _SYNC_STATS if kind == "sync" else (*_PLAN_FIELDS, "finished_at")
+    fields += ("kind", "run_started_at") if stamped else ()
+    for key in fields:
+        if key not in entry:
+            return f"a target has no {key!r}"
+        what = _value_problem(entry[key], _ENTRY_TYPES.get(key, "number"))
+        if what is not None:
+            return f"a target's {key!r} {what}"
+    return None
+
+
+#: The fields of a run record that readers use, with their types (as in _ENTRY_TYPES);
+#: the required ones are never null. Records before Slurm support have no slurm/shard.
+_RECORD_TYPES = {
+    "kind": "kind",
+    "started_at": "time",
+    "finished_at": "time",
+    "exit_code": "int",
+    "duration_s": "number",
+    "parallel": "int",
+    "interrupted": "text",
+}
+_RECORD_REQUIRED = ("kind", "started_at", "finished_at", "exit_code")
+
+
+def _record_problem(record: Any) -> str | None:
+    """Why ``record`` (a history line's JSON) is not a run record, or None."""
+    if not isinstance(record, dict):
+        return f"{_shape(record)}, not an object"
+    if record.get("v") != STATE_VERSION:
+        return f"a record of version {record.get('v')!r}; this pdb-sync reads {STATE_VERSION}"
+    for key, expected in _RECORD_TYPES.items():
+        if key in _RECORD_REQUIRED and record.get(key) is None:
+            return f"{key!r} is missing"
+        what = _value_problem(record.get(key), expected)
+        if what is not None:
+            return f"{key!r} {what}"
+    for key in ("slurm", "shard"):
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            return f"{key!r} is not an object"
+    targets = record.get("targets")
+    if not isinstance(targets, list):
+        return f"'targets' is {_shape(targets)}, not a list"
+    for entry in targets:
+        what = _entry_problem(entry, record["kind"])
+        if what is not None:
+            return what
+    return None
+
+
+def _index_problem(data: Any) -> tuple[tuple[str, ...], str] | None:
+    """Why ``data`` cannot be ``targets.json`` at all (with the key it is about), or
+    None; each target's state is checked by :func:`_target_state_problem`."""
+    if not isinstance(data, dict):
+        return (), f"{_shape(data)}, not the per-target index"
+    if data.get("v") != STATE_VERSION:
+        return ("v",), f"an index of version {data.get('v')!r}; this pdb-sync reads {STATE_VERSION}"
+    if "targets" not in data:
+        return (), "no 'targets'"
+    if not isinstance(data["targets"], dict):
+        return ("targets",), f"'targets' is {_shape(data['targets'])}, not an object"
+    if _value_problem(data.get("updated_at"), "time") is not None:
+        return ("updated_at",), "'updated_at' is not a time"
+    return None
+
+
+def _target_state_problem(target: Any) -> str | None:
+    """Why ``target`` is not one target's state in ``targets.json``, or None."""
+    if not isinstance(target, dict):
+        return f"{_shape(target)}, not an object"
+    for key, kind in (
+        ("last_run", "sync"),
+        ("last_success", "sync"),
+        ("last_failure", "sync"),
+        ("last_plan", "plan"),
+    ):
+        if key not in target:
+            return f"no {key!r}"
+        entry = target[key]
+        what = None if entry is None else _entry_problem(entry, kind, stamped=True)
+        if what is None and entry is not None and entry["kind"] != kind:
+            what = f"a {entry['kind']} entry"
+        if what is not None:
+            return f"{key!r}: {what}"
+    for key in ("runs", "files_transferred_total", "bytes_transferred_total"):
+        what = _value_problem(target.get(key), "int" if key == "runs" else "number")
+        if target.get(key) is None or what is not None:
+            return f"{key!r} {what or 'is missing'}"
+    return None
+
+
+def _shape(value: Any) -> str:
+    """``value``'s JSON type, for a warning: "a list", "a string", "null"."""
+    if value is None:
+        return "null"
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false"}
+    return names.get(type(value), "a number")
+
+
+# -- bad records: one warning, kept aside before they are dropped -------------------------
+
+#: Line numbers a warning lists besides the first.
+_SHOWN_LINES = 5
+
+
+def _warn_bad(path: Path, bad: list[tuple[int, str]], aside: Path | None = None) -> None:
+    """One warning for the bad records of ``path``: the first named, the others' lines
+    listed, and where the file's bytes were kept when ``aside`` is given."""
+    line, what = bad[0]
+    text = f"state {path} line {line}: {what}; skipped"
+    if len(bad) > 1:
+        lines = [str(number) for number, _what in bad[1:]]
+        shown = ", ".join(lines[:_SHOWN_LINES]) + (", ..." if len(lines) > _SHOWN_LINES else "")
+        text += f" (and {len(lines)} more, on line{'s' if len(lines) > 1 else ''} {shown})"
+    if aside is not None:
+        text += f"; the file as it was is kept in {aside}"
+    from pdbsync import log
+
+    log.warning("{}", text)
+
+
+def _keep_aside(path: Path, data: bytes) -> Path:
+    """Write ``data`` (``path``'s bytes) to a new ``NAME.bad-STAMP`` beside it, before
+    ``path`` is rewritten without its bad records; the new file's path."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.bad-{stamp}")
+    number = 1
+    while aside.exists() or aside.is_symlink():
+        number += 1
+        aside = path.with_name(f"{path.name}.bad-{stamp}-{number}")
+    outputs.write_file(aside, data, label=f"state {aside}")
+    return aside
+
+
+def _index_line(raw: bytes, *keys: str) -> int:
+    """The line in ``targets.json`` (bytes ``raw``) where the member at ``keys`` (e.g.
+    ``("targets", "mmcif")``) starts, else where the deepest one found starts. Only for
+    warnings, so only on the rare path of a bad file."""
+    text = raw.decode("utf-8", "replace")
+    line_at = value = _SPACE.match(text).end()
+    try:
+        for key in keys:
+            found = _member(text, value, key)
+            if found is None:
+                break
+            line_at, value = found
+    except (ValueError, IndexError):  # JSON the positions cannot be followed through
+        pass
+    return text.count("\n", 0, line_at) + 1
+
+
+_SPACE = re.compile(r"\s*")
+
+
+def _member(text: str, start: int, key: str) -> tuple[int, int] | None:
+    """Where member ``key`` of the JSON object at ``start`` begins and where its value
+    begins, or None when it has none (orjson, which reads the file, gives no positions)."""
+    import json
+
+    decoder = json.JSONDecoder()
+    position = _SPACE.match(text, start).end()
+    if text[position] != "{":
         return None
-    except orjson.JSONDecodeError:
-        return None  # damaged by hand or by a disk: rebuilt from the history
-    if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
-        return None
-    return data
+    position = _SPACE.match(text, position + 1).end()
+    while text[position] == '"':
+        name, after = decoder.raw_decode(text, position)
+        value = _SPACE.match(text, _SPACE.match(text, after).end() + 1).end()
+        if name == key:
+            return position, value
+        _skipped, end = decoder.raw_decode(text, value)
+        position = _SPACE.match(text, end).end()
+        if text[position] != ",":
+            return None
+        position = _SPACE.match(text, position + 1).end()
+    return None
 
 
 # -- reading ----------------------------------------------------------------------------
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
-    if not line.strip():
-        return None
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None  # the torn last line of a crashed writer
-    if not isinstance(record, dict) or record.get("v") != STATE_VERSION:
-        return None
-    return record
+@dataclass
+class _Scan:
+    """A history file read line by line: the records, their lines (for a compaction)
+    and the bad ones as (line number, problem)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _read_records(history: Path) -> list[dict[str, Any]]:
+def _scan(data: bytes) -> _Scan:
+    scan = _Scan()
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # the torn last line of a crashed writer (ended by the next one)
+        problem = _record_problem(record)
+        if problem is not None:
+            scan.bad.append((number, f"not a run record: {problem}"))
+            continue
+        scan.records.append(record)
+        scan.lines.append(line)
+    return scan
+
+
+def _read_records(history: Path, quiet: bool = False) -> list[dict[str, Any]]:
     try:
         data = read_file(history)
     except FileNotFoundError:
         return []
-    return [record for line in data.split(b"\n") if (record := _parse(line)) is not None]
+    scan = _scan(data)
+    if scan.bad and not quiet:
+        _warn_bad(history, scan.bad)
+    return scan.records
 
 
 def _reading(directory: Path | None) -> Path:
@@ -392,14 +702,16 @@ def target_history(
     return entries[:limit] if limit else entries
 
 
-def target_states(directory: Path | None = None) -> dict[str, dict[str, Any]]:
+def target_states(
+    directory: Path | None = None, *, quiet: bool = False
+) -> dict[str, dict[str, Any]]:
     """Per target: ``last_run``, ``last_success``, ``last_failure``, ``last_plan`` (each
-    a target entry or None), ``runs`` and the transfer totals; {} before the first run."""
+    a target entry or None), ``runs`` and the transfer totals; {} before the first run.
+    ``quiet``: skip bad records without a warning (a hint for the scheduler; the run's
+    record warns, and keeps the file, when it rewrites it)."""
     where = _reading(directory)
     try:
-        index = _read_index(where)
-        if index is None:
-            index = _build_index(_read_records(where / HISTORY_FILE))
+        index = _read_index(where, quiet)
     except OSError as exc:
         raise StateError(f"state {where}: {exc.strerror or exc}") from None
     return index.get("targets", {})
@@ -409,7 +721,7 @@ def last_durations(directory: Path | None = None) -> dict[str, float]:
     """Seconds each target's last successful sync took (for longest-first scheduling)."""
     return {
         name: state["last_success"]["duration_s"]
-        for name, state in target_states(directory).items()
+        for name, state in target_states(directory, quiet=True).items()
         if state.get("last_success") and state["last_success"].get("duration_s") is not None
     }
 
@@ -418,7 +730,7 @@ def last_sizes(directory: Path | None = None) -> dict[str, int]:
     """Each target's source size in bytes (rsync's "Total file size"), from its last
     successful sync, else its last plan; targets with neither are left out."""
     sizes = {}
-    for name, state in target_states(directory).items():
+    for name, state in target_states(directory, quiet=True).items():
         for key in ("last_success", "last_plan"):
             entry = state.get(key)
             if entry and entry.get("total_size") is not None:

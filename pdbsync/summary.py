@@ -122,6 +122,8 @@ class Summary:
     place: Any = None
     #: True when nothing ran because every target was a dry run (nothing is written)
     dry_run: bool = False
+    #: why the run could not be recorded in the history (pdbsync.state); a warning only
+    history_error: str | None = None
 
     @property
     def counts(self) -> dict[str, int]:

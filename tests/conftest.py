@@ -268,3 +268,24 @@ def wait_until_none_mention(marker: str, timeout: float = 10.0) -> dict[int, str
     while (found := processes_mentioning(marker)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return found
+
+
+@pytest.fixture
+def old_rsync(tmp_path: Path, monkeypatch) -> Path:
+    """rsync 3.2.7 first on PATH: a wrapper that answers ``--version`` as a vulnerable
+    rsync (CVE-2024-12084..12088) and execs the real rsync for everything else."""
+    real = shutil.which("rsync")
+    assert real is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "rsync"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then\n'
+        "  echo 'rsync  version 3.2.7  protocol version 31'; exit 0\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(real).parent}")
+    return script

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import alive, descendants, write_config
+from conftest import alive, assert_valid_events, descendants, run_cli, write_config
 
 import pdbsync
 
@@ -123,3 +124,102 @@ def test_a_dry_run_target_is_never_run(config_here, tmp_path):
     assert summary.results == [] and summary.exit_code == 0
     assert [e["type"] for e in events] == ["dry_run"]
     assert not (tmp_path / "pdb" / "sifts").exists()
+
+
+# -- a library run gets every check and record a command-line run gets ------------------
+
+
+def _safe_config(config_here: Path) -> Path:
+    """``config_here`` with ``[sync] require_safe_rsync = true``."""
+    config_here.write_text(config_here.read_text() + "\n[sync]\nrequire_safe_rsync = true\n")
+    return config_here
+
+
+def test_require_safe_rsync_refuses_a_library_run_as_it_refuses_the_cli(
+    config_here, tmp_path, old_rsync
+):
+    config = _safe_config(config_here)
+    cli = run_cli("--config", str(config), "sync", "sifts")
+    assert cli.code == 2
+    (line,) = cli.stderr.strip().splitlines()
+    for run in (pdbsync.sync, pdbsync.plan):
+        with pytest.raises(pdbsync.EnvironmentProblem) as refused:
+            run(config, ["sifts"])
+        assert f"pdb-sync: error: {refused.value.message}" == line
+        assert refused.value.exit_code == cli.code
+    assert not (tmp_path / "pdb").exists()  # nothing ran
+    assert pdbsync.sync(config, ["sifts"], allow_vulnerable_rsync=True).exit_code == 0
+
+
+def test_a_vulnerable_rsync_is_a_warning_event_before_the_library_run(config_here, old_rsync):
+    events: list[dict] = []
+    summary = pdbsync.sync(config_here, ["sifts"], on_event=events.append)
+    assert summary.exit_code == 0
+    assert [e["type"] for e in events[:2]] == ["warning", "run_started"]
+    assert events[0]["code"] == "vulnerable_rsync" and events[0]["rsync_version"] == "3.2.7"
+    assert_valid_events(events)
+    cli = run_cli("--config", str(config_here), "sync", "sifts", "--format", "json")
+    assert cli.events[0] | {"ts": None} == events[0] | {"ts": None}  # the same warning
+
+
+def test_a_library_run_is_in_status_history_and_max_age(config_here):
+    config = str(config_here)
+    stale = run_cli("--config", config, "status", "sifts", "--max-age", "1h")
+    assert stale.code == 1
+    summary = pdbsync.sync(config_here, ["sifts"])
+    assert summary.exit_code == 0 and summary.history_error is None
+    fresh = run_cli("--config", config, "status", "sifts", "--max-age", "1h", "--format", "json")
+    assert fresh.code == 0, fresh.text
+    (row,) = json.loads(fresh.text)["targets"]
+    assert row["last_success"]["finished_at"] == summary.results[0].finished_at
+    planned = pdbsync.plan(config_here, ["sifts"])
+    runs = json.loads(run_cli("history", "--format", "json").text)
+    assert [(r["kind"], r["started_at"]) for r in runs] == [
+        ("plan", planned.started_at),
+        ("sync", summary.started_at),
+    ]
+
+
+def test_an_unwritable_history_is_said_on_the_summary_not_raised(config_here, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    environ = {"PDB_SYNC_STATE_DIR": str(blocker / "state")}
+    summary = pdbsync.sync(config_here, ["sifts"], environ=environ)
+    assert summary.exit_code == 0
+    assert summary.history_error is not None and str(blocker) in summary.history_error
+
+
+@pytest.fixture
+def targets_a_b_ab(mirror, tmp_path, monkeypatch) -> Path:
+    """Targets named ``a``, ``b`` and ``ab``: one name must never become two."""
+    monkeypatch.chdir(tmp_path)
+    source = {"url": mirror.url("ftp_data", "sifts/")}
+    return write_config(
+        tmp_path / "config.toml",
+        tmp_path / "pdb",
+        {name: {**source, "dest": name} for name in ("a", "b", "ab")},
+    )
+
+
+def test_a_str_of_targets_is_one_target_name(targets_a_b_ab, tmp_path):
+    summary = pdbsync.sync(targets_a_b_ab, "ab")
+    assert [r.name for r in summary.results] == ["ab"]
+    assert sorted(p.name for p in (tmp_path / "pdb").iterdir() if p.is_dir()) == ["ab"]
+    assert [job.name for job in pdbsync.prepare(targets_a_b_ab, "ab")] == ["ab"]
+    assert [t["name"] for t in pdbsync.plan(targets_a_b_ab, "ab").to_dict()["targets"]] == ["ab"]
+    with pytest.raises(pdbsync.UsageError, match="unknown target 'ba'"):
+        pdbsync.sync(targets_a_b_ab, "ba")
+
+
+@pytest.mark.parametrize("call", ["sync", "plan"])
+def test_the_config_is_parsed_once_per_call(config_here, monkeypatch, call):
+    parsed: list[str] = []
+    real_loads = tomllib.loads
+
+    def counting_loads(text: str, **kwargs):
+        parsed.append(text)
+        return real_loads(text, **kwargs)
+
+    monkeypatch.setattr(tomllib, "loads", counting_loads)
+    getattr(pdbsync, call)(str(config_here), ["sifts"])
+    assert len(parsed) == 1

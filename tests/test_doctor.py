@@ -1,41 +1,21 @@
 """``env doctor`` and rsync's security floor (CVE-2024-12084..12088) in ``sync``.
 
-An old rsync is a shell script on PATH that answers ``--version`` with an old version
-and hands everything else to the real rsync, so a sync still really runs.
+An old rsync is a shell script on PATH (conftest's ``old_rsync``) that answers
+``--version`` with an old version and hands everything else to the real rsync, so a
+sync still really runs.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import orjson
-import pytest
 from conftest import assert_valid_events, run_cli
 from local_mirror import free_port
 
 from pdbsync.rsync import RSYNC_CVES, patched_matches, vulnerability
 
 CVES = [cve for cve, _what in RSYNC_CVES]
-
-
-@pytest.fixture
-def old_rsync(tmp_path, monkeypatch):
-    """rsync 3.2.7 first on PATH (a wrapper around the real one)."""
-    real = shutil.which("rsync")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "rsync"
-    script.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = "--version" ]; then\n'
-        "  echo 'rsync  version 3.2.7  protocol version 31'; exit 0\n"
-        "fi\n"
-        f'exec {real} "$@"\n'
-    )
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(real).parent}")
-    return script
 
 
 def _config(tmp_path: Path, mirror, sync: str = "", extra: str = "") -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import run_cli, write_config
 
 from pdbsync import state
 
@@ -264,3 +265,169 @@ def test_reading_a_directory_or_missing_state_file():
         state.read_file(directory / "targets.json")
     with pytest.raises(FileNotFoundError):
         state.read_file(directory / "history.jsonl")
+
+
+# -- records of the wrong shape: skipped with one warning, kept before they are dropped -----
+
+#: Well-formed JSON that is no run record; each made every sync, status and history
+#: exit 70 (an internal error) or vanished without a word.
+BAD_RECORDS = {
+    "a list": b"[1, 2]",
+    "a string": b'"sync"',
+    "a record missing keys": b'{"v": 1, "kind": "sync"}',
+    "targets of the wrong type": b'{"v": 1, "kind": "sync", "started_at": '
+    b'"2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z", "exit_code": 0, '
+    b'"duration_s": 1.0, "targets": "sifts"}',
+    "a target of the wrong shape": b'{"v": 1, "kind": "sync", "started_at": '
+    b'"2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z", "exit_code": 0, '
+    b'"duration_s": 1.0, "targets": [{"name": "sifts", "status": 0}]}',
+}
+
+
+@pytest.fixture
+def sifts_emdb(mirror, tmp_path):
+    return write_config(
+        tmp_path / "config.toml",
+        tmp_path / "pdb",
+        {
+            "sifts": {"url": mirror.url("ftp_data", "sifts/"), "dest": "sifts"},
+            "emdb": {"url": mirror.url("ftp_data", "emdb/"), "dest": "emdb"},
+        },
+    )
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "warning" in line.lower()]
+
+
+def _two_runs() -> None:
+    """Two good runs of sifts and emdb in the state dir of the test."""
+    for day in ("01", "02"):
+        stamp = f"2026-01-{day}T00:00:01.000Z"
+        state.record_run(
+            _summary(_result("sifts", "success", stamp), _result("emdb", "success", stamp)),
+            "sync",
+            state.state_dir(),
+        )
+
+
+@pytest.mark.parametrize("shape", list(BAD_RECORDS))
+def test_a_history_record_of_the_wrong_shape_is_skipped_with_one_warning(shape, sifts_emdb):
+    directory = state.state_dir()
+    _two_runs()
+    history = directory / state.HISTORY_FILE
+    lines = history.read_bytes().splitlines(keepends=True)
+    history.write_bytes(lines[0] + BAD_RECORDS[shape] + b"\n" + lines[1])  # the bad one: line 2
+    (directory / state.INDEX_FILE).unlink()  # so that every command reads the history
+    where = f"state {history} line 2: not a run record"
+
+    shown = run_cli("history", "--format", "json")
+    assert shown.code == 0, shown.stderr
+    assert len(orjson.loads(shown.stdout)) == 2
+    (warning,) = _warnings(shown.stderr)
+    assert where in warning and "skipped" in warning
+
+    status = run_cli("--config", str(sifts_emdb), "status", "--max-age", "1000d")
+    assert status.code == 0, status.stderr
+    (warning,) = _warnings(status.stderr)
+    assert where in warning
+
+    synced = run_cli("--config", str(sifts_emdb), "sync", "sifts")
+    assert synced.code == 0, synced.stderr
+    (warning,) = _warnings(synced.stderr)
+    assert where in warning
+    assert len(state.last_runs()) == 3  # recorded, beside the bad line it kept
+    assert BAD_RECORDS[shape] in history.read_bytes()
+
+
+def test_many_bad_records_are_one_warning(tmp_path):
+    _two_runs()
+    history = state.state_dir() / state.HISTORY_FILE
+    with history.open("ab") as stream:
+        stream.write(b"[]\n" * 9)
+    result = run_cli("history")
+    assert result.code == 0
+    (warning,) = _warnings(result.stderr)
+    assert (
+        f"{history} line 3:" in warning and "(and 8 more, on lines 4, 5, 6, 7, 8, ...)" in warning
+    )
+
+
+def _bad_index(shape: str, index: dict) -> bytes:
+    """``targets.json`` made wrong in one way (``index`` is the good one)."""
+    if shape == "a list":
+        return b"[]"
+    if shape == "a string":
+        return b'"targets"'
+    if shape == "no targets":
+        return b'{"v": 1}'
+    if shape == "a target of the wrong type":
+        index["targets"]["emdb"] = "synced"
+    elif shape == "a count of the wrong type":
+        index["targets"]["emdb"]["runs"] = "two"
+    elif shape == "an entry missing a key":
+        del index["targets"]["emdb"]["last_success"]["finished_at"]
+    return orjson.dumps(index, option=orjson.OPT_INDENT_2)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "a list",
+        "a string",
+        "no targets",
+        "a target of the wrong type",
+        "a count of the wrong type",
+        "an entry missing a key",
+    ],
+)
+def test_a_bad_targets_file_is_skipped_then_kept_aside_before_it_is_rewritten(shape, sifts_emdb):
+    directory = state.state_dir()
+    _two_runs()
+    index_path = directory / state.INDEX_FILE
+    bad = _bad_index(shape, orjson.loads(index_path.read_bytes()))
+    index_path.write_bytes(bad)
+    found = bad.find(b'"emdb": ')
+    line = bad[:found].count(b"\n") + 1 if found >= 0 else 1
+    where = f"state {index_path} line {line}: "
+
+    status = run_cli("--config", str(sifts_emdb), "status", "--format", "json")
+    assert status.code == 0, status.stderr
+    (warning,) = _warnings(status.stderr)
+    assert where in warning
+    rows = {row["name"]: row for row in orjson.loads(status.stdout)["targets"]}
+    assert rows["emdb"]["last_success"] is not None  # rebuilt from the history
+    assert index_path.read_bytes() == bad  # a reader writes nothing
+
+    synced = run_cli("--config", str(sifts_emdb), "sync", "sifts")
+    assert synced.code == 0, synced.stderr
+    (warning,) = _warnings(synced.stderr)
+    assert where in warning and "kept in " in warning
+    aside = Path(warning.split("kept in ", 1)[1])
+    assert aside.parent == directory and aside.name.startswith("targets.json.bad-")
+    assert aside.read_bytes() == bad
+    rewritten = orjson.loads(index_path.read_bytes())["targets"]
+    assert rewritten["sifts"]["runs"] == 3 and rewritten["emdb"]["runs"] == 2
+    again = run_cli("--config", str(sifts_emdb), "status")
+    assert again.code == 0 and _warnings(again.stderr) == []
+
+
+def test_a_compaction_keeps_a_history_with_bad_records_aside(sifts_emdb, monkeypatch):
+    _two_runs()
+    history = state.state_dir() / state.HISTORY_FILE
+    with history.open("ab") as stream:
+        stream.write(BAD_RECORDS["a record missing keys"] + b"\n")
+    before = history.read_bytes()
+    monkeypatch.setattr(state, "MAX_HISTORY_BYTES", len(before))  # this run compacts
+
+    synced = run_cli("--config", str(sifts_emdb), "sync", "sifts", "--format", "json")
+    assert synced.code == 0, synced.stderr
+    (warning,) = _warnings(synced.stderr)
+    assert f"state {history} line 3: not a run record" in warning
+    aside = Path(warning.split("kept in ", 1)[1])
+    kept = aside.read_bytes()
+    assert kept[: len(before)] == before  # every byte the compaction dropped
+    (this_run,) = kept[len(before) :].splitlines()
+    assert orjson.loads(this_run)["started_at"] == synced.events[-1]["summary"]["started_at"]
+    assert BAD_RECORDS["a record missing keys"] not in history.read_bytes()
+    assert history.stat().st_size <= len(before)
