@@ -7,18 +7,18 @@ target does. A target with ``split = N`` (or ``"auto"``, or ``--split``) becomes
 in the same pool; ``--parallel`` still bounds the rsync processes.
 
 How a part is told what to copy: filter rules, not ``--files-from``. Part *k* of a
-target gets, before the target's own include/exclude rules::
-
-    + /ab          (its directories, several as one class: /a[bcd])
-    H /*           (hide everything else at the top level from the sender ...)
-    P /*           (... and protect it from --delete on the receiver)
-
+target gets, before the target's own include/exclude rules, only ``H`` (hide from the
+sender) and ``P`` (protect from --delete on the receiver) rules for every top-level
+name but its directories (:func:`outside`: ``/a[!bc]*``, ``/a[bc]?*``, ``/a`` ...),
 and the last part, the *catch-all*, gets ``H``/``P`` rules for every other part's
 directories and nothing else, so it carries the top-level regular files, symlinks and
-any directory that appeared upstream after the listing. Every top-level name belongs
-to exactly one part, and inside a part rsync applies the target's own rules and
-``--delete`` exactly as one rsync would (a directory removed upstream is deleted by the
-part that owns its name, or by the catch-all if no part names it). ``--files-from`` is
+any directory that appeared upstream after the listing. No part rule includes: a
+``+ /ab`` first would re-include an ``ab`` the target's rules exclude (the listing may
+be older than those rules, or than the source), so the target's rules still decide every
+name a part owns. Every top-level name belongs to exactly one part, and inside a part
+rsync applies the target's own rules and ``--delete`` exactly as one rsync would (a
+directory removed upstream is deleted by the part that owns its name, or by the
+catch-all if no part names it; an excluded one is protected by all). ``--files-from`` is
 avoided because rsync 3.5.0 fails it with exit 24 ("file has vanished") for valid paths
 against a daemon module with ``use chroot = no``, and because it cannot delete.
 
@@ -26,7 +26,8 @@ Where the sizes come from: one ``rsync --list-only -r`` of the source, with the
 target's filter flags, run in the parent before the pool starts (listings of several
 targets run at once, at most ``max_per_host`` per host). Its per-directory byte counts
 are kept in ``listings.json`` in the state directory (pdbsync.state) and reused for
-:data:`LISTING_MAX_AGE_S` while the url and the filter flags are the same, so the
+:data:`LISTING_MAX_AGE_S` while what they depend on is the same (:func:`listing_key`:
+the url, the filter flags and their pattern files' contents, the size bounds), so the
 listing (a full file-list pass of the source: seconds for 100k files on a near
 mirror) is paid once a week, not every run. Sizes only balance the parts; a stale
 listing never changes what is copied.
