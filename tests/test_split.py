@@ -258,8 +258,9 @@ FILTER_CASES = {
 @pytest.mark.parametrize("case", list(FILTER_CASES))
 def test_split_keeps_the_targets_filters(served, tmp_path, case):
     """Each filter option, and --delete beside excluded names in the destination: the
-    split target's tree is the tree of one rsync with the same options, also when the
-    filters or the source changed after the listing the second run starts from."""
+    split target's tree (and before it, its --plan) is that of one rsync with the same
+    options, also when the filters or the source changed after the listing the second
+    run starts from."""
     source, mirror = served
     options, lines, before, between, absent, present = FILTER_CASES[case]
     _pattern_file(tmp_path, lines)
@@ -277,6 +278,11 @@ def test_split_keeps_the_targets_filters(served, tmp_path, case):
         before(source, tmp_path)
     _sync(config, "--parallel", "4")
     between(source, tmp_path)
+    plan = run_cli("--config", str(config), "sync", "--all", "--plan", "--format", "json")
+    assert plan.code == 0, plan.stderr
+    plans = {e["name"]: e for e in plan.events if e["type"] == "plan"}
+    keys = ("files_total", "total_size", "to_create", "to_update", "to_delete")
+    assert {k: plans["many"][k] for k in keys} == {k: plans["one"][k] for k in keys}
     _code, events = _sync(config, "--parallel", "4")
     parts = {e["part"] for e in events if e["type"] == "sync_started" and e["name"] == "many"}
     assert parts == {1, 2, 3}, "the target did not run as three parts"
@@ -591,7 +597,8 @@ def _copied_by_each_part(src: Path, groups: list[list[str]], work: Path) -> list
 def test_every_top_level_name_goes_to_exactly_one_part(tmp_path):
     """Checked by rsync itself, over random names made of the characters rsync's
     patterns treat specially and of each other's prefixes: each part copies (and
-    deletes) exactly its own names, the catch-all the rest, also names no part has."""
+    deletes) exactly its own names, the catch-all the rest, also names no part has
+    (new upstream, or non-ASCII, which a pattern's ``[...]`` would match byte by byte)."""
     rng = random.Random(13)
     letters = "ab1*?[]\\!^-. x"
     for round_number in range(8):
@@ -603,6 +610,11 @@ def test_every_top_level_name_goes_to_exactly_one_part(tmp_path):
             (work / "src" / name).mkdir(parents=True)
             (work / "src" / name / "f").write_text(name)
         unknown = set(rng.sample(names, 4))  # upstream since the listing: in no group
+        for name in ("é", "aé", "ab\u00e9"):  # non-ASCII: never in a group (ruleable)
+            assert not split.ruleable(name)
+            (work / "src" / name).mkdir(parents=True, exist_ok=True)
+            (work / "src" / name / "f").write_text(name)
+            unknown.add(name)
         groups: list[list[str]] = [[] for _ in range(rng.randint(2, 4))]
         for name in names:
             if name not in unknown:
