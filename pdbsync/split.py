@@ -7,18 +7,18 @@ target does. A target with ``split = N`` (or ``"auto"``, or ``--split``) becomes
 in the same pool; ``--parallel`` still bounds the rsync processes.
 
 How a part is told what to copy: filter rules, not ``--files-from``. Part *k* of a
-target gets, before the target's own include/exclude rules::
-
-    + /ab          (its directories, several as one class: /a[bcd])
-    H /*           (hide everything else at the top level from the sender ...)
-    P /*           (... and protect it from --delete on the receiver)
-
+target gets, before the target's own include/exclude rules, only ``H`` (hide from the
+sender) and ``P`` (protect from --delete on the receiver) rules for every top-level
+name but its directories (:func:`outside`: ``/a[!bc]*``, ``/a[bc]?*``, ``/a`` ...),
 and the last part, the *catch-all*, gets ``H``/``P`` rules for every other part's
 directories and nothing else, so it carries the top-level regular files, symlinks and
-any directory that appeared upstream after the listing. Every top-level name belongs
-to exactly one part, and inside a part rsync applies the target's own rules and
-``--delete`` exactly as one rsync would (a directory removed upstream is deleted by the
-part that owns its name, or by the catch-all if no part names it). ``--files-from`` is
+any directory that appeared upstream after the listing. No part rule includes: a
+``+ /ab`` first would re-include an ``ab`` the target's rules exclude (the listing may
+be older than those rules, or than the source), so the target's rules still decide every
+name a part owns. Every top-level name belongs to exactly one part, and inside a part
+rsync applies the target's own rules and ``--delete`` exactly as one rsync would (a
+directory removed upstream is deleted by the part that owns its name, or by the
+catch-all if no part names it; an excluded one is protected by all). ``--files-from`` is
 avoided because rsync 3.5.0 fails it with exit 24 ("file has vanished") for valid paths
 against a daemon module with ``use chroot = no``, and because it cannot delete.
 
@@ -26,7 +26,8 @@ Where the sizes come from: one ``rsync --list-only -r`` of the source, with the
 target's filter flags, run in the parent before the pool starts (listings of several
 targets run at once, at most ``max_per_host`` per host). Its per-directory byte counts
 are kept in ``listings.json`` in the state directory (pdbsync.state) and reused for
-:data:`LISTING_MAX_AGE_S` while the url and the filter flags are the same, so the
+:data:`LISTING_MAX_AGE_S` while what they depend on is the same (:func:`listing_key`:
+the url, the filter flags and their pattern files' contents, the size bounds), so the
 listing (a full file-list pass of the source: seconds for 100k files on a near
 mirror) is paid once a week, not every run. Sizes only balance the parts; a stale
 listing never changes what is copied.
@@ -97,13 +98,27 @@ def listing_argv(job: Job) -> list[str]:
     return [job.argv[0], "--list-only", "-r", "--no-motd", "-8", *kept, "--", job.url]
 
 
-def parse_listing(lines: Iterable[str]) -> Listing:
+def size_bounds(job: Job) -> tuple[int | None, int | None]:
+    """The job's ``--min-size``/``--max-size`` (None: unbounded): rsync lists the files
+    outside them but does not move them, so they weigh nothing in a part."""
+    bounds: dict[str, int | None] = {"--min-size=": None, "--max-size=": None}
+    for arg in job.argv[1:]:
+        for flag in bounds:
+            if arg.startswith(flag) and arg[len(flag) :].isdigit():
+                bounds[flag] = int(arg[len(flag) :])
+    return bounds["--min-size="], bounds["--max-size="]
+
+
+def parse_listing(
+    lines: Iterable[str], min_size: int | None = None, max_size: int | None = None
+) -> Listing:
     """Per top-level directory, the bytes of every non-directory below it.
 
     Lines are rsync's ``--list-only`` format (``perms size date time name``, names
     relative to the source, ``\\#ooo`` escapes). Top-level non-directories, and
     directories whose name a filter rule cannot carry (see :func:`ruleable`), count
-    as ``other_bytes``: they go with the catch-all part.
+    as ``other_bytes``: they go with the catch-all part. Files outside ``min_size`` ..
+    ``max_size`` (rsync's size bounds, which it does not apply to a listing) count 0.
     """
     dirs: dict[str, int] = {}
     other = 0
@@ -114,6 +129,8 @@ def parse_listing(lines: Iterable[str]) -> Listing:
         name = _ESCAPE.sub(lambda m: chr(int(m[1], 8)), match["name"])
         is_dir = match["perms"].startswith("d")
         size = int(re.sub(r"[,.]", "", match["size"]))
+        if (min_size is not None and size < min_size) or (max_size is not None and size > max_size):
+            size = 0
         if name == "." or name.startswith("./"):
             name = name[2:]
             if not name:
@@ -133,8 +150,15 @@ def parse_listing(lines: Iterable[str]) -> Listing:
 
 def ruleable(name: str) -> bool:
     """Whether a top-level name can be written as one filter rule (no control
-    characters, no surrounding whitespace, which rule parsing would mangle)."""
-    return bool(name) and name == name.strip() and all(ord(c) >= 32 and c != "\x7f" for c in name)
+    characters, no surrounding whitespace, which rule parsing would mangle) and inside
+    a ``[...]`` class of :func:`outside` (ASCII only: rsync matches a class against one
+    byte, not one character)."""
+    return (
+        bool(name)
+        and name == name.strip()
+        and name.isascii()
+        and all(ord(c) >= 32 and c != "\x7f" for c in name)
+    )
 
 
 def run_listings(
@@ -195,13 +219,52 @@ def run_listings(
                 detail = problem[0] if problem else ""
                 done[job.name] = f"listing failed (rsync exit {proc.returncode}) {detail}".strip()
                 continue
-            listing = parse_listing(text.splitlines())
+            listing = parse_listing(text.splitlines(), *size_bounds(job))
             done[job.name] = replace(listing, seconds=seconds, listed_at=time.time())
     return done
 
 
 def _filters(job: Job) -> list[str]:
     return [a for a in job.argv[1:] if a.startswith(_FILTER_FLAGS)]
+
+
+def _pattern_files(job: Job) -> list[str]:
+    """The files the job's ``--include-from``/``--exclude-from`` flags name."""
+    flags = ("--include-from=", "--exclude-from=")
+    return [a.split("=", 1)[1] for a in job.argv[1:] if a.startswith(flags)]
+
+
+def listing_key(job: Job) -> dict[str, Any]:
+    """Everything a listing's sizes depend on, for :func:`cached_listing`: the url, the
+    filter flags, the contents of the pattern files they name (a changed file lists
+    again, though its name is the same; an unreadable one is None) and the size bounds."""
+    from pdbsync.digest import blake2b
+
+    files: dict[str, str | None] = {}
+    for path in _pattern_files(job):
+        try:
+            files[path] = blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
+        except OSError:
+            files[path] = None
+    return {
+        "url": job.url,
+        "filters": _filters(job),
+        "files": files,
+        "sizes": list(size_bounds(job)),
+    }
+
+
+def clears_filters(job: Job) -> str | None:
+    """Why the job's parts could not narrow its tree, if a pattern file has a ``!`` line:
+    rsync reads it as "clear the rules so far", which would drop the part's own too."""
+    for path in _pattern_files(job):
+        try:
+            lines = Path(path).read_text(errors="replace").splitlines()
+        except OSError:
+            continue  # the listing and the transfer report it
+        if any(line.strip() == "!" for line in lines):
+            return f"{path} has a '!' line, which would clear each part's filter rules"
+    return None
 
 
 def cached_listings(directory: Path) -> dict[str, Any]:
@@ -213,11 +276,11 @@ def cached_listings(directory: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def cached_listing(entry: Any, job: Job, now: float) -> Listing | None:
-    """A kept listing for ``job`` if it is for the same url and filters and fresh enough."""
+def cached_listing(entry: Any, key: Mapping[str, Any], now: float) -> Listing | None:
+    """A kept listing made under ``key`` (:func:`listing_key`) if it is fresh enough."""
     if not isinstance(entry, dict):
         return None
-    if entry.get("url") != job.url or entry.get("filters") != _filters(job):
+    if entry.get("key") != key:
         return None
     listed_at = entry.get("listed_at")
     if not isinstance(listed_at, int | float) or now - listed_at > LISTING_MAX_AGE_S:
@@ -230,13 +293,13 @@ def cached_listing(entry: Any, job: Job, now: float) -> Listing | None:
     )
 
 
-def keep_listings(directory: Path, fresh: Mapping[str, tuple[Job, Listing]]) -> None:
-    """Add fresh listings to ``listings.json`` (atomically; a failure only warns)."""
+def keep_listings(directory: Path, fresh: Mapping[str, tuple[Mapping[str, Any], Listing]]) -> None:
+    """Add fresh listings, each with the :func:`listing_key` it was made under (taken
+    before it started), to ``listings.json`` (atomically; a failure only warns)."""
     data = cached_listings(directory)
-    for name, (job, listing) in fresh.items():
+    for name, (key, listing) in fresh.items():
         data[name] = {
-            "url": job.url,
-            "filters": _filters(job),
+            "key": key,
             "listed_at": listing.listed_at,
             "listing_s": round(listing.seconds, 3),
             "dirs": listing.dirs,
@@ -450,21 +513,62 @@ def _escaped(text: str, wild: bool) -> str:
     return "".join("\\" + c if c in _WILD else c for c in text)
 
 
+def outside(names: Iterable[str]) -> list[str]:
+    """Anchored rsync patterns that together match every top-level name except these
+    (and nothing below the top level), built from the names' prefix tree: at each
+    prefix, the name that is only the prefix (``/a``), the names going on with a letter
+    no kept name has next (``/a[!bc]*``) and those going on past a kept name
+    (``/a[bc]?*``). About three patterns per distinct first letter of the names."""
+    found: list[str] = []
+    kept = sorted(set(names))
+    if not kept:
+        return ["/*"]
+    _outside_below("", kept, found)
+    return found
+
+
+def _outside_below(prefix: str, rests: list[str], found: list[str]) -> None:
+    """:func:`outside` at one prefix; ``rests``: what follows it in each kept name."""
+    stem = "/" + _escaped(prefix, wild=True)
+    if prefix and "" not in rests:
+        found.append("/" + _escaped(prefix, wild=False))
+    following: dict[str, list[str]] = {}
+    for rest in rests:
+        if rest:
+            following.setdefault(rest[0], []).append(rest[1:])
+    found.append(f"{stem}[!{_class(following)}]*")
+    ends = [letter for letter, below in following.items() if below == [""]]
+    if ends:
+        found.append(f"{stem}[{_class(ends)}]?*")
+    for letter, below in following.items():
+        if below != [""]:
+            _outside_below(prefix + letter, below, found)
+
+
+def _class(letters: Iterable[str]) -> str:
+    """Letters inside ``[...]``, every one that is not a letter or digit escaped (rsync
+    reads ``\\x`` in a class as ``x``: no ranges, ``[:classes:]`` or negation by accident)."""
+    return "".join(c if c.isascii() and c.isalnum() else "\\" + c for c in sorted(letters))
+
+
 def part_filters(groups: Sequence[Sequence[str]], index: int) -> list[str]:
-    """The ``--filter`` arguments of part ``index`` (0-based; the last is the catch-all)."""
+    """The ``--filter`` arguments of part ``index`` (0-based; the last is the catch-all).
+
+    Only hide (``H``, from the sender) and protect (``P``, from ``--delete`` on the
+    receiver) rules, for top-level names the part does not own: they narrow the
+    target's own rules, which still decide every name the part owns. A ``+`` rule for
+    an owned name would re-include what the target's rules exclude."""
     if index == len(groups) - 1:
-        others = [name for i, group in enumerate(groups) if i != index for name in group]
-        rules = []
-        for pattern in patterns(others):
-            rules += [f"--filter=H {pattern}", f"--filter=P {pattern}"]
-        return rules
-    own = [f"--filter=+ {pattern}" for pattern in patterns(groups[index])]
-    return [*own, "--filter=H /*", "--filter=P /*"]
+        hidden = patterns([name for i, group in enumerate(groups) if i != index for name in group])
+    else:
+        hidden = outside(groups[index])
+    return [f"--filter={side} {pattern}" for pattern in hidden for side in "HP"]
 
 
 def part_jobs(job: Job, groups: Sequence[Sequence[str]], loads: Sequence[int]) -> list[Job]:
     """The jobs of a split target: the target's argv with each part's filters first
-    (rsync takes the first rule that matches, and these decide only top-level names)."""
+    (rsync takes the first rule that matches, and these only hide and protect top-level
+    names the part does not own), every other flag kept as it was."""
     parts = len(groups)
     return [
         replace(
@@ -507,13 +611,18 @@ def expand(
         if not job.url.endswith("/"):
             log.info("{}: not split: its url has no trailing '/' ({})", job.name, job.url)
             continue
+        clearing = clears_filters(job)
+        if clearing:
+            log.info("{}: not split: {}", job.name, clearing)
+            continue
         candidates.append(job)
     listings: dict[str, Listing] = {}
     kept = cached_listings(directory) if candidates else {}
+    keys = {job.name: listing_key(job) for job in candidates}
     now = time.time()
     to_list = []
     for job in candidates:
-        found = cached_listing(kept.get(job.name), job, now)
+        found = cached_listing(kept.get(job.name), keys[job.name], now)
         if found is None:
             to_list.append(job)
         else:
@@ -527,8 +636,7 @@ def expand(
                 log.warning("{}: not split: {}", name, outcome)
                 continue
             listings[name] = outcome
-            job = next(j for j in to_list if j.name == name)
-            fresh[name] = (job, outcome)
+            fresh[name] = (keys[name], outcome)
             log.info(
                 "{}: listed {} top-level directories, {} bytes in {:.2f}s",
                 name,

@@ -8,6 +8,7 @@ import random
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -156,6 +157,190 @@ def test_split_leaves_the_tree_one_rsync_leaves(served, tmp_path, module, backup
     assert one == many
     assert "new-dir/x/n.cif" in many and "NEWS" in many
     assert ("b2" in many) is backup  # removed upstream (with backup: only its files)
+
+
+# -- the target's filters, and parts that may only narrow them ----------------------------
+
+
+def _pattern_file(tmp_path: Path, lines: list[str]) -> None:
+    (tmp_path / "patterns").write_text("".join(f"{line}\n" for line in lines))
+
+
+def _aa_has_local_data(source: Path, pdb: Path) -> None:
+    for dest in ("one", "many"):
+        (pdb / dest / "aa").mkdir(parents=True, exist_ok=True)
+        (pdb / dest / "aa" / "local-only.cif").write_text("only here: excluded, so kept\n")
+
+
+def _exclude_case(source: Path, tmp_path: Path) -> None:
+    _aa_has_local_data(source, tmp_path / "pdb")
+    for dest in ("one", "many"):
+        (tmp_path / "pdb" / dest / "zz").mkdir()
+        (tmp_path / "pdb" / dest / "zz" / "local.cif").write_text("excluded: kept\n")
+    (source / "new.tmp").mkdir()  # new upstream after the listing, and excluded
+    (source / "new.tmp" / "x.cif").write_text("excluded\n")
+
+
+def _flip_case_before(source: Path, tmp_path: Path) -> None:
+    (source / "flip.tmp").mkdir()
+    # the biggest directory, so that a part of its own (not the catch-all) has it
+    (source / "flip.tmp" / "f.cif").write_bytes(b"a directory: '+ */' takes it\n" * 9999)
+
+
+def _flip_case(source: Path, tmp_path: Path) -> None:
+    # The listing (kept, same filters) has the directory; upstream it is now a file,
+    # which the target's "- *.tmp" excludes.
+    shutil.rmtree(source / "flip.tmp")
+    (source / "flip.tmp").write_text("a file now: '- *.tmp' takes it\n")
+
+
+def _fewer_patterns(lines: list[str]) -> Any:
+    def change(source: Path, tmp_path: Path) -> None:
+        _pattern_file(tmp_path, lines)
+        shutil.rmtree(tmp_path / "pdb")
+
+    return change
+
+
+def _more_excluded_and_local_data(source: Path, tmp_path: Path) -> None:
+    _pattern_file(tmp_path, ["*.tmp", "/aa", "/zz"])
+    _aa_has_local_data(source, tmp_path / "pdb")
+    shutil.rmtree(source / "zz")  # gone upstream, but now excluded: kept
+
+
+#: case -> (options as TOML, the patterns file's lines, what changes before the second
+#: run, which top-level names the final tree must not have, paths it must have). The first
+#: run makes the listing; the second reuses it unless the filters changed.
+FILTER_CASES = {
+    "exclude": (
+        '{ delete = true, exclude = ["*.tmp", "/aa", "/zz"] }',
+        [],
+        None,
+        _exclude_case,
+        {"new.tmp"},
+        {"aa/local-only.cif", "zz/local.cif"},
+    ),
+    "include+exclude": (
+        '{ delete = true, include = ["*/"], exclude = ["*.tmp"] }',
+        [],
+        _flip_case_before,
+        _flip_case,
+        {"flip.tmp", "top.tmp"},
+        {"aa/sub0/f0.cif"},
+    ),
+    "exclude_from": (
+        '{ exclude_from = "PATTERNS" }',
+        ["*.tmp"],
+        None,
+        _fewer_patterns(["*.tmp", "/aa", "/b1", "/cx", "/zz"]),
+        {"aa", "b1", "cx", "zz", "top.tmp"},
+        {"ab/sub0/f0.cif"},
+    ),
+    "include_from": (
+        '{ include_from = "PATTERNS", exclude = ["/*"] }',
+        ["aa/", "ab/", "ac/", "b1/", "b2/", "cx/", "zz/"],
+        None,
+        _fewer_patterns(["aa/", "ab/", "b1/", "b2/", "zz/"]),
+        {"ac", "cx", "README", "skipme"},
+        {"zz/sub0/f0.cif", "ab/scratch.tmp"},
+    ),
+    "delete+excluded": (
+        '{ delete = true, exclude_from = "PATTERNS" }',
+        ["*.tmp"],
+        None,
+        _more_excluded_and_local_data,
+        {"top.tmp"},
+        {"aa/local-only.cif", "zz/sub0/f0.cif"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FILTER_CASES))
+def test_split_keeps_the_targets_filters(served, tmp_path, case):
+    """Each filter option, and --delete beside excluded names in the destination: the
+    split target's tree (and before it, its --plan) is that of one rsync with the same
+    options, also when the filters or the source changed after the listing the second
+    run starts from."""
+    source, mirror = served
+    options, lines, before, between, absent, present = FILTER_CASES[case]
+    _pattern_file(tmp_path, lines)
+    options = options.replace("PATTERNS", str(tmp_path / "patterns"))
+    url = mirror.url("nochroot", "")
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {
+            "one": {"url": url, "dest": "one", "options": options},
+            "many": {"url": url, "dest": "many", "options": options, "split": 3},
+        },
+    )
+    if before:
+        before(source, tmp_path)
+    _sync(config, "--parallel", "4")
+    between(source, tmp_path)
+    plan = run_cli("--config", str(config), "sync", "--all", "--plan", "--format", "json")
+    assert plan.code == 0, plan.stderr
+    plans = {e["name"]: e for e in plan.events if e["type"] == "plan"}
+    keys = ("files_total", "total_size", "to_create", "to_update", "to_delete")
+    assert {k: plans["many"][k] for k in keys} == {k: plans["one"][k] for k in keys}
+    _code, events = _sync(config, "--parallel", "4")
+    parts = {e["part"] for e in events if e["type"] == "sync_started" and e["name"] == "many"}
+    assert parts == {1, 2, 3}, "the target did not run as three parts"
+    one, many = tree(tmp_path / "pdb" / "one"), tree(tmp_path / "pdb" / "many")
+    assert one == many, sorted(set(one) ^ set(many))
+    assert not absent & {path.split("/")[0] for path in many}
+    assert present <= set(many)
+
+
+@pytest.mark.parametrize("option", ["exclude_from", "include_from"])
+def test_a_changed_pattern_file_is_listed_again(served, tmp_path, _own_state_dir, option):
+    """The kept listing is keyed on the pattern file's contents, not only its name: a
+    changed file lists the source again; an unchanged one reuses the listing."""
+    _source, mirror = served
+    patterns = tmp_path / "patterns"
+    rules = {"exclude_from": ["/aa", "/b1"], "include_from": ["/aa/***", "/b1/***", "- *"]}
+    patterns.write_text("")
+    options = f'{{ {option} = "{patterns}" }}'
+    url = mirror.url("nochroot", "")
+    config = write_config(
+        tmp_path / "c.toml", tmp_path / "pdb", {"t": {"url": url, "dest": "t", "options": options}}
+    )
+
+    def run() -> tuple[str, set[str]]:
+        result = run_cli("--config", str(config), "-v", "sync", "t", "--split", "2")
+        assert result.code == 0, result.stderr
+        kept = orjson.loads((_own_state_dir / split.LISTING_FILE).read_bytes())
+        return result.stderr, set(kept["t"]["dirs"])
+
+    log, dirs = run()
+    assert "t: listed" in log and {"aa", "b1", "zz"} <= dirs
+    log, _dirs = run()
+    assert "t: sizes from the listing" in log, "an unchanged file must reuse the listing"
+    patterns.write_text("".join(f"{rule}\n" for rule in rules[option]))
+    log, dirs = run()
+    assert "t: listed" in log, "the listing of the old patterns was reused"
+    assert ({"aa", "b1"} <= dirs) is (option == "include_from")
+    assert ("zz" in dirs) is (option == "exclude_from")
+
+
+def test_a_pattern_file_that_clears_the_rules_is_not_split(served, tmp_path):
+    """A '!' line in a pattern file clears every rule before it, a part's own too (each
+    part would copy the whole tree at once): such a target runs as one rsync."""
+    _source, mirror = served
+    _pattern_file(tmp_path, ["*.tmp", "!", "/aa"])
+    options = f'{{ exclude_from = "{tmp_path / "patterns"}" }}'
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"t": {"url": mirror.url("nochroot", ""), "dest": "t", "options": options, "split": 3}},
+    )
+    result = run_cli("--config", str(config), "-v", "sync", "t", "--format", "json")
+    assert result.code == 0, result.stderr
+    started = [e for e in result.events if e["type"] == "sync_started"]
+    assert [e.get("parts") for e in started] == [None]
+    assert "has a '!' line, which would clear each part's filter rules" in result.stderr
+    copied = {path.split("/")[0] for path in tree(tmp_path / "pdb" / "t")}
+    assert "aa" not in copied and "top.tmp" in copied
 
 
 def test_parts_report_as_one_target_with_a_parts_list(served, tmp_path):
@@ -382,6 +567,86 @@ def test_patterns_match_exactly_the_names(tmp_path):
             check=True,
         )
         assert sorted(p.name for p in dest.iterdir()) == sorted(expected)
+
+
+def _copied_by_each_part(src: Path, groups: list[list[str]], work: Path) -> list[list[str]]:
+    """What a local rsync with each part's filters (and ``--delete`` into a destination
+    that has every name) copies and deletes: the top-level names it touches."""
+    touched = []
+    for index in range(len(groups)):
+        dest = work / f"d{index}"
+        subprocess.run(
+            ["rsync", "-a", *split.part_filters(groups, index), f"{src}/", str(dest)], check=True
+        )
+        copied = {p.name for p in dest.iterdir()}
+        assert all((dest / name / "f").is_file() for name in copied), "a part hid a deep file"
+        stale = work / f"stale{index}"
+        for name in os.listdir(src):
+            (stale / name).mkdir(parents=True)
+        subprocess.run(
+            ["rsync", "-a", "--delete", *split.part_filters(groups, index), f"{work}/empty/",
+             f"{stale}/"],
+            check=True,
+        )  # fmt: skip
+        kept = set(os.listdir(stale))
+        assert kept == set(os.listdir(src)) - copied, "a part deleted a name it does not own"
+        touched.append(sorted(copied))
+    return touched
+
+
+def test_every_top_level_name_goes_to_exactly_one_part(tmp_path):
+    """Checked by rsync itself, over random names made of the characters rsync's
+    patterns treat specially and of each other's prefixes: each part copies (and
+    deletes) exactly its own names, the catch-all the rest, also names no part has
+    (new upstream, or non-ASCII, which a pattern's ``[...]`` would match byte by byte)."""
+    rng = random.Random(13)
+    letters = "ab1*?[]\\!^-. x"
+    for round_number in range(8):
+        work = tmp_path / str(round_number)
+        (work / "empty").mkdir(parents=True)
+        names = {"".join(rng.choice(letters) for _ in range(rng.randint(1, 4))) for _ in range(30)}
+        names = sorted(n for n in names if split.ruleable(n) and n not in (".", ".."))
+        for name in names:
+            (work / "src" / name).mkdir(parents=True)
+            (work / "src" / name / "f").write_text(name)
+        unknown = set(rng.sample(names, 4))  # upstream since the listing: in no group
+        for name in ("é", "aé", "ab\u00e9"):  # non-ASCII: never in a group (ruleable)
+            assert not split.ruleable(name)
+            (work / "src" / name).mkdir(parents=True, exist_ok=True)
+            (work / "src" / name / "f").write_text(name)
+            unknown.add(name)
+        groups: list[list[str]] = [[] for _ in range(rng.randint(2, 4))]
+        for name in names:
+            if name not in unknown:
+                rng.choice(groups).append(name)
+        groups = [g for g in groups[:-1] if g] + [groups[-1]]
+        touched = _copied_by_each_part(work / "src", groups, work)
+        expected = [sorted(g) for g in groups[:-1]] + [sorted(set(groups[-1]) | unknown)]
+        assert touched == expected, (round_number, groups)
+
+
+def test_a_kept_listing_is_for_the_same_size_bounds_only(tmp_path):
+    """--max-size/--min-size do not change what rsync lists but what it moves, so the
+    sizes (and the kept listing) are for the bounds they were counted under."""
+    lines = [
+        "-rw-r--r--            500 2025/01/01 00:00:00 ab/small",
+        "-rw-r--r--      5,000,000 2025/01/01 00:00:00 ab/big",
+        "-rw-r--r--         20,000 2025/01/01 00:00:00 cd/mid",
+    ]
+    assert split.parse_listing(lines, None, 100_000).dirs == {"ab": 500, "cd": 20_000}
+    assert split.parse_listing(lines, 1_000, None).dirs == {"ab": 5_000_000, "cd": 20_000}
+
+    def job(*flags: str) -> Job:
+        argv = ("rsync", "-a", *flags, "--", "rsync://h/m/", "/d/")
+        return Job(name="t", url="rsync://h/m/", dest=Path("/d"), argv=argv)
+
+    listing = split.Listing({"ab": 500, "cd": 20_000}, 0, 1.0, listed_at=1000.0)
+    split.keep_listings(tmp_path, {"t": (split.listing_key(job("--max-size=100000")), listing)})
+    entry = split.cached_listings(tmp_path)["t"]
+    same = split.cached_listing(entry, split.listing_key(job("--max-size=100000")), 1001.0)
+    assert same is not None and same.dirs == listing.dirs
+    for other in (job(), job("--max-size=200000"), job("--max-size=100000", "--exclude=x")):
+        assert split.cached_listing(entry, split.listing_key(other), 1001.0) is None
 
 
 def test_parse_listing_sums_bytes_per_top_level_directory():
