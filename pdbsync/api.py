@@ -54,6 +54,7 @@ def prepare(
     pdb_dir: str | os.PathLike[str] | None = None,
     plan: bool = False,
     environ: Mapping[str, str] | None = None,
+    outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
 ) -> list[Job]:
     """The fully resolved jobs (one rsync each, exact argv included) that :func:`sync`
     would run: what ``pdb-sync sync --dry-run`` prints.
@@ -62,7 +63,9 @@ def prepare(
     ``overrides``: option values above every config layer, as on the command line
     (``{"delete": True, "retry": 2, "exclude": ["*.tmp"]}``; keys of the option table in
     docs/configuration.md). ``pdb_dir``: the mirror root, else the config's or
-    ``PDB_SYNC_DIR``. Checks rsync is installed and new enough.
+    ``PDB_SYNC_DIR``. Checks rsync is installed and new enough. ``outputs``: files the
+    caller will write during the run (name → path, e.g. ``{"summary": path}``), refused
+    by the same rules as the jobs' own paths (pdbsync.write_rules, docs/safety.md).
     """
     environ = os.environ if environ is None else environ
     loaded = load_config(config, environ=environ)
@@ -71,6 +74,10 @@ def prepare(
     root = config_module.resolve_pdb_dir(
         loaded, None if pdb_dir is None else os.fspath(pdb_dir), environ
     )
+    if outputs:
+        from pdbsync import state, write_rules
+
+        write_rules.refuse_outputs(loaded, root, outputs, state.state_dir(environ))
     rsync_path, _version = check_rsync()
     layer = cli_layer(dict(overrides or {}), Path.cwd())
     return plan_jobs(loaded, names, root, rsync=rsync_path, cli_options=layer, plan=plan)
@@ -129,7 +136,14 @@ def sync(
     planned = (
         []
         if targets is not None and not list(targets)
-        else prepare(config, targets, overrides=overrides, pdb_dir=pdb_dir, environ=environ)
+        else prepare(
+            config,
+            targets,
+            overrides=overrides,
+            pdb_dir=pdb_dir,
+            environ=environ,
+            outputs={"summary": summary},
+        )
     )
     to_run = _announce_dry_runs(planned, on_event)
     if planned and not to_run:  # a dry run: nothing ran, nothing is written
@@ -175,7 +189,13 @@ def plan(
     Same arguments as :func:`sync`; returns the :class:`PlanSummary`."""
     settings = _settings(parallel, summary, fail_fast, start_method)
     planned = prepare(
-        config, targets, overrides=overrides, pdb_dir=pdb_dir, plan=True, environ=environ
+        config,
+        targets,
+        overrides=overrides,
+        pdb_dir=pdb_dir,
+        plan=True,
+        environ=environ,
+        outputs={"summary": summary},
     )
     environ = os.environ if environ is None else environ
     planned, _held, cap = split_jobs(

@@ -325,6 +325,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     if args.all and args.names:
         raise UsageError("sync: give target names or --all, not both")
     batch = batch_run(args)  # --rerun-failed, --shard, --deadline, --lock-timeout
+    _refuse_outputs(args, config, previewing, env)  # before --log-file or --events opens
     overrides = {key: getattr(args, f"opt_{key}", None) for key in SPECS}
     overrides["retry"], overrides["retry_delay"] = args.retry, args.retry_delay
     renderer = _renderer(
@@ -380,6 +381,37 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     if events_error is not None and summary.exit_code == ExitCode.OK:
         return ExitCode.SYNC_FAILED  # the events file asked for is incomplete
     return int(summary.exit_code)
+
+
+def _refuse_outputs(args: argparse.Namespace, config, previewing: bool, env: Environment) -> None:
+    """Refuse the files this run would write by the rules of pdbsync.write_rules (not in
+    a target's tree, not the config, a state file or one another), then open the
+    ``--log-file``: main leaves it closed for a run, so a refused one is never created.
+    """
+    from pdbsync import state, write_rules
+    from pdbsync.config import resolve_pdb_dir
+
+    files = {"--log-file": args.log_file}
+    if not previewing:  # a --dry-run preview writes only the log
+        files.update(
+            {
+                "--summary": args.summary,
+                "--events": args.events,
+                "--junit": args.junit,
+                "--metrics": args.metrics,
+            }
+        )
+    if any(path is not None for path in files.values()):
+        root = resolve_pdb_dir(config, args.dest or args.pdb_dir, env.environ)
+        write_rules.refuse_outputs(config, root, files, state.state_dir(env.environ))
+    if args.log_file:
+        _configure_logging(args.verbose + args.sync_verbose, args.log_file, env)
+
+
+def _opens_log_file_later(args: argparse.Namespace) -> bool:
+    """A ``sync`` that runs opens its ``--log-file`` only once the path is allowed
+    (:func:`_refuse_outputs`); every other command opens it at once."""
+    return args.command == "sync" and not (args.profile_list or args.profile_add or args.list)
 
 
 def _names(args: argparse.Namespace, rerun: list[str] | None) -> list[str] | None:
@@ -466,7 +498,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             parser.print_help(env.stderr)
             return ExitCode.USAGE
         verbose = args.verbose + getattr(args, "sync_verbose", 0)
-        _configure_logging(verbose, args.log_file, env)
+        _configure_logging(verbose, None if _opens_log_file_later(args) else args.log_file, env)
         return args.handler(args, env)
     except PdbSyncError as exc:
         if traceback:
