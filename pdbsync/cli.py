@@ -325,7 +325,6 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     if args.all and args.names:
         raise UsageError("sync: give target names or --all, not both")
     batch = batch_run(args)  # --rerun-failed, --shard, --deadline, --lock-timeout
-    _refuse_outputs(args, config, previewing, env)  # before --log-file or --events opens
     overrides = {key: getattr(args, f"opt_{key}", None) for key in SPECS}
     overrides["retry"], overrides["retry_delay"] = args.retry, args.retry_delay
     renderer = _renderer(
@@ -337,6 +336,9 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         renderer = StderrTail(renderer)  # JUnit failures carry rsync's last stderr lines
     show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
     config = sync_preflight(args, config, renderer, env)  # rsync's CVE floor, mirror auto
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    names = _names(args, batch.targets)
+    _refuse_outputs(args, config, names, overrides, previewing, env)  # before any is opened
     run = api.plan if args.plan else api.sync
     on_event = _DryRunOptions(renderer) if show_options else renderer
     events = None
@@ -346,9 +348,9 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     with catching_signals(interrupts):
         summary = run(
             config,
-            _names(args, batch.targets),
+            names,
             parallel=args.parallel,
-            overrides={key: value for key, value in overrides.items() if value is not None},
+            overrides=overrides,
             on_event=on_event,
             cancel=interrupts,
             summary=None if previewing else args.summary,
@@ -383,12 +385,23 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     return int(summary.exit_code)
 
 
-def _refuse_outputs(args: argparse.Namespace, config, previewing: bool, env: Environment) -> None:
+def _refuse_outputs(
+    args: argparse.Namespace,
+    config,
+    names: list[str] | None,
+    overrides: dict,
+    previewing: bool,
+    env: Environment,
+) -> None:
     """Refuse the files this run would write by the rules of pdbsync.write_rules (not in
-    a target's tree, not the config, a state file or one another), then open the
-    ``--log-file``: main leaves it closed for a run, so a refused one is never created.
+    or around a target's tree, not the config, a state file or one another), then open
+    the ``--log-file``: main leaves it closed for a run, so a refused one is never created.
+
+    ``--events`` and ``--log-file`` are opened before the run starts, so with either the
+    whole run is checked first (:func:`pdbsync.api.prepare`, which the run repeats):
+    a refused dest, partial or backup dir must not leave them behind.
     """
-    from pdbsync import state, write_rules
+    from pdbsync import api, state, write_rules
     from pdbsync.config import resolve_pdb_dir
 
     files = {"--log-file": args.log_file}
@@ -401,8 +414,14 @@ def _refuse_outputs(args: argparse.Namespace, config, previewing: bool, env: Env
                 "--metrics": args.metrics,
             }
         )
-    if any(path is not None for path in files.values()):
-        root = resolve_pdb_dir(config, args.dest or args.pdb_dir, env.environ)
+    pdb_dir = args.dest or args.pdb_dir
+    opened_first = args.log_file is not None or files.get("--events") is not None
+    if opened_first and names != []:  # an empty --rerun-failed list runs nothing
+        api.prepare(
+            config, names, overrides=overrides, pdb_dir=pdb_dir, environ=env.environ, outputs=files
+        )
+    elif any(path is not None for path in files.values()):
+        root = resolve_pdb_dir(config, pdb_dir, env.environ)
         write_rules.refuse_outputs(config, root, files, state.state_dir(env.environ))
     if args.log_file:
         _configure_logging(args.verbose + args.sync_verbose, args.log_file, env)
