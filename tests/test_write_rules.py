@@ -221,14 +221,15 @@ def test_a_partial_dir_in_another_targets_tree_no_longer_consumes_its_files(mirr
     config, pdb, url = _synced_copy(mirror, tmp_path)
     first = sorted((pdb / "copy").iterdir())[0]
     _add_mmcif(config, pdb, url, **{"options.partial_dir": str(first)})
-    before = _snapshot(pdb)
+    before = _snapshot(pdb / "copy")
     result = run_cli("--config", str(config), "sync", "mmcif")
+    assert _snapshot(pdb / "copy") == before  # before the fix: a file of copy was gone
     _refused_naming(
         result,
         f"target 'mmcif': sync.custom.mmcif.options.partial_dir {str(first)!r}",
         "is inside the dest of target 'copy' (sync.custom.copy.dest 'copy')",
     )
-    assert _snapshot(pdb) == before
+    assert not (pdb / "mmcif").exists()
 
 
 def test_a_backup_dir_in_another_targets_tree_no_longer_overwrites_its_files(mirror, tmp_path):
@@ -248,12 +249,12 @@ def test_a_backup_dir_in_another_targets_tree_no_longer_overwrites_its_files(mir
     )
     before = _snapshot(pdb)
     result = run_cli("--config", str(config), "sync", "mmcif")
+    assert _snapshot(pdb) == before  # before the fix: copy's files were the edited ones
     _refused_naming(
         result,
         "sync.custom.mmcif.options.backup_dir",
         f"(resolves to {str(pdb / 'copy')!r}) is the dest of target 'copy'",
     )
-    assert _snapshot(pdb) == before
 
 
 @pytest.mark.parametrize(
