@@ -31,9 +31,8 @@ import os
 import stat
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pdbsync import paths
 from pdbsync.errors import ConfigError, UsageError
@@ -61,9 +60,9 @@ STATE_FILES = (
 )
 
 
-@dataclass(frozen=True)
-class Place:
-    """One path a run writes in or to, and how a message names it."""
+class Place(NamedTuple):
+    """One path a run writes in or to, and how a message names it (a tuple: a config
+    may make tens of thousands of them)."""
 
     label: str  # the key or flag: 'sync.custom.a.options.partial_dir', '--summary'
     given: str  # as written
@@ -92,15 +91,13 @@ class Dests:
 
     def holding(self, path: str) -> str | None:
         """The target whose dest is ``path`` or its nearest ancestor, if any."""
-        probe = path
-        while True:
+        probe = path  # resolved, so absolute and normalised: cut at each '/'
+        while probe:
             name = self._at.get(probe)
             if name is not None:
                 return name
-            parent = os.path.dirname(probe)
-            if parent == probe:
-                return None
-            probe = parent
+            probe = probe[: probe.rfind("/")]
+        return self._at.get("/")
 
     def below(self, path: str) -> str | None:
         """A target whose dest lies strictly below ``path``, if any."""
@@ -175,13 +172,14 @@ def target_places(name: str, resolved_dest: str, options: RsyncOptions) -> list[
 def _under(resolved_dest: str, relative: str) -> str:
     """Where ``relative`` resolves under a dest that is already resolved: the joined
     path unless something in it is a symlink (one lstat for the usual one component)."""
-    joined = os.path.normpath(os.path.join(resolved_dest, relative))
-    try:
-        if not stat.S_ISLNK(os.lstat(joined).st_mode) and len(paths.parts(relative)) == 1:
-            return joined
-    except OSError:
-        if len(paths.parts(relative)) == 1:
-            return joined
+    components = paths.parts(relative)
+    joined = "/".join((resolved_dest.rstrip("/"), *components))
+    if len(components) == 1:
+        try:
+            if not stat.S_ISLNK(os.lstat(joined).st_mode):
+                return joined
+        except OSError:
+            return joined  # nothing there yet (nor a link: lstat sees dangling ones)
     return str(paths.real(joined))
 
 

@@ -117,8 +117,8 @@ def _cases(keys, spellings=SPELLINGS):
             for spelling in spellings:
                 if key == "dest" and spelling in ("dotdot", "relative-link"):
                     continue  # a dest with '..' is refused as written (config dest rules)
-                if key.startswith("--") and spelling == "relative-link":
-                    continue  # an output flag is never relative to a dest
+                if key in (*OUTPUT_FLAGS, "summary") and spelling == "relative-link":
+                    continue  # an output is never relative to a dest
                 yield pytest.param(key, relation, spelling, id=f"{key}-{relation}-{spelling}")
 
 
@@ -162,8 +162,6 @@ def test_cli_refuses_each_key_in_or_around_another_targets_dest(
 def test_library_refuses_each_key_in_or_around_another_targets_dest(
     mirror, tmp_path, run, key, relation, spelling
 ):
-    if key == "summary" and spelling == "relative-link":
-        pytest.skip("a summary is never relative to a dest")
     scene = Scene(
         tmp_path,
         mirror.url("ftp_data", "sifts/"),
@@ -279,6 +277,20 @@ def test_plan_split_and_shard_runs_are_refused_the_same(mirror, tmp_path, flags)
         "is inside the dest of target 'copy' (sync.custom.copy.dest 'copy')",
     )
     assert _snapshot(pdb) == before
+
+
+@pytest.mark.parametrize(
+    "batch", [{"split": 2}, {"shard": "1/2"}, {"split": 2, "shard": "2/2"}], ids=str
+)
+def test_library_split_and_shard_runs_are_refused_the_same(mirror, tmp_path, batch):
+    config, pdb, url = _synced_copy(mirror, tmp_path)
+    _add_mmcif(config, pdb, url, **{"options.partial_dir": str(pdb / "copy")})
+    before = _snapshot(tmp_path)
+    with pytest.raises(pdbsync.ConfigError) as caught:
+        pdbsync.sync(config, None, environ={}, **batch)
+    assert "sync.custom.mmcif.options.partial_dir" in caught.value.message
+    assert "is the dest of target 'copy' (sync.custom.copy.dest 'copy')" in caught.value.message
+    assert _snapshot(tmp_path) == before
 
 
 def test_an_absolute_backup_dir_outside_pdb_dir_collects_the_old_copies(mirror, tmp_path):
