@@ -19,8 +19,9 @@ the selected ones: a run of ``a`` must not consume the files of an unselected ``
   ``/dev/null`` is written in place and may be shared).
 
 Callers: :func:`pdbsync.jobs.plan_jobs` (every sync, plan, split part and shard), ``config
-validate`` (:func:`pdbsync.config.check_file`), and :func:`refuse_outputs` (the command
-line, before it opens ``--events`` or ``--log-file``; the library, for ``summary``).
+validate`` (:func:`pdbsync.config.check_file`), and :func:`refuse_outputs`, through
+``pdbsync.prepare(outputs=...)`` (the library's ``summary``; the command line's output
+flags, checked with the whole run before it opens ``--events`` or ``--log-file``).
 The dest-against-dest rule is :func:`pdbsync.config.resolve_dests`. docs/safety.md lists
 the rules for people.
 """
