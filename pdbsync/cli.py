@@ -309,10 +309,14 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         )
     previewing = bool(args.opt_dry_run) and not args.plan
     expand_output_paths(args, env)  # %j %A %a %h in --summary and --events
-    if args.summary is not None and not (args.list or previewing):
-        from pdbsync.outputs import check_output_path
+    from pdbsync.outputs import check_output_path
 
+    if args.summary is not None and not (args.list or previewing):
         check_output_path(args.summary, "--summary")  # before a run that could take hours
+    if args.events is not None and not (args.list or previewing):
+        check_output_path(Path(args.events), "--events")  # a directory: said as such
+    if args.log_file and not args.list:
+        check_output_path(Path(args.log_file), "--log-file")
     if not (args.list or previewing):
         check_artifact_paths(args)  # --junit, --metrics: likewise
     config = config_module.load_config(config_path, mirror=args.mirror)
