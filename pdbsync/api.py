@@ -57,6 +57,7 @@ def prepare(
     pdb_dir: str | os.PathLike[str] | None = None,
     plan: bool = False,
     environ: Mapping[str, str] | None = None,
+    outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
 ) -> list[Job]:
     """The fully resolved jobs (one rsync each, exact argv included) that :func:`sync`
     would run: what ``pdb-sync sync --dry-run`` prints.
@@ -66,12 +67,14 @@ def prepare(
     ``overrides``: option values above every config layer, as on the command line
     (``{"delete": True, "retry": 2, "exclude": ["*.tmp"]}``; keys of the option table in
     docs/configuration.md). ``pdb_dir``: the mirror root, else the config's or
-    ``PDB_SYNC_DIR``. Checks rsync is installed and new enough.
+    ``PDB_SYNC_DIR``. Checks rsync is installed and new enough. ``outputs``: files the
+    caller will write during the run (name → path, e.g. ``{"summary": path}``), refused
+    by the same rules as the jobs' own paths (pdbsync.write_rules, docs/safety.md).
     """
     environ = os.environ if environ is None else environ
     loaded = load_config(config, environ=environ)
     names = _select(loaded, _target_names(targets))
-    return _resolve_jobs(loaded, names, overrides, pdb_dir, plan, environ)
+    return _resolve_jobs(loaded, names, overrides, pdb_dir, plan, environ, outputs=outputs)
 
 
 def _resolve_jobs(
@@ -82,13 +85,18 @@ def _resolve_jobs(
     plan: bool,
     environ: Mapping[str, str],
     rsync_path: str | None = None,
+    outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
 ) -> list[Job]:
     """:func:`prepare` on a loaded config and selected names; ``rsync_path`` is the rsync
-    a preflight already checked (None: check it here)."""
+    a preflight already checked (None: check it here); ``outputs`` as for :func:`prepare`."""
     loaded, _choice = resolve_auto(loaded, names, environ)  # probes only for mirror = "auto"
     root = config_module.resolve_pdb_dir(
         loaded, None if pdb_dir is None else os.fspath(pdb_dir), environ
     )
+    if outputs:
+        from pdbsync import state, write_rules
+
+        write_rules.refuse_outputs(loaded, root, outputs, state.state_dir(environ))
     if rsync_path is None:
         rsync_path, _version = check_rsync()
     layer = cli_layer(dict(overrides or {}), Path.cwd())
@@ -220,7 +228,16 @@ def sync(
     names = _select(loaded, _target_names(targets))
     checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
     planned = (
-        _resolve_jobs(checked.config, names, overrides, pdb_dir, False, environ, checked.rsync.path)
+        _resolve_jobs(
+            checked.config,
+            names,
+            overrides,
+            pdb_dir,
+            False,
+            environ,
+            checked.rsync.path,
+            {"summary": summary},
+        )
         if names
         else []
     )
@@ -284,7 +301,16 @@ def plan(
     names = _select(loaded, _target_names(targets))
     checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
     planned = (
-        _resolve_jobs(checked.config, names, overrides, pdb_dir, True, environ, checked.rsync.path)
+        _resolve_jobs(
+            checked.config,
+            names,
+            overrides,
+            pdb_dir,
+            True,
+            environ,
+            checked.rsync.path,
+            {"summary": summary},
+        )
         if names
         else []
     )

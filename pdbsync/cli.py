@@ -290,10 +290,14 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         )
     previewing = bool(args.opt_dry_run) and not args.plan
     expand_output_paths(args, env)  # %j %A %a %h in --summary and --events
-    if args.summary is not None and not (args.list or previewing):
-        from pdbsync.outputs import check_output_path
+    from pdbsync.outputs import check_output_path
 
+    if args.summary is not None and not (args.list or previewing):
         check_output_path(args.summary, "--summary")  # before a run that could take hours
+    if args.events is not None and not (args.list or previewing):
+        check_output_path(Path(args.events), "--events")  # a directory: said as such
+    if args.log_file and not args.list:
+        check_output_path(Path(args.log_file), "--log-file")
     if not (args.list or previewing):
         check_artifact_paths(args)  # --junit, --metrics: likewise
     config = config_module.load_config(config_path, mirror=args.mirror)
@@ -316,6 +320,9 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
 
         renderer = StderrTail(renderer)  # JUnit failures carry rsync's last stderr lines
     show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    names = _names(args, batch.targets)
+    _refuse_outputs(args, config, names, overrides, previewing, env)  # before any is opened
     run = api.plan if args.plan else api.sync
     on_event = _DryRunOptions(renderer) if show_options else renderer
     events = None
@@ -326,9 +333,9 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     with catching_signals(interrupts):
         summary = run(
             config,
-            _names(args, batch.targets),
+            names,
             parallel=args.parallel,
-            overrides={key: value for key, value in overrides.items() if value is not None},
+            overrides=overrides,
             on_event=on_event,
             cancel=interrupts,
             summary=None if previewing else args.summary,
@@ -363,6 +370,54 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     if events_error is not None and summary.exit_code == ExitCode.OK:
         return ExitCode.SYNC_FAILED  # the events file asked for is incomplete
     return int(summary.exit_code)
+
+
+def _refuse_outputs(
+    args: argparse.Namespace,
+    config,
+    names: list[str] | None,
+    overrides: dict,
+    previewing: bool,
+    env: Environment,
+) -> None:
+    """Refuse the files this run would write by the rules of pdbsync.write_rules (not in
+    or around a target's tree, not the config, a state file or one another), then open
+    the ``--log-file``: main leaves it closed for a run, so a refused one is never created.
+
+    ``--events`` and ``--log-file`` are opened before the run starts, so with either the
+    whole run is checked first (:func:`pdbsync.api.prepare`, which the run repeats):
+    a refused dest, partial or backup dir must not leave them behind.
+    """
+    from pdbsync import api, state, write_rules
+    from pdbsync.config import resolve_pdb_dir
+
+    files = {"--log-file": args.log_file}
+    if not previewing:  # a --dry-run preview writes only the log
+        files.update(
+            {
+                "--summary": args.summary,
+                "--events": args.events,
+                "--junit": args.junit,
+                "--metrics": args.metrics,
+            }
+        )
+    pdb_dir = args.dest or args.pdb_dir
+    opened_first = args.log_file is not None or files.get("--events") is not None
+    if opened_first and names != []:  # an empty --rerun-failed list runs nothing
+        api.prepare(
+            config, names, overrides=overrides, pdb_dir=pdb_dir, environ=env.environ, outputs=files
+        )
+    elif any(path is not None for path in files.values()):
+        root = resolve_pdb_dir(config, pdb_dir, env.environ)
+        write_rules.refuse_outputs(config, root, files, state.state_dir(env.environ))
+    if args.log_file:
+        _configure_logging(args.verbose + args.sync_verbose, args.log_file, env)
+
+
+def _opens_log_file_later(args: argparse.Namespace) -> bool:
+    """A ``sync`` that runs opens its ``--log-file`` only once the path is allowed
+    (:func:`_refuse_outputs`); every other command opens it at once."""
+    return args.command == "sync" and not (args.profile_list or args.profile_add or args.list)
 
 
 def _names(args: argparse.Namespace, rerun: list[str] | None) -> list[str] | None:
@@ -449,7 +504,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             parser.print_help(env.stderr)
             return ExitCode.USAGE
         verbose = args.verbose + getattr(args, "sync_verbose", 0)
-        _configure_logging(verbose, args.log_file, env)
+        _configure_logging(verbose, None if _opens_log_file_later(args) else args.log_file, env)
         return args.handler(args, env)
     except PdbSyncError as exc:
         if traceback:

@@ -432,20 +432,25 @@ def check_file(path: Path, environ: Mapping[str, str] | None = None) -> FileChec
     flags, so conflicting combinations (``partial_dir`` without ``partial``...) show too.
     When the mirror root is known (``[paths] pdb_dir``, else ``PDB_SYNC_DIR`` in
     ``environ``), dests and absolute backup/partial dirs are also judged by where they
-    resolve on this machine, as ``sync`` will judge them. The file is read and each
+    resolve on this machine, as ``sync`` will judge them, and so are every target's
+    partial dir, backup dir and lock file (pdbsync.write_rules). The file is read and each
     option layer checked once (20,000 targets: twice took 4.1 s).
     """
     try:
         config = load_config(path)
     except ConfigError as exc:  # unreadable, or problems of structure and single values
         return FileCheck(exc.problems, None)
+    from pdbsync import write_rules
+
     found: list[str] = []
-    root = None
+    root = index = None
     if config.pdb_dir is not None or (environ or {}).get("PDB_SYNC_DIR"):
         pdb_dir = resolve_pdb_dir(config, None, environ or {})
-        dests = resolve_dests(pdb_dir, {t.name: t.dest for t in config.targets.values()})
+        written = {t.name: t.dest for t in config.targets.values()}
+        dests = resolve_dests(pdb_dir, written)
         found += dests.problems
         root = dests.root
+        index = write_rules.Dests(dests.dests, written)
     for target in config.targets.values():
         try:
             resolved = target_options(config, target.name)
@@ -454,6 +459,9 @@ def check_file(path: Path, environ: Mapping[str, str] | None = None) -> FileChec
             continue
         if root is not None:
             found += option_path_problems(root, target.name, resolved)
+        if index is not None and target.name in dests.dests:
+            places = write_rules.target_places(target.name, dests.dests[target.name], resolved)
+            found += write_rules.target_problems(places, index)
     return FileCheck([f"{path}: {problem}" for problem in found], None if found else config)
 
 
@@ -685,25 +693,25 @@ def _shown_dest(dest: str, under: tuple[str, ...]) -> str:
 
 
 def option_path_problems(root: Path, target_name: str, resolved: options.RsyncOptions) -> list[str]:
-    """An absolute ``backup_dir``/``partial_dir`` that resolves outside pdb_dir (``root``).
+    """An absolute ``partial_dir`` that resolves outside pdb_dir (``root``).
 
-    rsync writes backups and partial files there, so they are held to the rule dests
-    are. (Relative ones are relative to the dest and may not contain ``..``: checked
-    with the value, see options.check_value.)
+    rsync moves what it finds in a partial dir into place, so it is held to the rule
+    dests are. An absolute ``backup_dir`` may lie outside pdb_dir: a place for old
+    copies is a deliberate choice (``/backup/pdb/structures``). Both, and relative ones
+    (relative to the dest, without ``..``: options.check_value), must also stay apart
+    from every target's tree: pdbsync.write_rules.
     """
-    found = []
-    for key in ("backup_dir", "partial_dir"):
-        value = getattr(resolved, key)
-        if value is None or not os.path.isabs(value):
-            continue
-        real = paths.real(value)
-        if not paths.below(real, root):
-            found.append(
-                f"target {target_name!r}: {resolved.where.get(key, key)}: {value!r} resolves "
-                f"to {str(real)!r}, not inside pdb_dir {str(root)!r}; refused: rsync would "
-                "write there"
-            )
-    return found
+    value = resolved.partial_dir
+    if value is None or not resolved.partial or not os.path.isabs(value):
+        return []
+    real = paths.real(value)
+    if paths.below(real, root):
+        return []
+    return [
+        f"target {target_name!r}: {resolved.where.get('partial_dir', 'partial_dir')}: "
+        f"{value!r} resolves to {str(real)!r}, not inside pdb_dir {str(root)!r}; refused: "
+        "rsync would write there"
+    ]
 
 
 def resolve_pdb_dir(config: Config, cli_pdb_dir: str | None, environ: Mapping[str, str]) -> Path:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pdbsync import paths
+from pdbsync import paths, write_rules
 from pdbsync import rsync as rsync_lang
 from pdbsync.config import Config, option_path_problems, resolve_dests, target_options
 from pdbsync.errors import ConfigError, UsageError
@@ -151,7 +151,9 @@ def plan_jobs(
 
     Every dest of the config (not only the selected ones: syncing ``x`` must not delete
     the tree of a ``y`` linked to it) is judged by where it resolves under ``pdb_dir``
-    now, and so are absolute ``backup_dir``/``partial_dir`` values; see pdbsync.paths.
+    now; each selected target's partial dir, backup dir and lock file by
+    :mod:`pdbsync.write_rules` against all of them (so split parts and shards, which
+    reuse these jobs' paths, are judged too).
 
     A target resolved by a ``mirror = "auto"`` choice (pdbsync.preflight.resolve_auto)
     gets the other reachable mirrors of that choice, best first, as its fallbacks.
@@ -160,6 +162,7 @@ def plan_jobs(
     if checked.problems:
         problems = [f"{config.path}: {problem}" for problem in checked.problems]
         raise ConfigError(problems[0], problems)
+    dests = write_rules.Dests(checked.dests, {t.name: t.dest for t in config.targets.values()})
     jobs = []
     for name in names:
         target = config.targets[name]
@@ -169,6 +172,9 @@ def plan_jobs(
             problems = [f"{config.path}: {problem}" for problem in exc.problems]
             raise ConfigError(problems[0], problems) from None
         outside = option_path_problems(checked.root, name, resolved)
+        outside += write_rules.target_problems(
+            write_rules.target_places(name, checked.dests[name], resolved), dests
+        )
         if outside:
             problems = [f"{config.path}: {problem}" for problem in outside]
             raise ConfigError(problems[0], problems)

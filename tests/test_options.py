@@ -342,10 +342,10 @@ def _fails(config: Path, *extra: str) -> str:
             "sync.custom.t.options.partial_dir: '../shared-partial' contains '..'",
         ),
         (
-            '[sync.custom.t.options]\nbackup = true\nbackup_dir = "/var/backups/pdb"',
+            '[sync.custom.t.options]\npartial_dir = "/var/tmp/pdb-partial"',
             "",
-            "target 't': sync.custom.t.options.backup_dir: '/var/backups/pdb' resolves to "
-            "'/var/backups/pdb', not inside pdb_dir",
+            "target 't': sync.custom.t.options.partial_dir: '/var/tmp/pdb-partial' resolves to "
+            "'/var/tmp/pdb-partial', not inside pdb_dir",
         ),
         (
             "rsync_contimeout = -5",

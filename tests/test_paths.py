@@ -354,9 +354,8 @@ def test_an_unchanged_planned_job_runs(mirror, archive, tmp_path):
 @pytest.mark.parametrize(
     ("flag", "value", "expected"),
     [
-        ("--backup-dir", "{outside}", "not inside pdb_dir"),
-        ("--backup-dir", "{pdb}/out/old", "not inside pdb_dir"),  # inside, through a link
         ("--partial-dir", "{outside}", "not inside pdb_dir"),
+        ("--partial-dir", "{pdb}/out/old", "not inside pdb_dir"),  # inside, through a link
         ("--backup-dir", "../other", "contains '..'"),
         ("--partial-dir", "a/../../x", "contains '..'"),
     ],

@@ -1,0 +1,287 @@
+"""Where a run may write: the one rule for every path pdb-sync hands rsync or writes itself.
+
+Each target owns its dest tree. rsync treats it as a copy of the source (with ``delete``
+it removes whatever else is there), moves what it finds in its partial dir into place,
+and overwrites what is in its backup dir. So a path one target's rsync writes or
+deletes in, or a file pdb-sync writes itself, lying inside another target's tree (or
+holding one) destroys that target's files. Every such path is judged here, by where it
+*resolves* (symlinks and ``..`` followed, dangling links included: ``mkdir -p`` would
+create their target), against the resolved dest of every target of the config, not only
+the selected ones: a run of ``a`` must not consume the files of an unselected ``b``.
+
+- a target's partial dir, backup dir and lock file: neither inside nor equal to another
+  target's dest, and no target's dest (its own included) inside or equal to them; inside
+  the target's own dest is where relative ones belong;
+- a file pdb-sync writes (``--summary``, ``--events``, ``--junit``, ``--metrics``,
+  ``--log-file``; the library's ``summary``): neither inside any target's dest nor
+  holding one, not a target's lock file, not the config file, not one of pdb-sync's
+  state files, and not the same file as another of them (a FIFO or a device such as
+  ``/dev/null`` is written in place and may be shared).
+
+Callers: :func:`pdbsync.jobs.plan_jobs` (every sync, plan, split part and shard), ``config
+validate`` (:func:`pdbsync.config.check_file`), and :func:`refuse_outputs`, through
+``pdbsync.prepare(outputs=...)`` (the library's ``summary``; the command line's output
+flags, checked with the whole run before it opens ``--events`` or ``--log-file``).
+The dest-against-dest rule is :func:`pdbsync.config.resolve_dests`. docs/safety.md lists
+the rules for people.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from pdbsync import paths
+from pdbsync.errors import ConfigError, UsageError
+from pdbsync.locks import LOCK_SUFFIX, lock_path
+
+if TYPE_CHECKING:
+    from pdbsync.config import Config
+    from pdbsync.options import RsyncOptions
+
+#: Said with every refusal of a path in or around another target's tree.
+OWN_TREE_HELP = "each target owns its dest tree (rsync moves, overwrites and deletes files there)"
+#: Said when an output would replace a lock file (a new inode is no lock at all).
+LOCK_HELP = "replacing it would let two runs write into that target's tree at once"
+
+#: Every file pdb-sync keeps in its state directory (pdbsync.state): the history, the
+#: targets index and its lock, split listings, the mirror choice and the caches.
+STATE_FILES = (
+    "history.jsonl",
+    "targets.json",
+    "lock",
+    "listings.json",
+    "mirrors.json",
+    "rsync-version",
+    "valid-configs",
+)
+
+
+class Place(NamedTuple):
+    """One path a run writes in or to, and how a message names it (a tuple: a config
+    may make tens of thousands of them)."""
+
+    label: str  # the key or flag: 'sync.custom.a.options.partial_dir', '--summary'
+    given: str  # as written
+    real: str  # where it resolves
+    #: the target whose own dest may hold it (None: a file pdb-sync writes for the run)
+    owner: str | None = None
+
+    def shown(self) -> str:
+        prefix = f"target {self.owner!r}: " if self.owner is not None else ""
+        resolves = "" if self.real == self.given else f" (resolves to {self.real!r})"
+        return f"{prefix}{self.label} {self.given!r}{resolves}"
+
+
+class Dests:
+    """Every configured target's resolved dest, asked which one holds a path or lies in
+    it: a walk up the path's parents, and one bisection of the sorted dests, so tens of
+    thousands of targets cost no pairwise comparison."""
+
+    def __init__(self, resolved: Mapping[str, str], written: Mapping[str, str]) -> None:
+        self.written = written
+        self._real = resolved
+        self._at: dict[str, str] = {}
+        for name, real in resolved.items():
+            self._at.setdefault(real, name)
+        self._sorted = sorted(self._at)
+
+    def holding(self, path: str) -> str | None:
+        """The target whose dest is ``path`` or its nearest ancestor, if any."""
+        probe = path  # resolved, so absolute and normalised: cut at each '/'
+        while probe:
+            name = self._at.get(probe)
+            if name is not None:
+                return name
+            probe = probe[: probe.rfind("/")]
+        return self._at.get("/")
+
+    def below(self, path: str) -> str | None:
+        """A target whose dest lies strictly below ``path``, if any."""
+        prefix = path if path.endswith("/") else path + "/"
+        index = bisect_left(self._sorted, prefix)
+        if index < len(self._sorted) and self._sorted[index].startswith(prefix):
+            return self._at[self._sorted[index]]
+        return None
+
+    def dest(self, name: str, owner: str | None = None) -> str:
+        """Target ``name``'s dest for messages ("its own" when it is ``owner``'s)."""
+        key = f"sync.custom.{name}.dest {self.written[name]!r}"
+        return f"its own dest ({key})" if name == owner else f"the dest of target {name!r} ({key})"
+
+    def real(self, name: str) -> str:
+        return self._real[name]
+
+    def lock_owner(self, path: str) -> str | None:
+        """The target whose lock file (pdbsync.locks.lock_path) ``path`` is, if any."""
+        if not path.endswith(LOCK_SUFFIX):
+            return None
+        name = self._at.get(path[: -len(LOCK_SUFFIX)])
+        if name is not None and str(lock_path(Path(self.real(name)))) == path:
+            return name
+        return None
+
+
+def conflict(place: Place, dests: Dests) -> str | None:
+    """The problem line if ``place`` lies in or around a target's tree, else None.
+
+    The rule of the module docstring: inside or equal to another target's dest, or
+    holding (or being) any target's dest, its owner's included.
+    """
+    holder = dests.holding(place.real)
+    if holder is not None:
+        own = holder == place.owner
+        equal = dests.real(holder) == place.real
+        if not own or equal:
+            relation = "is" if equal else "is inside"
+            return (
+                f"{place.shown()} {relation} {dests.dest(holder, place.owner)}; refused: "
+                f"{OWN_TREE_HELP}"
+            )
+    inner = dests.below(place.real)
+    if inner is not None:
+        return f"{place.shown()} holds {dests.dest(inner, place.owner)}; refused: {OWN_TREE_HELP}"
+    return None
+
+
+# -- a target's own places ---------------------------------------------------------------
+
+
+def target_places(name: str, resolved_dest: str, options: RsyncOptions) -> list[Place]:
+    """The paths target ``name``'s rsync writes in besides its dest (the partial dir and
+    backup dir it is given, each relative one under the dest) and its lock file.
+    """
+    found = []
+    for key in ("partial_dir", "backup_dir"):
+        value = getattr(options, key)
+        if value is None or (key == "partial_dir" and not options.partial):
+            continue  # not passed to rsync (see options.build_flags)
+        label = options.where.get(key, key)
+        if os.path.isabs(value):
+            found.append(Place(label, value, str(paths.real(value)), name))
+        else:
+            found.append(Place(label, value, _under(resolved_dest, value), name))
+    lock = str(lock_path(Path(resolved_dest)))
+    found.append(Place("lock file", lock, lock, name))
+    return found
+
+
+def _under(resolved_dest: str, relative: str) -> str:
+    """Where ``relative`` resolves under a dest that is already resolved: the joined
+    path unless something in it is a symlink (one lstat for the usual one component)."""
+    components = paths.parts(relative)
+    joined = "/".join((resolved_dest.rstrip("/"), *components))
+    if len(components) == 1:
+        try:
+            if not stat.S_ISLNK(os.lstat(joined).st_mode):
+                return joined
+        except OSError:
+            return joined  # nothing there yet (nor a link: lstat sees dangling ones)
+    return str(paths.real(joined))
+
+
+def target_problems(places: Iterable[Place], dests: Dests) -> list[str]:
+    """Every place of ``places`` that breaks the rule, one line each."""
+    return [line for place in places if (line := conflict(place, dests)) is not None]
+
+
+# -- files pdb-sync writes for the run -----------------------------------------------------
+
+
+def output_problems(
+    outputs: Mapping[str, os.PathLike[str] | str],
+    *,
+    root: Path,
+    dests: Callable[[], Dests],
+    config_path: Path,
+    state_dir: Path,
+) -> list[str]:
+    """Every output (label → path as given) that breaks the rule, one line each.
+
+    ``root``: pdb_dir resolved. ``dests`` is called only when an output resolves below
+    the root or above it (every dest lies below the root), so the usual run, whose
+    outputs lie elsewhere, does not resolve every dest a second time.
+    """
+    found = []
+    resolved = {label: str(paths.real(Path(path).expanduser())) for label, path in outputs.items()}
+    config_real = str(paths.real(config_path))
+    state_real = paths.real(state_dir)
+    state_files = {str(state_real / name): name for name in STATE_FILES}
+    index: Dests | None = None
+    seen: dict[str, str] = {}
+    for label, real in resolved.items():
+        place = Place(label, str(outputs[label]), real)
+        if paths.below(real, root) is not None or paths.below(root, real) is not None:
+            index = index or dests()
+            line = conflict(place, index)
+            if line is None and (owner := index.lock_owner(real)) is not None:
+                line = f"{place.shown()} is the lock file of target {owner!r}; refused: {LOCK_HELP}"
+            if line is not None:
+                found.append(line)
+                continue
+        if real == config_real:
+            found.append(f"{place.shown()} is the config file; refused: it would be overwritten")
+        elif real in state_files:
+            found.append(
+                f"{place.shown()} is pdb-sync's state file {state_files[real]!r} (in "
+                f"{str(state_dir)!r}); refused: it would be overwritten"
+            )
+        elif real in seen and not _written_in_place(real):
+            other = seen[real]
+            found.append(
+                f"{place.shown()} is the same file as {other} {str(outputs[other])!r}; "
+                "refused: one would overwrite the other; give each its own path"
+            )
+        seen.setdefault(real, label)
+    return found
+
+
+def _written_in_place(real: str) -> bool:
+    """A FIFO or character device (``/dev/null``): written in place, never replaced, so
+    two outputs may share it."""
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def refuse_outputs(
+    config: Config,
+    pdb_dir: Path,
+    outputs: Mapping[str, os.PathLike[str] | str | None],
+    state_dir: Path,
+) -> None:
+    """Raise UsageError (the first problem) if an output breaks the rule; before anything
+    is written. ``config``: the loaded :class:`pdbsync.config.Config`; ``pdb_dir``: the
+    run's mirror root. Outputs whose path is None are not written and not checked. A
+    dest problem found on the way is raised as ConfigError, as planning the jobs would.
+    """
+    from pdbsync.config import resolve_dests
+
+    given = {label: path for label, path in outputs.items() if path is not None}
+    if not given:
+        return
+    written = {t.name: t.dest for t in config.targets.values()}
+    config_path = config.path
+
+    def index() -> Dests:
+        checked = resolve_dests(pdb_dir, written)
+        if checked.problems:
+            problems = [f"{config_path}: {problem}" for problem in checked.problems]
+            raise ConfigError(problems[0], problems)
+        return Dests(checked.dests, written)
+
+    found = output_problems(
+        given,
+        root=paths.real(pdb_dir),
+        dests=index,
+        config_path=config_path,
+        state_dir=state_dir,
+    )
+    if found:
+        raise UsageError(found[0])
