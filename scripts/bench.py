@@ -1,6 +1,7 @@
 """Benchmark pdb-sync against plain rsync and GNU parallel, side by side in one run.
 
     python scripts/bench.py [--entries 13000] [--parallel 2] [--repeat 3] [--workdir bench-run]
+    python scripts/bench.py --pdb-scale-only --repeat 5     # issue 25's rows only
 
 Everything talks to local rsync daemons on 127.0.0.1 (scripts/local_mirror.py) serving
 a generated mini-PDB (scripts/mini_pdb.py): for the parallel comparison one that limits
@@ -27,7 +28,12 @@ Printed ratios, with the targets they are held to:
   each with two runs of scripts/pool_floor.py beside it: the design's shape (pool,
   queue, JSON events) running the same rsyncs and nothing else, plain and after importing
   the pdbsync modules a sync imports (the floor under pdb-sync, and what its code's
-  import adds to it).
+  import adds to it);
+- PDB scale (issue 25; ``--pdb-entries``, ``--pdb-scale-only``): a 250,000-file divided
+  mmCIF tree on tmpfs, fresh copy and up-to-date re-sync vs ``rsync -a`` (target: within
+  x1.05), verbose json vs ``rsync -a -v --itemize-changes`` (within x1.10), each also vs
+  rsync with pdb-sync's exact flags; the re-sync cost of each preset and of the old
+  ``--partial-dir`` default; peak RSS of pdb-sync's own processes (under 150 MB).
 """
 
 from __future__ import annotations
