@@ -32,6 +32,8 @@ def test_profile_list_names_every_profile_with_url_and_dest(tmp_path):
     assert result.code == 0
     for profile in PROFILES.values():
         assert f"url:    {profile.url}" in result.text
+    assert "preset: None" not in result.text and "preset: -" in result.text
+    assert "option: delete = true" in result.text  # all-structures
     rows = orjson.loads(
         run_cli(
             "sync", "--profile-list", "--format", "json", environ={"HOME": str(tmp_path)}
