@@ -28,6 +28,7 @@ def list_profiles(output_format: str, env: Environment) -> int:
             "path": p.path,
             "dest": p.dest,
             "preset": p.preset,
+            "options": dict(p.options),
         }
         for p in PROFILES.values()
     ]
@@ -42,7 +43,9 @@ def list_profiles(output_format: str, env: Environment) -> int:
             if row["path"]:
                 lines.append(f"{'':<{width}}    path:   {row['path']} (on [sync] mirror)")
             lines.append(f"{'':<{width}}    dest:   {row['dest']}")
-            lines.append(f"{'':<{width}}    preset: {row['preset']}")
+            lines.append(f"{'':<{width}}    preset: {row['preset'] or '-'}")
+            for key, value in row["options"].items():
+                lines.append(f"{'':<{width}}    option: {key} = {orjson.dumps(value).decode()}")
         env.stdout.write(("\n".join(lines) + "\n").encode())
     env.stdout.flush()
     return ExitCode.OK

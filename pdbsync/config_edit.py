@@ -152,9 +152,12 @@ pdb_dir = {pdb_dir}
 
 _INIT_DEFAULTS = """
 # Options for every target. A target's preset and its [sync.custom.NAME.options]
-# override these; command-line flags override everything.
+# override these; command-line flags override everything. Nothing here slows a
+# nightly re-sync of the archive's ~250,000 small files: partial = true (resume a
+# cut-off file) and checksum = true (read every byte at every run) each cost rsync
+# far more than a plain run does, so they are set only where they pay off (emdb
+# below). The cost of each: docs/benchmarks.md.
 [sync.defaults]
-partial = true
 timeout = 600          # seconds without data before rsync gives up
 contimeout = 60        # seconds to wait for the rsync daemon to answer
 retry = 2              # extra attempts after a transient failure
@@ -202,12 +205,17 @@ def starter_config(pdb_dir: str, minimal: bool = False) -> str:
             block.append(f"mirror = {_toml_string(mirror)}  # this target only")
         block += [f"{key} = {_toml_string(source)}", f"dest = {_toml_string(dest)}"]
         if not minimal and name == "mmcif":
-            block.append('preset = "safe"       # safe | fast | minimal | conservative')
+            block += [
+                '# preset = "safe"     # safe | fast | minimal | conservative: all but minimal',
+                "#                     # slow a re-sync of these ~250,000 files (see the",
+                "#                     # cost of each in docs/configuration.md, Presets)",
+            ]
         if not minimal and name == "emdb":
             block += [
                 "",
                 f"[sync.custom.{name}.options]",
                 'exclude = ["*.map.gz"]  # headers and images only; drop this to get the maps',
+                "partial = true          # big maps: a cut-off one resumes at the next run",
             ]
         parts.append("\n".join(block) + "\n")
     return "".join(parts)

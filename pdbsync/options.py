@@ -3,10 +3,12 @@
 Every tunable rsync behaviour is one row of :data:`OPTIONS` (config key → CLI flag →
 rsync flag). A target's options are merged from six layers, highest first: the command
 line, ``[sync.custom.NAME.options]``, the target's ``preset``, ``[sync.defaults]``,
-legacy ``rsync_<option>`` keys on the target, and the built-in defaults (all off but
-``partial``, into ``.rsync-partial``: an interrupted transfer resumes next time). The
-result, :class:`RsyncOptions`, is frozen and remembers which layer each value came from,
-so ``config show`` and ``sync --dry-run -v`` can say why a flag is there.
+legacy ``rsync_<option>`` keys on the target, and the built-in defaults (all off: rsync's
+own default already keeps a cut-off file out of its final name, and ``partial``'s
+``--partial-dir`` makes rsync look for a partial file beside every file it examines, a
+cost every re-sync pays for a resume that only big files need). The result,
+:class:`RsyncOptions`, is frozen and remembers which layer each value came from, so
+``config show`` and ``sync --dry-run -v`` can say why a flag is there.
 
 Values are checked where they enter (one layer at a time: sizes, timeouts, patterns that
 could smuggle in options, missing ``*_from`` files) and again after the merge for
@@ -41,7 +43,8 @@ LAYERS = (LAYER_CLI, LAYER_TARGET, LAYER_PRESET, LAYER_DEFAULTS, LAYER_LEGACY, L
 LEGACY_PREFIX = "rsync_"
 
 #: Where interrupted transfers keep their partial files (inside each destination
-#: directory) unless ``partial_dir`` says otherwise: never a half-written file in place.
+#: directory) when ``partial`` is on and ``partial_dir`` says nothing else: never a
+#: half-written file in place.
 DEFAULT_PARTIAL_DIR = ".rsync-partial"
 #: The longest wait between attempts (``retry_delay``, ``--retry-delay``): one day. A
 #: larger value is a typo, and inf/nan would make a run hang or crash.
@@ -122,7 +125,7 @@ class RsyncOptions:
     checksum: bool = False
     size_only: bool = False
     ignore_times: bool = False
-    partial: bool = True  # resuming is the default; --no-partial / partial = false turns it off
+    partial: bool = False  # on in the presets, the big-file profiles, or where partial_dir is set
     backup: bool = False
     verbose: bool = False
     quiet: bool = False
@@ -410,6 +413,12 @@ def merge(layers: list[Layer]) -> RsyncOptions:
             values[key] = value
             sources[key] = layer.name if not layer.label else f"{layer.name} {layer.label}"
             where[key] = layer.where.get(key, layer.name)
+    if "partial_dir" in values and "partial" not in values:
+        # A partial_dir asks for partial files; configs written when partial was on by
+        # default keep their meaning.
+        values["partial"] = True
+        sources["partial"] = sources["partial_dir"]
+        where["partial"] = f"implied by {where['partial_dir']}"
     return RsyncOptions(**values, sources=sources, where=where)
 
 
@@ -420,7 +429,11 @@ def conflicts(options: RsyncOptions) -> list[Problem]:
     def at(key: str) -> str:
         return options.where.get(key, key)
 
-    if not options.partial and _rank(options, "partial_dir") <= _rank(options, "partial"):
+    if (
+        not options.partial
+        and options.source("partial_dir") != LAYER_BUILTIN
+        and _rank(options, "partial_dir") <= _rank(options, "partial")
+    ):
         # A partial_dir set where partial is off (or above it) is a mistake; one from a
         # lower layer (the built-in default, [sync.defaults] under a target's or the
         # command line's partial = false) is simply not used.
@@ -540,8 +553,9 @@ def build_flags(options: RsyncOptions) -> list[str]:
     """The rsync flags for ``options``: ``-a``, the booleans, the values, then filters.
 
     Includes come before excludes because rsync uses the first rule that matches.
-    ``partial`` (on by default) becomes ``--partial-dir=DIR`` alone; off, rsync gets
-    neither flag, so a failed transfer leaves no partial file behind.
+    ``partial`` becomes ``--partial-dir=DIR`` alone (never bare ``--partial``, which
+    would leave a cut-off file under its final name); off (the default), rsync gets
+    neither flag and deletes a cut-off file, so a failed transfer leaves none behind.
     """
     flags = list(BASE_FLAGS)
     for spec in OPTIONS:

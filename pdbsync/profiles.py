@@ -29,6 +29,11 @@ class Profile:
     A part of the wwPDB archive is a ``path`` inside the mirror's data tree, with no
     mirror named: it follows ``[sync] mirror`` (default rcsb), so switching every such
     target to another mirror is one line. Other data (EMDB, SIFTS) has its own ``source``.
+
+    Only trees of big files get a preset with ``partial`` (an interrupted map resumes);
+    trees of small files keep the fast defaults, since ``--partial-dir`` and
+    ``checksum`` tax every nightly re-sync of them (docs/benchmarks.md). ``options``
+    are written as ``[sync.custom.NAME.options]``.
     """
 
     name: str
@@ -37,6 +42,7 @@ class Profile:
     preset: str | None = None
     path: str | None = None
     source: str | None = None
+    options: tuple[tuple[str, object], ...] = ()
 
     @property
     def url(self) -> str:
@@ -54,14 +60,12 @@ PROFILES: dict[str, Profile] = {
             "structures",
             "Divided mmCIF structures (wwPDB archive)",
             "structures/divided/mmCIF",
-            "safe",
             path="structures/divided/mmCIF/",
         ),
         Profile(
             "assemblies",
             "Biological assemblies, mmCIF (wwPDB archive)",
             "assemblies/mmCIF/divided",
-            "safe",
             path="assemblies/mmCIF/divided/",
         ),
         Profile(
@@ -75,15 +79,14 @@ PROFILES: dict[str, Profile] = {
             "sifts",
             "SIFTS residue-level mappings (PDBe)",
             "sifts",
-            "safe",
             source="rsync.ebi.ac.uk::pub/databases/msd/sifts/",
         ),
         Profile(
             "all-structures",
             "Every structure format, divided and all (wwPDB archive; very large)",
             "structures",
-            "fast",
             path="structures/",
+            options=(("delete", True),),
         ),
     )
 }
@@ -130,6 +133,8 @@ def _with_profile(path: Path, text: str, profile: Profile) -> str:
     table["dest"] = profile.dest
     if profile.preset:
         table["preset"] = profile.preset
+    if profile.options:
+        table["options"] = dict(profile.options)
     custom[profile.name] = table
     result = tomlkit.dumps(document)
     return result if result.endswith("\n") else result + "\n"

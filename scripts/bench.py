@@ -1,6 +1,7 @@
 """Benchmark pdb-sync against plain rsync and GNU parallel, side by side in one run.
 
     python scripts/bench.py [--entries 13000] [--parallel 2] [--repeat 3] [--workdir bench-run]
+    python scripts/bench.py --pdb-scale-only --repeat 5     # issue 25's rows only
 
 Everything talks to local rsync daemons on 127.0.0.1 (scripts/local_mirror.py) serving
 a generated mini-PDB (scripts/mini_pdb.py): for the parallel comparison one that limits
@@ -27,7 +28,12 @@ Printed ratios, with the targets they are held to:
   each with two runs of scripts/pool_floor.py beside it: the design's shape (pool,
   queue, JSON events) running the same rsyncs and nothing else, plain and after importing
   the pdbsync modules a sync imports (the floor under pdb-sync, and what its code's
-  import adds to it).
+  import adds to it);
+- PDB scale (issue 25; ``--pdb-entries``, ``--pdb-scale-only``): a 250,000-file divided
+  mmCIF tree on tmpfs, fresh copy and up-to-date re-sync vs ``rsync -a`` (target: within
+  x1.05), verbose json vs ``rsync -a -v --itemize-changes`` (within x1.10), each also vs
+  rsync with pdb-sync's exact flags; the re-sync cost of each preset and of the old
+  ``--partial-dir`` default; peak RSS of pdb-sync's own processes (under 150 MB).
 """
 
 from __future__ import annotations
@@ -42,12 +48,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_mirror import LocalMirror
-from mini_pdb import generate
+from mini_pdb import generate, generate_divided
 
 TARGETS = {
     "mmcif": "structures/divided/mmCIF/",
@@ -55,10 +62,12 @@ TARGETS = {
     "assemblies": "assemblies/mmCIF/divided/",
     "sifts": "sifts/",
 }
-#: What pdb-sync gives rsync by default, so both sides of a comparison run the same rsync
-#: (--partial-dir alone costs rsync ~5 % on small files: an extra lookup per file).
+#: What pdb-sync gives rsync by default, so both sides of a comparison run the same rsync.
 #: Checked against pdbsync.prepare() at start, so the two cannot drift apart.
-RSYNC_FLAGS = ["-a", "--partial-dir=.rsync-partial", "--info=progress2", "--stats"]
+RSYNC_FLAGS = ["-a", "--info=progress2", "--stats"]
+#: What it gave rsync before issue 25 (partial on by default): rsync then looks for a
+#: partial file beside every file it examines.
+OLD_DEFAULT_FLAGS = ["-a", "--partial-dir=.rsync-partial", "--info=progress2", "--stats"]
 
 
 def pdb_sync_exe() -> str:
@@ -105,11 +114,11 @@ def write_config(
     return path
 
 
-def pdb_sync_argv(config: Path) -> list[str]:
+def pdb_sync_argv(config: Path, **overrides: object) -> list[str]:
     """The rsync command pdb-sync runs for the first target of ``config``."""
     import pdbsync
 
-    return list(pdbsync.prepare(config)[0].argv)
+    return list(pdbsync.prepare(config, overrides=overrides)[0].argv)
 
 
 def flags_of(argv: list[str]) -> list[str]:
@@ -118,7 +127,9 @@ def flags_of(argv: list[str]) -> list[str]:
 
 
 def run(argv: list[str]) -> None:
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if done.returncode != 0:
+        sys.exit(f"bench: {argv} failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
 
 
 @dataclass(frozen=True)
@@ -284,6 +295,180 @@ def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> N
     shutil.rmtree(copy, ignore_errors=True)
 
 
+def own_rss(root_pid: int) -> tuple[int, int]:
+    """Resident bytes of ``root_pid`` and its descendants that are not rsync: the sum of
+    their RSS now, and the sum of their peaks so far (VmHWM)."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            names[int(entry.name)] = (entry / "comm").read_text().strip()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    pending, rss, peak = [root_pid], 0, 0
+    while pending:
+        pid = pending.pop()
+        pending += children.get(pid, [])
+        if names.get(pid, "rsync") == "rsync":
+            continue
+        try:
+            status = (Path("/proc") / str(pid) / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss += int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                peak += int(line.split()[1]) * 1024
+    return rss, peak
+
+
+def peak_rss(argv: list[str], before: Callable[[], object]) -> tuple[int, int]:
+    """Run ``argv`` on its own (polling /proc costs CPU a timed run would lose) and return
+    the highest sum of its own processes' RSS seen, and the highest sum of their peaks."""
+    before()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    most, most_peaks = 0, 0
+    while process.poll() is None:
+        rss, peaks = own_rss(process.pid)
+        most, most_peaks = max(most, rss), max(most_peaks, peaks)
+        time.sleep(0.01)
+    if process.returncode != 0:
+        sys.exit(f"bench: {argv} failed ({process.returncode})")
+    return most, most_peaks
+
+
+def pdb_scale_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> None:
+    """Issue 25's rows at the scale of the real archive: a divided-mmCIF tree of
+    ``--pdb-entries`` files in 1,296 hash directories on tmpfs (generated once, kept in
+    /dev/shm between runs), served by an unlimited local daemon. Fresh copy, re-sync of
+    an up-to-date copy and a verbose json fresh copy, each against plain rsync (what a
+    user would run instead) and against rsync with pdb-sync's exact flags; the re-sync
+    also with the flags of each preset and of pdb-sync's old default. Every variant meets
+    the same tmpfs state: one copy at a time (a fresh copy first removes the last one;
+    the re-syncs share one up-to-date copy)."""
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else work
+    archive = shm / f"pdb-sync-bench-pdb-{args.pdb_entries}"
+    marker = archive / ".complete"
+    if not marker.exists():
+        shutil.rmtree(archive, ignore_errors=True)
+        count = generate_divided(archive, args.pdb_entries, atoms=args.atoms)
+        marker.touch()
+        print(f"bench: generated {count:,} files in {archive} (kept for the next run)")
+    pdb_dir = out / "pdb-scale"
+    copy = pdb_dir / "mmcif"
+    with LocalMirror(archive, work / "mirror-pdb") as mirror:
+        url = mirror.url("ftp_data", "structures/divided/mmCIF/")
+        default = work / "pdb-default.toml"
+        default.write_text(
+            f'[paths]\npdb_dir = "{pdb_dir}"\n[sync.custom.mmcif]\nurl = "{url}"\ndest = "mmcif"\n'
+        )
+        starter = work / "pdb-starter.toml"
+        starter.write_text(starter_text(pdb_dir, url))
+        presets = {}
+        for preset in ("safe", "fast", "conservative"):
+            config = work / f"pdb-{preset}.toml"
+            config.write_text(default.read_text() + f'preset = "{preset}"\n')
+            presets[preset] = pdb_sync_argv(config)
+        default_argv, starter_argv = pdb_sync_argv(default), pdb_sync_argv(starter)
+        if flags_of(default_argv) != RSYNC_FLAGS:
+            sys.exit(f"bench: pdb-sync now runs rsync {default_argv}; update RSYNC_FLAGS")
+        plain = ["rsync", "-a", url, f"{copy}/"]
+        ours = [exe, "--config", str(default), "sync", "mmcif"]
+        ours_starter = [exe, "--config", str(starter), "sync", "mmcif"]
+
+        def into_empty_copy(argv: list[str]) -> Callable[[], None]:
+            def go() -> None:
+                fresh(copy)
+                run(argv)
+
+            return go
+
+        files = f"{args.pdb_entries:,} files"
+        medians = measure(
+            {
+                "rsync -a": into_empty_copy(plain),
+                "rsync, pdb-sync's flags": into_empty_copy(default_argv),
+                "pdb-sync sync (no options set)": into_empty_copy(ours),
+                "pdb-sync sync (config init starter)": into_empty_copy(ours_starter),
+            },
+            args.repeat,
+        )
+        report(f"PDB scale: fresh copy, {files}", medians, "rsync -a", "within x1.05")
+
+        fresh(copy)
+        run(plain)  # the up-to-date mirror every re-sync below starts from
+        old_default = [*default_argv[:1], *OLD_DEFAULT_FLAGS, *default_argv[-3:]]
+        medians = measure(
+            {
+                "rsync -a": lambda: run(plain),
+                "rsync, pdb-sync's flags": lambda: run(default_argv),
+                "rsync, the starter's flags": lambda: run(starter_argv),
+                "pdb-sync sync (no options set)": lambda: run(ours),
+                "pdb-sync sync --format json": lambda: run([*ours, "--format", "json"]),
+                "pdb-sync sync (config init starter)": lambda: run(ours_starter),
+                "rsync, old default (--partial-dir)": lambda: run(old_default),
+                **{f"rsync, preset {name}": partial(run, argv) for name, argv in presets.items()},
+            },
+            args.repeat,
+        )
+        report(f"PDB scale: re-sync, up to date, {files}", medians, "rsync -a", "within x1.05")
+
+        verbose = ["-v", "--itemize-changes"]
+        ours_verbose = [*ours, "--rsync-verbose", "--itemize-changes", "--format", "json"]
+        medians = measure(
+            {
+                "rsync -a -v --itemize-changes": into_empty_copy(
+                    ["rsync", "-a", *verbose, url, f"{copy}/"]
+                ),
+                "rsync, pdb-sync's flags": into_empty_copy(
+                    pdb_sync_argv(default, verbose=True, itemize_changes=True)
+                ),
+                "pdb-sync json -v --itemize-changes": into_empty_copy(ours_verbose),
+            },
+            args.repeat,
+        )
+        report(
+            f"PDB scale: verbose json fresh copy, {files} (one event a file) > null",
+            medians,
+            "rsync -a -v --itemize-changes",
+            "within x1.10",
+        )
+
+        print("\nPDB scale: peak RSS of pdb-sync's own processes (rsync excluded)")
+        for label, argv, before in (
+            ("fresh copy", ours, lambda: fresh(copy)),
+            ("re-sync", ours, lambda: None),
+            ("verbose json fresh copy", ours_verbose, lambda: fresh(copy)),
+        ):
+            rss, peaks = peak_rss(argv, before)
+            print(
+                f"  {label:<34} {rss / 2**20:6.1f} MB   (sum of each process's peak: "
+                f"{peaks / 2**20:.1f} MB)"
+            )
+        print("  target: under 150 MB")
+    shutil.rmtree(pdb_dir, ignore_errors=True)
+    print(f"bench: {archive} stays for the next run; remove it when done")
+
+
+def starter_text(pdb_dir: Path, url: str) -> str:
+    """What ``config init`` writes, its mmcif target pointed at ``url``."""
+    import tomlkit
+
+    from pdbsync.config_edit import starter_config
+
+    document = tomlkit.parse(starter_config(str(pdb_dir)))
+    mmcif = document["sync"]["custom"]["mmcif"]
+    del mmcif["path"]
+    mmcif["url"] = url
+    mmcif["dest"] = "mmcif"  # the copy every variant of a row shares
+    return tomlkit.dumps(document)
+
+
 def validate_rows(exe: str, work: Path) -> None:
     """``config validate`` of big configs (issue 8: 20,000 targets did not finish in 11
     minutes when the dest overlap check was pairwise), each with an empty state
@@ -360,8 +545,19 @@ def main() -> int:
         action="store_true",
         help="only the verbose comparison and the start-up time",
     )
+    parser.add_argument(
+        "--pdb-entries",
+        type=int,
+        default=250_000,
+        help="files of the PDB-scale tree (kept in /dev/shm between runs; 0: no PDB-scale rows)",
+    )
+    parser.add_argument(
+        "--pdb-scale-only",
+        action="store_true",
+        help="only the PDB-scale rows (fresh copy, re-sync, verbose json, peak RSS)",
+    )
     args = parser.parse_args()
-    if shutil.which("parallel") is None:
+    if shutil.which("parallel") is None and not args.pdb_scale_only:
         sys.exit("bench: GNU parallel is missing; PDB_SYNC_BENCH=1 bash scripts/bootstrap.sh")
     exe = pdb_sync_exe()
     work = args.workdir.resolve()
@@ -369,13 +565,16 @@ def main() -> int:
     os.environ["PDB_SYNC_STATE_DIR"] = str(work / "state")
     archive = work / "archive"
     marker = archive / f".entries-{args.entries}-atoms-{args.atoms}"
-    if not marker.exists():
+    if not marker.exists() and not args.pdb_scale_only:
         shutil.rmtree(archive, ignore_errors=True)
         files = generate(archive, entries=args.entries, atoms=args.atoms)
         marker.touch()
         print(f"bench: generated {len(files):,} files")
     shm = Path("/dev/shm")
     out = args.out or (shm / "pdb-sync-bench" if shm.is_dir() else work / "out")
+    if args.pdb_scale_only:
+        pdb_scale_rows(args, exe, work, out)
+        return 0
     wan = LocalMirror(archive, work / "mirror-wan", daemon_args=(f"--bwlimit={args.bwlimit}",))
     with wan, LocalMirror(archive, work / "mirror") as mirror:
         config = write_config(work / "parallel.toml", wan, out)
@@ -450,14 +649,14 @@ def main() -> int:
         ).stdout.count(b"\n")
 
         verbose_argv = pdb_sync_argv(verbose_config)  # the very rsync pdb-sync runs
-        plain_argv = [
-            "rsync", "-a", "-v", "--itemize-changes", "--info=progress2", "--stats", *limit,
-            whole, f"{out / 'everything'}/",
+        old_default_argv = [
+            "rsync", "-a", "-v", "--itemize-changes", "--partial-dir=.rsync-partial",
+            "--info=progress2", "--stats", *limit, whole, f"{out / 'everything'}/",
         ]  # fmt: skip
 
-        def plain_verbose() -> None:
+        def old_default_verbose() -> None:
             fresh(out)
-            run(plain_argv)
+            run(old_default_argv)
 
         def raw_verbose() -> None:
             fresh(out)
@@ -487,7 +686,7 @@ def main() -> int:
         medians = measure(
             {
                 "rsync -v --itemize-changes > null": raw_verbose,
-                "  same, without --partial-dir": plain_verbose,
+                "  same, with the old --partial-dir": old_default_verbose,
                 "rsync ... | cat > null": piped_verbose,
                 "pdb-sync text > null": pdb_sync_verbose("text"),
                 "pdb-sync json > null": pdb_sync_verbose("json"),
@@ -503,6 +702,8 @@ def main() -> int:
         )
 
     shutil.rmtree(out, ignore_errors=True)
+    if args.pdb_entries:
+        pdb_scale_rows(args, exe, work, out)
     validate_rows(exe, work)
     version = [timed(lambda: run([exe, "--version"])) for _ in range(10)]
     print(

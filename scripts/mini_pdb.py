@@ -68,6 +68,24 @@ def generate(root: Path, entries: int = 60, seed: int = 1, atoms: int = 40) -> l
     return sorted(written)
 
 
+def generate_divided(root: Path, entries: int, seed: int = 1, atoms: int = 20) -> int:
+    """Only ``structures/divided/mmCIF/{ab}/{id}.cif.gz`` under ``root``, for trees at
+    the scale of the real archive (250,000 entries in its 1,296 hash directories): one
+    file per entry, written without keeping a list. Returns how many files it wrote."""
+    rng = random.Random(seed)
+    base = Path(root) / "structures" / "divided" / "mmCIF"
+    made: set[str] = set()
+    count = 0
+    for entry in entry_ids(entries, seed):
+        ab = entry[1:3]
+        if ab not in made:
+            (base / ab).mkdir(parents=True, exist_ok=True)
+            made.add(ab)
+        (base / ab / f"{entry}.cif.gz").write_bytes(_gz(_mmcif(entry, rng, atoms)))
+        count += 1
+    return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)

@@ -11,6 +11,7 @@ import pytest
 from conftest import run_cli
 
 from pdbsync.config import load_config, target_options
+from pdbsync.jobs import plan_jobs
 from pdbsync.options import PRESETS
 
 URL = "rsync://127.0.0.1:873/ftp_data/sifts/"
@@ -70,6 +71,26 @@ def test_init_writes_a_valid_commented_config_with_real_wwpdb_targets(tmp_path):
         config.targets["mmcif"].mirror == "rcsb" and config.targets["assemblies"].mirror == "pdbj"
     )
     assert _cli(path, "validate").code == 0
+
+
+def _rsync_flags(path, pdb_dir):
+    """Each target's rsync options, as the sync would run them (no network needed)."""
+    config = load_config(path)
+    jobs = plan_jobs(config, list(config.targets), pdb_dir)
+    return {job.name: list(job.argv[1 : job.argv.index("--")]) for job in jobs}
+
+
+def test_init_starter_runs_plain_rsync_on_small_files_and_resumes_big_ones(tmp_path):
+    # issue 25: the starter's partial = true and preset "safe" (checksum) made every
+    # nightly re-sync of the archive's 250,000 files cost rsync 1.8x or more
+    path = tmp_path / "config.toml"
+    assert _cli(path, "init", "--pdb-dir", str(tmp_path / "pdb")).code == 0
+    flags = _rsync_flags(path, tmp_path / "pdb")
+    for name in ("mmcif", "assemblies", "sifts"):
+        assert flags[name] == ["-a", "--timeout=600", "--contimeout=60", "--info=progress2",
+                               "--stats"], name  # fmt: skip
+    assert "--partial-dir=.rsync-partial" in flags["emdb"]
+    assert "-c" not in flags["emdb"] and "--partial" not in flags["emdb"]
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path):

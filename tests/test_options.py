@@ -79,14 +79,51 @@ def test_a_layer_alone_decides_and_is_named(layer, tmp_path):
     assert options.source("compress").split()[0] == layer
 
 
-def test_nothing_set_means_built_in_defaults_all_off_but_resuming(tmp_path):
+def test_nothing_set_means_built_in_defaults_all_off_and_plain_rsync(tmp_path):
+    # --partial-dir makes rsync look for a partial file beside every file of a re-sync
+    # (issue 25): a target with no options set runs rsync as plain as `rsync -a`.
     options = resolve("t", {}, {}, tmp_path)
     assert options == RsyncOptions()
     assert all(options.source(key) == "built-in" for key in SPECS)
     on = {key for key, value in options.values().items() if value not in (False, None, [], 0)}
-    assert on == {"partial", "partial_dir"}
-    assert options.partial_dir == ".rsync-partial"
-    assert build_flags(options) == ["-a", "--partial-dir=.rsync-partial"]
+    assert on == {"partial_dir"}  # where partial files would go, once partial is on
+    assert options.partial is False and options.partial_dir == ".rsync-partial"
+    assert build_flags(options) == ["-a"]
+
+
+def test_partial_on_anywhere_gives_the_default_partial_dir_never_bare_partial(tmp_path):
+    # bare --partial would leave a cut-off file under its final name
+    for settings, defaults in (
+        ({"options": {"partial": True}}, {}),
+        ({}, {"partial": True}),
+        ({"rsync_partial": True}, {}),
+        ({"preset": "safe"}, {}),
+        ({"preset": "fast"}, {}),
+        ({"preset": "conservative"}, {}),
+    ):
+        options = resolve("t", settings, defaults, tmp_path)
+        flags = build_flags(options)
+        assert "--partial-dir=.rsync-partial" in flags, (settings, defaults)
+        assert "--partial" not in flags
+    assert "--partial-dir" not in " ".join(
+        build_flags(resolve("t", {"preset": "minimal"}, {}, tmp_path))
+    )
+
+
+def test_a_partial_dir_set_alone_still_turns_partial_on(tmp_path):
+    # configs written when partial was on by default keep their meaning
+    for settings, defaults, where in (
+        ({"options": {"partial_dir": ".p"}}, {}, "sync.custom.t.options.partial_dir"),
+        ({}, {"partial_dir": ".p"}, "sync.defaults.partial_dir"),
+        ({"rsync_partial_dir": ".p"}, {}, "sync.custom.t.rsync_partial_dir"),
+    ):
+        options = resolve("t", settings, defaults, tmp_path)
+        assert options.partial is True
+        assert build_flags(options) == ["-a", "--partial-dir=.p"]
+        assert options.where["partial"] == f"implied by {where}"
+    from_cli = resolve("t", {}, {}, tmp_path, cli_layer({"partial_dir": ".q"}, tmp_path))
+    assert build_flags(from_cli) == ["-a", "--partial-dir=.q"]
+    assert from_cli.source("partial") == "cli"
 
 
 def test_a_higher_layer_turning_partial_off_leaves_a_lower_partial_dir_unused(tmp_path):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
+import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_valid_events, run_cli, write_config
+import tomlkit
+from conftest import LiveRun, assert_valid_events, run_cli, write_config
 from local_mirror import LocalMirror
 
 
@@ -122,7 +126,7 @@ def _started_argv(result) -> list[str]:
     return started["argv"]
 
 
-def test_partial_is_on_by_default_and_no_partial_passes_no_partial_flag(own_mirror, tmp_path):
+def test_partial_is_off_by_default_and_partial_passes_the_partial_dir(own_mirror, tmp_path):
     root, mirror = own_mirror
     config = write_config(
         tmp_path / "c.toml",
@@ -130,10 +134,12 @@ def test_partial_is_on_by_default_and_no_partial_passes_no_partial_flag(own_mirr
         {"d": {"url": mirror.url("ftp_data", ""), "dest": "d"}},
     )
     shown = run_cli("--config", str(config), "config", "show", "d")
-    assert "partial         = true          (built-in)" in shown.text
+    assert "partial         = false         (built-in)" in shown.text
     assert "partial_dir     = .rsync-partial  (built-in)" in shown.text
     default = _sync(config, "d", "--format", "json")
-    assert [a for a in _started_argv(default) if a.startswith("--partial")] == [
+    assert [a for a in _started_argv(default) if a.startswith("--partial")] == []
+    on = _sync(config, "d", "--partial", "--format", "json")
+    assert [a for a in _started_argv(on) if a.startswith("--partial")] == [
         "--partial-dir=.rsync-partial"
     ]
     (root / "data" / "entry.cif").write_text("version 2, longer\n")
@@ -182,3 +188,108 @@ def test_dry_run_json_events_are_valid_and_carry_argv_and_options(four_targets, 
     assert events[0]["message"] == shlex.join(events[0]["argv"])
     assert events[0]["options"]["delete"] is True and events[0]["sources"]["delete"] == "cli"
     assert not (tmp_path / "pdb").exists()
+
+
+# -- partial files: a cut-off big file resumes; a default target keeps no partial -------
+
+MAP_SIZE = 6 * 1024 * 1024
+
+
+@pytest.fixture
+def map_mirror(tmp_path: Path):
+    """An EMDB-like tree with one big map (random bytes: nothing to compress or match)."""
+    root = tmp_path / "source"
+    (root / "EMD-1001" / "map").mkdir(parents=True)
+    (root / "EMD-1001" / "map" / "emd_1001.map").write_bytes(os.urandom(MAP_SIZE))
+    mirror = LocalMirror(root, tmp_path / "daemon").start()
+    yield root, mirror
+    mirror.stop()
+
+
+def _emdb_config(tmp_path: Path, url: str, made_by: str) -> Path:
+    """The emdb target as a user gets it: from ``config init`` (maps wanted: its exclude
+    dropped, as its comment says) or from ``--profile-add emdb``, pointed at ``url``."""
+    path = tmp_path / "config.toml"
+    if made_by == "config init":
+        assert (
+            run_cli(
+                "--config", str(path), "config", "init", "--pdb-dir", str(tmp_path / "pdb")
+            ).code
+            == 0
+        )
+    else:
+        path.write_text(f'[paths]\npdb_dir = "{tmp_path / "pdb"}"\n')
+        assert run_cli("--config", str(path), "sync", "--profile-add", "emdb").code == 0
+    document = tomlkit.parse(path.read_text())
+    emdb = document["sync"]["custom"]["emdb"]
+    emdb["url"] = url
+    if "options" in emdb:
+        del emdb["options"]["exclude"]
+    path.write_text(tomlkit.dumps(document))
+    return path
+
+
+def _cut_off(config: Path, dest_dir: Path) -> tuple[int, str]:
+    """Start syncing ``emdb`` slowly, SIGTERM pdb-sync once rsync has written 1 MiB of the
+    map, and return its exit code and stderr."""
+    run = LiveRun("--config", str(config), "sync", "emdb", "--bwlimit", "1000", "--format", "json")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # poll the temp file rsync writes beside the map
+        written = [p.stat().st_size for p in dest_dir.glob(".emd_1001.map.*") if p.is_file()]
+        if written and max(written) >= 1024 * 1024:
+            break
+        assert run.proc.poll() is None, run.finish()
+        time.sleep(0.02)
+    else:
+        raise AssertionError("rsync wrote no 1 MiB of the map within 60 s")
+    run.proc.send_signal(signal.SIGTERM)
+    code, _, stderr = run.finish()
+    return code, stderr
+
+
+def _summary(result) -> dict:
+    (finished,) = [e for e in result.events if e["type"] == "run_finished"]
+    (target,) = finished["summary"]["results"]
+    return target
+
+
+@pytest.mark.parametrize("made_by", ["config init", "profile"])
+def test_a_big_file_target_resumes_a_cut_off_map_at_the_next_run(map_mirror, tmp_path, made_by):
+    root, mirror = map_mirror
+    config = _emdb_config(tmp_path, mirror.url("ftp_data", ""), made_by)
+    dest_dir = tmp_path / "pdb" / "emdb" / "EMD-1001" / "map"
+    code, stderr = _cut_off(config, dest_dir)
+    assert code == 143, stderr
+    assert not (dest_dir / "emd_1001.map").exists()  # never a cut-off file in place
+    kept = dest_dir / ".rsync-partial" / "emd_1001.map"
+    source = (root / "EMD-1001" / "map" / "emd_1001.map").read_bytes()
+    assert 1024 * 1024 <= kept.stat().st_size < MAP_SIZE
+    assert source.startswith(kept.read_bytes())
+    kept_size = kept.stat().st_size
+
+    again = _sync(config, "emdb", "--format", "json")
+    stats = _summary(again)["stats"]
+    assert (dest_dir / "emd_1001.map").read_bytes() == source
+    # rsync used the kept part: only the rest came over the wire
+    assert stats["matched_data"] >= kept_size - 64 * 1024
+    assert stats["literal_data"] <= MAP_SIZE - kept_size + 64 * 1024
+    assert not (dest_dir / ".rsync-partial").exists()
+
+
+def test_a_default_target_cut_off_keeps_nothing_and_no_file_in_place(map_mirror, tmp_path):
+    root, mirror = map_mirror
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"emdb": {"url": mirror.url("ftp_data", ""), "dest": "emdb"}},
+    )
+    dest_dir = tmp_path / "pdb" / "emdb" / "EMD-1001" / "map"
+    code, stderr = _cut_off(config, dest_dir)
+    assert code == 143, stderr
+    # rsync's own default: the cut-off temp file is deleted, none kept, none in place
+    assert sorted(p.name for p in dest_dir.iterdir()) == []
+    again = _sync(config, "emdb", "--format", "json")
+    assert _summary(again)["stats"]["literal_data"] == MAP_SIZE  # from scratch
+    assert (dest_dir / "emd_1001.map").read_bytes() == (
+        root / "EMD-1001/map/emd_1001.map"
+    ).read_bytes()

@@ -13,6 +13,7 @@ import pytest
 from conftest import run_cli
 
 from pdbsync.config import load_config
+from pdbsync.jobs import plan_jobs
 from pdbsync.profiles import PROFILES
 
 HAND_WRITTEN = """\
@@ -31,6 +32,8 @@ def test_profile_list_names_every_profile_with_url_and_dest(tmp_path):
     assert result.code == 0
     for profile in PROFILES.values():
         assert f"url:    {profile.url}" in result.text
+    assert "preset: None" not in result.text and "preset: -" in result.text
+    assert "option: delete = true" in result.text  # all-structures
     rows = orjson.loads(
         run_cli(
             "sync", "--profile-list", "--format", "json", environ={"HOME": str(tmp_path)}
@@ -58,6 +61,21 @@ def test_profile_add_keeps_comments_and_gives_a_valid_target(tmp_path):
     again = run_cli("--config", str(path), "sync", "--profile-add", "structures")
     assert again.code == 2 and "sync.custom.structures already exists" in again.stderr
     assert path.read_text() == text
+
+
+def test_only_big_file_profiles_keep_partial_files_and_none_checksums(tmp_path):
+    # issue 25: --partial-dir and checksum tax every re-sync of a small-file tree
+    path = tmp_path / "config.toml"
+    for name in PROFILES:
+        if name != "structures":  # all-structures holds its tree
+            assert run_cli("--config", str(path), "sync", "--profile-add", name).code == 0
+    config = load_config(path)
+    jobs = {job.name: job.argv for job in plan_jobs(config, list(config.targets), tmp_path)}
+    assert "--partial-dir=.rsync-partial" in jobs.pop("emdb")
+    assert "--delete" in jobs["all-structures"]
+    for name, argv in jobs.items():
+        assert not any(a.startswith("--partial") for a in argv), name
+        assert "-c" not in argv and "--checksum" not in argv, name
 
 
 def test_profile_add_creates_a_missing_config(tmp_path):

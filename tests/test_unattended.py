@@ -442,10 +442,11 @@ def test_worker_decodes_invalid_utf8_lines_with_replacement():
     assert batch[0]["line"] == "caf\ufffd \ufffd"
 
 
-def test_rsync_runs_with_a_partial_dir(four_targets):
-    result = run_cli("--config", str(four_targets), "sync", "emdb", "--format", "json")
-    started = next(e for e in result.events if e["type"] == "sync_started")
-    assert "--partial-dir=.rsync-partial" in started["argv"]
+def test_rsync_runs_with_a_partial_dir_only_when_partial_is_on(four_targets):
+    for flags, expected in (([], False), (["--partial"], True)):
+        result = run_cli("--config", str(four_targets), "sync", "emdb", *flags, "--format", "json")
+        started = next(e for e in result.events if e["type"] == "sync_started")
+        assert ("--partial-dir=.rsync-partial" in started["argv"]) is expected
 
 
 def test_python_dash_m_entry_point_reports_version():
