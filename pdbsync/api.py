@@ -103,6 +103,38 @@ def _resolve_jobs(
     return plan_jobs(loaded, names, root, rsync=rsync_path, cli_options=layer, plan=plan)
 
 
+def _checked_jobs(
+    config: ConfigLike,
+    targets: TargetsLike,
+    overrides: Mapping[str, Any] | None,
+    pdb_dir: str | os.PathLike[str] | None,
+    plan: bool,
+    environ: Mapping[str, str],
+    allow_vulnerable_rsync: bool,
+    on_event: EventSink | None,
+    summary: str | os.PathLike[str] | None,
+) -> tuple[Config, list[Job]]:
+    """What :func:`sync` and :func:`plan` both do before they run: read the config once,
+    select the targets, run the preflight (:func:`_preflight`) and resolve the jobs, the
+    summary file checked by the write rules like the jobs' own paths."""
+    loaded = load_config(config, environ=environ)
+    names = _select(loaded, _target_names(targets))
+    checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
+    if not names:
+        return loaded, []
+    jobs = _resolve_jobs(
+        checked.config,
+        names,
+        overrides,
+        pdb_dir,
+        plan,
+        environ,
+        checked.rsync.path,
+        {"summary": summary},
+    )
+    return loaded, jobs
+
+
 def _target_names(targets: TargetsLike) -> list[str] | None:
     """``targets`` as a list (None: every target). A str is one target's name: iterating
     it would run its characters as targets."""
@@ -224,22 +256,16 @@ def sync(
         raise UsageError(
             f"lock_timeout must be a number of seconds, 0 or more, got {lock_timeout!r}"
         )
-    loaded = load_config(config, environ=environ)  # once per call
-    names = _select(loaded, _target_names(targets))
-    checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
-    planned = (
-        _resolve_jobs(
-            checked.config,
-            names,
-            overrides,
-            pdb_dir,
-            False,
-            environ,
-            checked.rsync.path,
-            {"summary": summary},
-        )
-        if names
-        else []
+    loaded, planned = _checked_jobs(
+        config,
+        targets,
+        overrides,
+        pdb_dir,
+        False,
+        environ,
+        allow_vulnerable_rsync,
+        on_event,
+        summary,
     )
     to_run = _announce_dry_runs(planned, on_event)
     if planned and not to_run:  # a dry run: nothing ran, nothing is written
@@ -297,22 +323,16 @@ def plan(
     started now)."""
     settings = _settings(parallel, summary, fail_fast, start_method)
     environ = os.environ if environ is None else environ
-    loaded = load_config(config, environ=environ)  # once per call
-    names = _select(loaded, _target_names(targets))
-    checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
-    planned = (
-        _resolve_jobs(
-            checked.config,
-            names,
-            overrides,
-            pdb_dir,
-            True,
-            environ,
-            checked.rsync.path,
-            {"summary": summary},
-        )
-        if names
-        else []
+    loaded, planned = _checked_jobs(
+        config,
+        targets,
+        overrides,
+        pdb_dir,
+        True,
+        environ,
+        allow_vulnerable_rsync,
+        on_event,
+        summary,
     )
     planned, place, rule = batch_setup(planned, environ, shard, deadline, deadline_margin)
     planned, _held, cap = split_jobs(
