@@ -40,7 +40,10 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit code 2 via ``main``."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        # main prefixes "pdb-sync: error: "; say the subcommand, not the program again
+        command = self.prog.removeprefix("pdb-sync").strip()
+        where = f"{command}: " if command else ""
+        raise UsageError(f"{where}{message} (see '{self.prog} --help')")
 
 
 def _parallel(text: str) -> int:
@@ -337,7 +340,8 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
     config = sync_preflight(args, config, renderer, env)  # rsync's CVE floor, mirror auto
     run = api.plan if args.plan else api.sync
-    on_event = _DryRunOptions(renderer) if show_options else renderer
+    # only a dry run has options to show: a sync's lines keep the renderer's bulk path
+    on_event = _DryRunOptions(renderer) if show_options and previewing else renderer
     events = None
     if args.events is not None and not previewing:
         on_event = events = EventLog.open(on_event, args.events)
@@ -471,7 +475,9 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     except PdbSyncError as exc:
         if traceback:
             raise
-        env.stderr.write(f"pdb-sync: error: {exc.message}\n")
+        from pdbsync.render import visible
+
+        env.stderr.write(f"pdb-sync: error: {visible(exc.message)}\n")
         env.stderr.flush()
         return exc.exit_code
     except KeyboardInterrupt:
