@@ -153,7 +153,7 @@ class TextRenderer(Renderer):
                 self.stats.finished(event)
             elif kind == "progress":
                 self.stats.more_output(name)  # a redraw is stdout too: held lines go first
-        if kind == "progress" and not event.get("bytes") and not event.get("files_transferred"):
+        if kind == "progress" and event.get("bytes") == 0 and not event.get("files_transferred"):
             return  # "0% 0.00kB/s (0 B)": nothing transferred yet, nothing to show
         if self.live and kind == "progress":
             self.status[name] = f"[{name}] {short_progress(event)}"
