@@ -18,7 +18,7 @@ from local_mirror import LocalMirror
 
 import pdbsync
 from pdbsync.errors import UsageError
-from pdbsync.render import TextRenderer, visible
+from pdbsync.render import TextRenderer
 
 
 @pytest.fixture
@@ -127,6 +127,8 @@ def test_control_and_bidi_characters_are_escaped_in_text_and_kept_in_json(tmp_pa
     ],
 )
 def test_visible_escapes_what_a_terminal_would_obey(raw, shown):
+    from pdbsync.render import visible
+
     assert visible(raw) == shown
 
 
