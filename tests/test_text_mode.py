@@ -88,7 +88,10 @@ EVIL = "evil\u202egpj.cif"  # reads as "evilfic.jpg" on a terminal
 MOTD = "Welcome to the \u2066mirror\u2069\n"
 
 
-def test_control_and_bidi_characters_are_escaped_in_text_and_kept_in_json(tmp_path, utf8_rsync):
+@pytest.mark.parametrize("verbose", [(), ("-v",)], ids=["plain", "-v"])
+def test_control_and_bidi_characters_are_escaped_in_text_and_kept_in_json(
+    tmp_path, utf8_rsync, verbose
+):
     source = tmp_path / "src"
     source.mkdir()
     (source / EVIL).write_text("x")
@@ -102,7 +105,7 @@ def test_control_and_bidi_characters_are_escaped_in_text_and_kept_in_json(tmp_pa
                 "j": {"url": local.url("ftp_data", ""), "dest": "j"},
             },
         )
-        text = run_cli("--config", str(config), "sync", "t", "--rsync-verbose")
+        text = run_cli("--config", str(config), *verbose, "sync", "t", "--rsync-verbose")
         json_run = run_cli(
             "--config", str(config), "sync", "j", "--rsync-verbose", "--format", "json"
         )
