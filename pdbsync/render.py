@@ -222,8 +222,8 @@ class TextRenderer(Renderer):
             return
         prefix = f"[{name}] "
         data = (prefix + f"\n{prefix}".join(lines) + "\n").encode("utf-8", "replace")
-        # Printable ASCII and line ends only: nothing to escape. This one pass in C costs
-        # a sixth of str.isprintable on every line, which only text beyond ASCII needs.
+        # Printable ASCII and line ends only: nothing to escape. One pass in C over the
+        # bytes, cheaper than str.isprintable on every line, which only other text needs.
         if data.translate(None, _PLAIN_ASCII) and not all(map(str.isprintable, lines)):
             escaped = map(visible, lines)
             data = (prefix + f"\n{prefix}".join(escaped) + "\n").encode("utf-8", "replace")
