@@ -45,7 +45,8 @@ def load_config(config: ConfigLike = None, *, environ: Mapping[str, str] | None 
     if isinstance(config, Config):
         return config
     environ = os.environ if environ is None else environ
-    path = config_module.find_config(None if config is None else os.fspath(config), environ)
+    explicit = None if config is None else os.fspath(config)
+    path = config_module.find_config(explicit, environ, label="config")
     return config_module.load_config(path)
 
 

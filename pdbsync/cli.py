@@ -50,7 +50,10 @@ class _Parser(argparse.ArgumentParser):
         self._negative_number_matcher = re.compile(r"^-[0-9]")
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        # main prefixes "pdb-sync: error: "; say the subcommand, not the program again
+        command = self.prog.removeprefix("pdb-sync").strip()
+        where = f"{command}: " if command else ""
+        raise UsageError(f"{where}{message} (see '{self.prog} --help')")
 
 
 def _parallel(text: str) -> int:
@@ -324,7 +327,8 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     names = _names(args, batch.targets)
     _refuse_outputs(args, config, names, overrides, previewing, env)  # before any is opened
     run = api.plan if args.plan else api.sync
-    on_event = _DryRunOptions(renderer) if show_options else renderer
+    # only a dry run has options to show: a sync's lines keep the renderer's bulk path
+    on_event = _DryRunOptions(renderer) if show_options and previewing else renderer
     events = None
     if args.events is not None and not previewing:
         on_event = events = EventLog.open(on_event, args.events)
@@ -509,7 +513,9 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     except PdbSyncError as exc:
         if traceback:
             raise
-        env.stderr.write(f"pdb-sync: error: {exc.message}\n")
+        from pdbsync.render import visible
+
+        env.stderr.write(f"pdb-sync: error: {visible(exc.message)}\n")
         env.stderr.flush()
         return exc.exit_code
     except KeyboardInterrupt:

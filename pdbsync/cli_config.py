@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pdbsync.context import Environment
 from pdbsync.errors import ExitCode
+
+if TYPE_CHECKING:
+    from pdbsync.config import Config
 
 
 def list_profiles(output_format: str, env: Environment) -> int:
@@ -149,12 +153,19 @@ def _cmd_config_validate(args: argparse.Namespace, env: Environment) -> int:
     result = check_file(path, env.environ)
     problems = result.problems
     warnings = list(result.config.warnings) if result.config else []  # Rust-only keys
+    notes = []
+    if result.config is not None:
+        note = _pdb_dir_note(result.config, env)
+        if note is not None:
+            usable, line = note
+            (notes if usable else problems).append(f"{path}: {line}")
     if args.json:
         result = {
             "config": str(path),
             "valid": not problems,
             "problems": problems,
             "warnings": warnings,
+            "notes": notes,
         }
         env.stdout.write(orjson.dumps(result) + b"\n")
         env.stdout.flush()
@@ -165,8 +176,28 @@ def _cmd_config_validate(args: argparse.Namespace, env: Environment) -> int:
         env.stderr.write("".join(f"pdb-sync: error: {p}\n" for p in problems))
         env.stderr.flush()
     else:
-        _write(env, f"{path}: OK\n")
+        _write(env, "".join(f"{note}\n" for note in notes) + f"{path}: OK\n")
     return ExitCode.USAGE if problems else ExitCode.OK
+
+
+def _pdb_dir_note(config: Config, env: Environment) -> tuple[bool, str] | None:
+    """What ``config validate`` says of the mirror root: nothing while it is a writable
+    directory; that sync will create it (usable), or why it cannot be used (a problem),
+    judged as ``env doctor`` judges it. None when neither the config nor PDB_SYNC_DIR
+    names one (``sync --pdb-dir`` may)."""
+    from pdbsync.config import resolve_pdb_dir
+    from pdbsync.doctor import writable
+    from pdbsync.errors import ConfigError
+
+    try:
+        pdb_dir = resolve_pdb_dir(config, None, env.environ)
+    except ConfigError:
+        return None
+    usable, reason = writable(pdb_dir)
+    if usable and pdb_dir.is_dir():
+        return None
+    key = "[paths] pdb_dir" if config.pdb_dir is not None else "PDB_SYNC_DIR"
+    return usable, f"{key}: {reason}"
 
 
 def _cmd_config_list(args: argparse.Namespace, env: Environment) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pdbsync import compat, contracts, mirrors, options, paths
-from pdbsync.errors import ConfigError
+from pdbsync.errors import ConfigError, UsageError
 
 #: Target names end up in log prefixes, file names and Slurm job names.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -132,8 +132,19 @@ def source_text(row: Mapping[str, Any]) -> str:
     return f"{row['url']} (mirror {row['mirror']}, from {row['mirror_reason']})"
 
 
-def find_config(explicit: str | None, environ: Mapping[str, str]) -> Path:
-    """The config path: ``--config``, then ``PDB_SYNC_CONFIG``, then the XDG locations."""
+def find_config(explicit: str | None, environ: Mapping[str, str], label: str = "--config") -> Path:
+    """The config path: ``--config``, then ``PDB_SYNC_CONFIG``, then the XDG locations.
+
+    ``--config ''`` is refused (UsageError, exit 2) rather than read as "no --config": a
+    script whose variable came out empty must not quietly use some other config. An empty
+    ``PDB_SYNC_CONFIG`` counts as unset, as shells and most tools treat an empty variable.
+    ``label`` names ``explicit`` in that message (a library caller's argument).
+    """
+    if explicit == "":
+        raise UsageError(
+            f"{label} {explicit!r}: an empty path names no config file; "
+            f"give a path, or leave {label} out to use the default"
+        )
     if explicit:
         return Path(explicit).expanduser()
     if environ.get("PDB_SYNC_CONFIG"):

@@ -136,8 +136,12 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
-def _writable(path: Path) -> tuple[bool, str]:
-    """Whether ``path`` (or, if missing, the directory that would hold it) is writable."""
+def writable(path: Path) -> tuple[bool, str]:
+    """Whether ``path`` (or, if missing, the directory that would hold it) is writable,
+    and a line saying so; ``env doctor`` and ``config validate`` both judge pdb_dir by it.
+
+    By ``os.access``: the user's permissions, and a read-only mount even for root.
+    """
     if path.exists():
         if not path.is_dir():
             return False, f"{path} is not a directory"
@@ -145,7 +149,9 @@ def _writable(path: Path) -> tuple[bool, str]:
             return True, f"{path} is writable"
         return False, f"{path} is not writable by this user"
     parent = _existing_ancestor(path)
-    if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir():
+        return False, f"{path} cannot be created: {parent} is not a directory"
+    if os.access(parent, os.W_OK | os.X_OK):
         return True, f"{path} does not exist yet; sync creates it (in {parent})"
     return False, f"{path} does not exist and {parent} is not writable"
 
@@ -159,7 +165,7 @@ def check_pdb_dir(
         pdb_dir = resolve_pdb_dir(config, cli_pdb_dir, environ)
     except ConfigError as exc:
         return [Check("pdb_dir", FAIL, exc.message, "set [paths] pdb_dir")], None
-    usable, reason = _writable(pdb_dir)
+    usable, reason = writable(pdb_dir)
     checks = [
         Check(
             "pdb_dir",
@@ -192,7 +198,7 @@ def check_dests(config: Config, pdb_dir: Path) -> list[Check]:
         Check("dests", FAIL, problem, "fix the dest or the symlink") for problem in checked.problems
     ]
     for target in config.targets.values():
-        usable, reason = _writable(pdb_dir / target.dest)
+        usable, reason = writable(pdb_dir / target.dest)
         checks.append(
             Check(
                 f"dest {target.name}",

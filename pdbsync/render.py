@@ -27,6 +27,8 @@ FILE_PROGRESS_SECONDS = 5.0
 TTY_PROGRESS_SECONDS = 0.5
 #: Width of the live line when the terminal does not say.
 DEFAULT_COLUMNS = 80
+#: The bytes a text line may hold as they are: printable ASCII, and the line end.
+_PLAIN_ASCII = bytes(range(0x20, 0x7F)) + b"\n"
 
 
 class Renderer:
@@ -153,6 +155,8 @@ class TextRenderer(Renderer):
                 self.stats.finished(event)
             elif kind == "progress":
                 self.stats.more_output(name)  # a redraw is stdout too: held lines go first
+        if kind == "progress" and event.get("bytes") == 0 and not event.get("files_transferred"):
+            return  # "0% 0.00kB/s (0 B)": nothing transferred yet, nothing to show
         if self.live and kind == "progress":
             self.status[name] = f"[{name}] {short_progress(event)}"
             self.status_changed = True
@@ -217,12 +221,18 @@ class TextRenderer(Renderer):
         if not lines:
             return
         prefix = f"[{name}] "
-        text = prefix + f"\n{prefix}".join(lines) + "\n"
-        self.write(text.encode("utf-8", "replace"))
+        data = (prefix + f"\n{prefix}".join(lines) + "\n").encode("utf-8", "replace")
+        # Printable ASCII and line ends only: nothing to escape. One pass in C over the
+        # bytes, cheaper than str.isprintable on every line, which only other text needs.
+        if data.translate(None, _PLAIN_ASCII) and not all(map(str.isprintable, lines)):
+            escaped = map(visible, lines)
+            data = (prefix + f"\n{prefix}".join(escaped) + "\n").encode("utf-8", "replace")
+        self.write(data)
 
     def _line(self, event: dict[str, Any]) -> None:
         name = label(event)
-        text = f"[{name}] {event['message']}\n" if name else f"{event['message']}\n"
+        message = visible(event["message"])
+        text = f"[{name}] {message}\n" if name else f"{message}\n"
         self.write(text.encode("utf-8", "replace"))
 
     def flush(self) -> None:
@@ -256,6 +266,33 @@ def label(event: dict[str, Any]) -> str | None:
     if name is not None and "part" in event:
         return f"{name} {event['part']}/{event['parts']}"
     return name
+
+
+def visible(text: str) -> str:
+    """``text`` with every character a terminal would not simply show written as an
+    escape (``\\x1b``, ``\\u202e``, ``\\U000e0001``).
+
+    Text mode prints what others wrote (rsync's lines with the mirror's file names, a
+    daemon's motd, error messages): a control character there can move the cursor or
+    clear the screen, and a bidi control (U+202E RIGHT-TO-LEFT OVERRIDE makes
+    ``evil\\u202egpj.cif`` read as ``evilfic.jpg``) or an invisible format character
+    can make a line say something else. Escaped is whatever ``str.isprintable`` refuses:
+    controls (C0, C1, DEL), format characters (Cf: bidi controls, zero-width ones),
+    separators other than the space, unassigned and private-use code points. JSON keeps
+    the characters: its consumers get them escaped by the encoding, and exact.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 def short_progress(event: dict[str, Any]) -> str:
@@ -395,9 +432,10 @@ def summary_block(summary: dict[str, Any]) -> str:
                 what = (
                     f"exit {code} ({result['exit_meaning']})"
                     if code is not None
-                    else (result["error"] or "failed")
+                    else visible(result["error"] or "failed")
                 )
-                detail = f": {result['error']}" if code is not None and result["error"] else ""
+                error = result["error"]
+                detail = f": {visible(error)}" if code is not None and error else ""
                 took = seconds_text(result["duration_s"])
                 lines.append(f"  {result['name']}: {what} after {took}{detail}")
             else:
@@ -438,7 +476,7 @@ def plan_block(event: dict[str, Any], color: bool = False) -> str:
     ]
     if event["to_delete"]:
         lines.append(_loud(f"WILL DELETE {event['to_delete']:,} files", color))
-        lines += [f"  e.g. {path}" for path in event["deletion_sample"][:5]]
+        lines += [f"  e.g. {visible(path)}" for path in event["deletion_sample"][:5]]
     return "".join(f"[{name}] {line}\n" for line in lines)
 
 

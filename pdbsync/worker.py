@@ -263,13 +263,15 @@ class _Attempt:
         lines = b"\n".join(raw_lines).decode("utf-8", "replace").split("\n")
         self.out_ts, self.out_stream = ts, stream
         if stream == "stderr":
+            kept = []
             for line in lines:
-                if line.strip():
+                if line.strip():  # rsync ends a progress line with a "\n" before an error
+                    kept.append(line)
                     if len(self.stderr_head) < ERROR_LINES:
                         self.stderr_head.append(line)
                     else:
                         self.stderr_tail.append(line)
-            self.out = lines
+            self.out = kept
             self._close_lines()
             return
         feed_stats = self.stats_block.feed  # every stdout line: a motd block must be left behind
@@ -284,8 +286,8 @@ class _Attempt:
                 if not self.quiet:
                     self.progress(line, ts)
                 continue
-            if self.quiet:
-                continue
+            if self.quiet or not line or line.isspace():
+                continue  # a blank line is no event, and shows nothing
             held = self.redraws.held
             if held is not None and _is_final_redraw(held[0]):
                 # rsync's final redraw goes out before the --stats block that follows it;

@@ -69,7 +69,9 @@ def test_progress_redraws_are_thinned_but_the_last_one_is_kept():
     progress = [e for e in events if e["type"] == "progress"]
     assert 1 <= len(progress) < 10
     assert progress[-1]["percent"] == 100, "the final redraw was dropped"
-    assert events.index(progress[-1]) < events.index(next(e for e in events if e.get("line") == ""))
+    stats = next(e for e in events if e.get("line") == "Number of files: 1")
+    assert events.index(progress[-1]) < events.index(stats)
+    assert not [e for e in events if e.get("line") == ""], "a blank line is no event"
 
 
 # -- what a result says was transferred -------------------------------------------------
