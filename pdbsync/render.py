@@ -155,12 +155,14 @@ class TextRenderer(Renderer):
                 self.stats.finished(event)
             elif kind == "progress":
                 self.stats.more_output(name)  # a redraw is stdout too: held lines go first
-        if kind == "progress" and event.get("bytes") == 0 and not event.get("files_transferred"):
-            return  # "0% 0.00kB/s (0 B)": nothing transferred yet, nothing to show
         if self.live and kind == "progress":
+            # The live line shows the check of a big unchanged tree too ("0 B, 12000/250000
+            # to check"): it is redrawn in place, never left behind as a line.
             self.status[name] = f"[{name}] {short_progress(event)}"
             self.status_changed = True
             return
+        if kind == "progress" and event.get("bytes") == 0 and not event.get("files_transferred"):
+            return  # "0% 0.00kB/s (0 B)": nothing transferred yet, no line to print
         if self.live and kind == "sync_finished" and self.status.pop(name, None) is not None:
             self.status_changed = True
         throttle = self.redraws.get(name) if name is not None else None
