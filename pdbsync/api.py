@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pdbsync import config as config_module
-from pdbsync import locks
+from pdbsync import locks, log
 from pdbsync.config import Config
 from pdbsync.deadline import DEFAULT_MARGIN_S, Deadline
 from pdbsync.errors import UsageError
@@ -247,10 +247,13 @@ def sync(
     (:func:`pdbsync.locks.preflight`): anything but a regular file at a lock path raises
     :class:`~pdbsync.locks.LockRefused` (exit 2, nothing written); targets on a file
     system that cannot lock run unlocked, and one ``warning`` event (``code``
-    ``unlocked``) goes to ``on_event`` first.
+    ``unlocked``) goes to ``on_event`` first (without ``on_event``: to the log, which is
+    loguru's stderr handler unless the caller set up its own); each such target's result
+    says why in ``unlocked``.
     """
     environ = os.environ if environ is None else environ
     settings = _settings(parallel, summary, fail_fast, start_method)
+    _check_split(split, max_per_host)  # before the preflight creates lock files
     if lock_timeout is not None and not (
         isinstance(lock_timeout, int | float) and 0 <= lock_timeout < float("inf")
     ):
@@ -283,8 +286,11 @@ def sync(
     if lock_timeout is not None:
         to_run = [replace(job, lock_timeout=float(lock_timeout)) for job in to_run]
     to_run, warnings = locks.preflight(to_run)  # exit 2 before anything is written
-    for warning in warnings if on_event is not None else ():
-        on_event(warning)
+    for warning in warnings:  # without on_event, the log says it (and each result)
+        if on_event is not None:
+            on_event(warning)
+        else:
+            log.warning("{}", warning["message"])
     to_run, held, cap = split_jobs(loaded, to_run, split, parallel, max_per_host, environ, cancel)
     settings = replace(settings, deadline=rule, place=place, max_per_host=cap)
     try:
@@ -345,6 +351,27 @@ def plan(
     return result
 
 
+def _check_split(split: int | str | None, max_per_host: int | None) -> None:
+    """UsageError for a ``split`` or ``max_per_host`` argument out of range: checked
+    first, so a bad argument leaves nothing behind (no lock file, no dest parent)."""
+    from pdbsync.hosts import MAX_PER_HOST_LIMIT
+
+    if split is not None and not (
+        split == "auto"
+        or (isinstance(split, int) and not isinstance(split, bool) and 1 <= split <= 100)
+    ):
+        raise UsageError(f"split must be 'auto' or a whole number from 1 to 100, got {split!r}")
+    if max_per_host is not None and not (
+        isinstance(max_per_host, int)
+        and not isinstance(max_per_host, bool)
+        and 1 <= max_per_host <= MAX_PER_HOST_LIMIT
+    ):
+        raise UsageError(
+            f"max_per_host must be a whole number from 1 to {MAX_PER_HOST_LIMIT}, "
+            f"got {max_per_host!r}"
+        )
+
+
 def split_jobs(
     config: ConfigLike,
     jobs: list[Job],
@@ -362,22 +389,9 @@ def split_jobs(
     """
     from pdbsync import split as splitting
     from pdbsync import state
-    from pdbsync.hosts import DEFAULT_MAX_PER_HOST, MAX_PER_HOST_LIMIT
+    from pdbsync.hosts import DEFAULT_MAX_PER_HOST
 
-    if split is not None and not (
-        split == "auto"
-        or (isinstance(split, int) and not isinstance(split, bool) and 1 <= split <= 100)
-    ):
-        raise UsageError(f"split must be 'auto' or a whole number from 1 to 100, got {split!r}")
-    if max_per_host is not None and not (
-        isinstance(max_per_host, int)
-        and not isinstance(max_per_host, bool)
-        and 1 <= max_per_host <= MAX_PER_HOST_LIMIT
-    ):
-        raise UsageError(
-            f"max_per_host must be a whole number from 1 to {MAX_PER_HOST_LIMIT}, "
-            f"got {max_per_host!r}"
-        )
+    _check_split(split, max_per_host)
     if max_per_host is None:
         loaded = load_config(config, environ=environ)
         max_per_host = int(loaded.sync_table.get("max_per_host", DEFAULT_MAX_PER_HOST))

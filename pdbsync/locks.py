@@ -28,11 +28,13 @@ before anything runs: a directory, FIFO, socket, device or symlink (to anything,
 regular file: a link can be re-pointed between two runs' opens, so they would lock
 different files) where the lock file goes is refused, exit 2, nothing written. Where
 the file system cannot lock at all (``flock`` fails with ENOLCK or EOPNOTSUPP, as on
-an NFS mount without lockd) or no lock file can be created (a read-only parent), the
-preflight marks those jobs ``unlocked`` and the run says so once, in one ``warning``
-event; they run unlocked, as a run on such a file system always has. Whatever goes
-wrong later, in the worker (a symlink swapped in since the preflight, lock support
-gone), fails that target instead: a worker never runs rsync unlocked on its own.
+an NFS mount without lockd) or there is no lock file and none can be created (a
+read-only parent), the preflight marks those jobs ``unlocked`` and the run says so
+once, in one ``warning`` event; they run unlocked, as a run on such a file system
+always has. A lock file that exists but cannot be opened (another user's, mode 0600)
+is refused, exit 2: another user's run may hold it right now. Whatever goes wrong
+later, in the worker (a symlink swapped in since the preflight, lock support gone),
+fails that target instead: a worker never runs rsync unlocked on its own.
 """
 
 from __future__ import annotations
@@ -60,8 +62,13 @@ if TYPE_CHECKING:
 LOCK_SUFFIX = ".pdb-sync.lock"
 #: How often a waiting run tries the lock again (a stop signal wakes it at once).
 POLL_SECONDS = 0.2
-#: Mode of a new lock file (readable by all: anyone may ask who holds it).
+#: Mode of a new lock file, set explicitly (not left to the umask: under ``umask 077``
+#: it would be 0600, and another user's run could not open it, so could not lock it).
+#: Readable by all is what ``flock`` needs (it works on a read-only descriptor); only
+#: the owner writes the holder line, which is informational: the flock is the lock.
 LOCK_FILE_MODE = 0o644
+#: ``open`` errors on an existing lock file after which it is opened read-only instead.
+_NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 #: ``flock`` errors that mean the file system cannot lock at all (an NFS mount without
 #: lockd, some FUSE file systems), as opposed to "another process holds it".
 NO_LOCK_SUPPORT = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP})
@@ -128,15 +135,10 @@ class DestLock:
         after a look is followed), OSError if it cannot be opened.
 
         A lock file another user created (0644) is opened read-only: ``flock`` needs no
-        more, and two users' runs on one shared dest still exclude each other."""
+        more, and two users' runs on one shared dest still exclude each other. A new one
+        gets :data:`LOCK_FILE_MODE` whatever the umask, so the next user can do that."""
         try:
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, LOCK_FILE_MODE)
-            except PermissionError as cannot_write:
-                try:
-                    fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
-                except FileNotFoundError:
-                    raise cannot_write from None  # no lock file, and none can be created
+            fd = _open_fd(path)
         except OSError:
             why = refusal(path)
             if why is not None:
@@ -191,6 +193,29 @@ class DestLock:
             os.close(self.fd)
 
 
+def _open_fd(path: Path) -> int:
+    """A descriptor of the lock file at ``path``, creating it (mode :data:`LOCK_FILE_MODE`)
+    if there is none; read-only when it exists but is not writable to us. OSError as
+    ``open`` gives it (FileNotFoundError: no file, and none can be created here)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, LOCK_FILE_MODE)
+    except FileExistsError:
+        pass  # anything may be there (checked by the caller): open what is
+    except PermissionError:
+        if not os.path.lexists(path):
+            raise  # none, and none can be created here
+    else:
+        with contextlib.suppress(OSError):  # a file system without modes keeps its own
+            os.fchmod(fd, LOCK_FILE_MODE)
+        return fd
+    try:
+        return os.open(path, os.O_RDWR | _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno not in _NOT_WRITABLE:
+            raise
+    return os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+
+
 @dataclass
 class Outcome:
     """What trying to take a destination's lock came to."""
@@ -212,7 +237,10 @@ def take(
 ) -> Outcome:
     """Take the lock of ``dest`` for target ``name``, waiting while another run holds it.
 
-    ``timeout``: give up after this many seconds (None: wait as long as it takes).
+    ``timeout``: give up after this many seconds (None: wait as long as it takes), but
+    never before one more try after :data:`POLL_SECONDS`: another run's
+    :func:`preflight` holds each lock for an instant, and a run with ``timeout`` 0 that
+    met that instant would otherwise skip a target nobody was syncing.
     ``stopped``: the stop signal's name once the worker got one (ends the wait).
     ``wait``: sleeps, but returns early on a stop signal. ``emit``: gets one
     ``lock_wait`` event when the wait begins, so a reader sees why nothing happens.
@@ -225,32 +253,10 @@ def take(
         return Outcome(status="failed", reason=f"not started: {exc.message}")
     except OSError as exc:
         return Outcome(status="failed", reason=f"not started: {_cannot_lock(path, exc)}")
-    try:
-        taken = lock.try_take()
-    except OSError as exc:
-        lock.release()
-        return Outcome(status="failed", reason=f"not started: {_cannot_lock(path, exc)}")
-    if taken:
-        lock.write_holder()
-        return Outcome(lock)
-    holder = lock.holder()
-    limit = "" if timeout is None else f" (at most {timeout:g}s, --lock-timeout)"
-    emit(
-        make_event(
-            "lock_wait",
-            name,
-            f"Waiting for {path}: held by {holder or 'another process'}{limit}",
-            lock=str(path),
-            holder=holder,
-            timeout_s=timeout,
-        )
-    )
-    started = time.monotonic()
+    limit = None if timeout is None else max(timeout, POLL_SECONDS)
+    holder = None
+    started = None
     while True:
-        signal_name = stopped()
-        if signal_name is not None:
-            lock.release()
-            return Outcome(status="cancelled", reason=f"not started: {signal_name}")
         try:
             taken = lock.try_take()
         except OSError as exc:
@@ -259,9 +265,12 @@ def take(
         if taken:
             lock.write_holder()
             return Outcome(lock)
+        holder = lock.holder() or holder
+        if started is None:
+            started = time.monotonic()
+            emit(_wait_event(name, path, holder, timeout))
         waited = time.monotonic() - started
-        if timeout is not None and waited >= timeout:
-            holder = lock.holder() or holder
+        if limit is not None and waited >= limit:
             lock.release()
             return Outcome(
                 status="skipped",
@@ -270,8 +279,24 @@ def take(
                     f"(another pdb-sync run); gave up after {timeout:g}s (--lock-timeout)"
                 ),
             )
-        step = POLL_SECONDS if timeout is None else min(POLL_SECONDS, timeout - waited)
-        wait(max(step, 0.0))
+        wait(POLL_SECONDS if limit is None else min(POLL_SECONDS, limit - waited))
+        signal_name = stopped()
+        if signal_name is not None:
+            lock.release()
+            return Outcome(status="cancelled", reason=f"not started: {signal_name}")
+
+
+def _wait_event(name: str, path: Path, holder: str | None, timeout: float | None) -> dict:
+    """The ``lock_wait`` event: whom target ``name`` waits for, and for how long at most."""
+    limit = "" if timeout is None else f" (at most {timeout:g}s, --lock-timeout)"
+    return make_event(
+        "lock_wait",
+        name,
+        f"Waiting for {path}: held by {holder or 'another process'}{limit}",
+        lock=str(path),
+        holder=holder,
+        timeout_s=timeout,
+    )
 
 
 def _cannot_lock(path: Path, exc: OSError) -> str:
@@ -292,12 +317,15 @@ def preflight(jobs: Sequence[Job]) -> tuple[list[Job], list[dict[str, Any]]]:
     anything is created, so a refused run writes nothing. Then each lock file is opened
     (created, with its parent, as the worker would) and tried with a shared flock that
     is let go at once: where that fails because the file system cannot lock
-    (:data:`NO_LOCK_SUPPORT`) or the file cannot be created, the job runs unlocked, and
-    one ``warning`` event for the whole run names those targets. Any other flock
-    failure (EIO, ...) is refused too. A plan takes no lock and is not checked.
+    (:data:`NO_LOCK_SUPPORT`) or there is no file and none can be created, the job
+    runs unlocked, and one ``warning`` event for the whole run names those targets. A
+    lock file that exists but cannot be opened, or any other flock failure (EIO, ...),
+    is refused too. A plan takes no lock and is not checked.
 
     The probe is a shared lock for an instant: another run trying the lock in that
-    instant sees it held and tries again (``lock_wait``), as it would for any holder.
+    instant sees it held, and :func:`take` (which split's lock goes through too) tries
+    again after :data:`POLL_SECONDS` before it gives up, even with ``timeout`` 0, so the
+    probe never changes another run's outcome.
     A split target's parts share their target's one job here, and a shard's run checks
     only its own jobs: every entry point of a sync goes through this one function
     (:func:`pdbsync.api.sync`).
@@ -324,14 +352,25 @@ def preflight(jobs: Sequence[Job]) -> tuple[list[Job], list[dict[str, Any]]]:
 
 def _probe(path: Path, name: str) -> str | None:
     """Why no lock can be taken at ``path`` (the job then runs unlocked), or None when
-    flock works there (free, or held by another run). LockRefused if it cannot tell."""
+    flock works there (free, or held by another run). LockRefused if it cannot tell.
+
+    Only two things mean "unlocked": the file system cannot lock
+    (:data:`NO_LOCK_SUPPORT`), or there is no lock file and none can be created. A lock
+    file that is there but cannot be opened (another user's, made under ``umask 077``)
+    is refused: that user's run may hold it now, and the two would write one dest."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = DestLock.open(path, name)
     except LockRefused:
         raise
     except OSError as exc:
-        return f"cannot create the lock file: {exc.strerror or exc}"
+        if _absent(path):
+            return f"cannot create the lock file: {exc.strerror or exc}"
+        raise LockRefused(
+            f"target {name!r}: cannot open its lock file {path}: {exc.strerror or exc}; "
+            "another user's run may hold it, and pdb-sync will not sync a dest it cannot "
+            "lock: make the file readable to you (its owner can chmod 644 it)"
+        ) from None
     try:
         lock.try_take(shared=True)
     except OSError as exc:
@@ -344,6 +383,17 @@ def _probe(path: Path, name: str) -> str | None:
     finally:
         lock.release()
     return None
+
+
+def _absent(path: Path) -> bool:
+    """Whether nothing is at ``path`` (so nobody can hold a lock on it)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False  # cannot even look: it may be there
+    return False
 
 
 def unlocked_warning(unlocked: Sequence[tuple[str, Path, str]]) -> dict[str, Any]:

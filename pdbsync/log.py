@@ -92,6 +92,12 @@ def _logger() -> Any:
     if _state["logger"] is None:
         from loguru import logger
 
+        if _settings["stderr"] is None and _state["sink"] is None:
+            # Never configured: a library caller's process. Its loguru handlers (by
+            # default loguru's own, to stderr) are its business: pdb-sync's warnings go
+            # there rather than nowhere, and none of the caller's is removed.
+            _state["logger"] = logger
+            return logger
         logger.remove()
         if _settings["stderr"] is not None:
             logger.add(

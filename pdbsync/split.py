@@ -41,17 +41,17 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from pdbsync import log, outputs
+from pdbsync import locks, log, outputs
 from pdbsync.hosts import host_of
 from pdbsync.jobs import Job
-from pdbsync.locks import DestLock, LockRefused, lock_path
+from pdbsync.locks import DestLock, lock_path
 
 #: The state-directory file that keeps each split target's last listing.
 LISTING_FILE = "listings.json"
@@ -709,26 +709,20 @@ def expand(
     return expanded, held
 
 
-def _take_lock(job: Job) -> DestLock | None:
+def _take_lock(job: Job, wait: Callable[[float], None] = time.sleep) -> DestLock | None:
     """The target's dest lock if it is free now (a job the preflight marked ``unlocked``:
     a stand-in, as its file system cannot lock); None if another run holds it, or it
-    cannot be taken now: then the target is not split, and its worker says why."""
-    path = lock_path(job.resolved_dest or job.dest)
+    cannot be taken now: then the target is not split, and its worker says why.
+
+    "Now" is :func:`pdbsync.locks.take` with no patience: it still tries once more after
+    one poll (``wait``), so another run's preflight probe does not unsplit the target."""
     if job.unlocked is not None:
+        path = lock_path(job.resolved_dest or job.dest)
         return DestLock(path, os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-    try:
-        lock = DestLock.open(path, job.name)
-    except (OSError, LockRefused):
-        return None
-    try:
-        taken = lock.try_take()
-    except OSError:
-        taken = False
-    if not taken:
-        lock.release()
-        return None
-    lock.write_holder()
-    return lock
+    outcome = locks.take(
+        job.resolved_dest or job.dest, job.name, 0.0, lambda: None, wait, lambda _event: None
+    )
+    return outcome.lock
 
 
 def expected_weights(
@@ -835,6 +829,7 @@ def merge_results(jobs: Sequence[Job], results: Sequence[Any]) -> Any:
         stats=merge_stats([r.stats for _, r in pairs]),
         mirror=first.mirror,
         mirror_reason=first.mirror_reason,
+        unlocked=first_job.unlocked,
         parts=[
             {
                 "part": job.part,

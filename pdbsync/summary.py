@@ -51,6 +51,9 @@ class SyncResult:
     #: ``status``, ``exit_code``, ``error``, ``attempts``, ``duration_s``, transfer counts
     #: and ``expected_bytes``; None for a target run as one rsync
     parts: list[dict[str, Any]] | None = None
+    #: why it ran without its dest lock (the file system cannot lock there, or no lock
+    #: file can be created: pdbsync.locks.preflight), so a monitor sees it; None: locked
+    unlocked: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +78,7 @@ class SyncResult:
             finished_at=utc_now(),
             mirror=getattr(job, "mirror", None),
             mirror_reason=getattr(job, "mirror_reason", None),
+            unlocked=getattr(job, "unlocked", None),
         )
 
 

@@ -543,6 +543,7 @@ def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
         stats={} if job.plan else stats,  # a dry run's stats are in the plan event
         mirror=job.mirror,
         mirror_reason=job.mirror_reason,
+        unlocked=job.unlocked,
     )
 
 

@@ -7,9 +7,11 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -24,9 +26,9 @@ from conftest import (
 )
 
 import pdbsync
-from pdbsync import locks
+from pdbsync import contracts, locks
 from pdbsync.api import prepare
-from pdbsync.errors import ExitCode
+from pdbsync.errors import ExitCode, UsageError
 from pdbsync.locks import LOCK_SUFFIX, DestLock, LockRefused, lock_path
 from pdbsync.runs import RunSettings, run_sync
 
@@ -398,6 +400,7 @@ def test_where_flock_fails_every_target_runs_unlocked_and_the_run_warns_once(
     assert "unlocked" in warning["message"]
     results = events[-1]["summary"]["results"]
     assert [r["status"] for r in results] == ["success"] * 3
+    assert all(r["unlocked"].startswith("flock: ") for r in results)  # and the summary says so
     for dest in ("m", "p", "s"):
         assert any(path.is_file() for path in (tmp_path / "pdb" / dest).rglob("*"))
 
@@ -511,3 +514,219 @@ def test_another_users_lock_file_still_locks(tmp_path):
         assert "locked by" in reason
     finally:
         shutil.rmtree(shared)
+
+
+# -- another user's lock file, the mode of a new one -----------------------------------------
+
+
+def _as_another_user(work: Callable[[], str]) -> str:
+    """``work()``'s answer, run in a forked child that dropped to uid/gid 65534 (nobody);
+    an exception comes back as ``error|TYPE|message``. Only modules already imported can
+    be used there: the interpreter's own files may be root's alone."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            answer = work()
+        except BaseException as exc:  # reported to the parent
+            answer = f"error|{type(exc).__name__}|{getattr(exc, 'message', exc)}"
+        os.write(write, answer.encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        return pipe.read()
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory under /tmp that another user can reach (pytest's are root's alone)."""
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))
+    shared.chmod(0o755)
+    try:
+        yield shared
+    finally:
+        shutil.rmtree(shared)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user")
+def test_a_lock_file_another_user_cannot_open_refuses_the_sync(mirror, shared_dir):
+    """A lock file made 0600 (a run under ``umask 077`` before the mode was set
+    explicitly) cannot be opened by another user, whose run then went on unlocked (it
+    was called "cannot create the lock file"): the owner's run may hold it. Now that is
+    refused, exit 2, naming the target, the lock path and the error. Only where there
+    is no lock file and none can be created does a run still go unlocked."""
+    config = _three_targets(mirror, shared_dir)
+    jobs = {job.name: job for job in prepare(config, ["mmcif", "sifts"])}
+    private = lock_path(shared_dir / "pdb" / "m")
+    private.parent.mkdir(mode=0o755)  # root's: nobody can create a file in it
+    os.close(os.open(private, os.O_CREAT | os.O_WRONLY, 0o600))
+    private.chmod(0o600)
+
+    def check(names: list[str]) -> Callable[[], str]:
+        def work() -> str:
+            checked, warnings = locks.preflight([jobs[name] for name in names])
+            return "|".join([*(str(job.unlocked) for job in checked), str(len(warnings))])
+
+        return work
+
+    kind, name, message = _as_another_user(check(["mmcif"])).split("|", 2)
+    assert (kind, name) == ("error", "LockRefused"), message
+    assert message.startswith(
+        f"target 'mmcif': cannot open its lock file {private}: Permission denied; "
+    )
+    assert LockRefused(message).exit_code == ExitCode.USAGE
+    assert "\n" not in message
+    # sifts has no lock file, and nobody can make one in root's pdb dir: unlocked, warned
+    reason, warnings = _as_another_user(check(["sifts"])).split("|")
+    assert reason == "cannot create the lock file: Permission denied" and warnings == "1"
+    assert not lock_path(shared_dir / "pdb" / "s").exists()
+
+
+def test_a_new_lock_file_is_readable_by_all_whatever_the_umask(tmp_path):
+    """Under ``umask 077`` a new lock file was 0600, so no other user's run could open
+    it to lock it. Its mode is set explicitly now; an existing file's is left alone."""
+    path = lock_path(tmp_path / "d")
+    old = os.umask(0o077)
+    try:
+        DestLock.open(path).release()
+        mine = lock_path(tmp_path / "e")
+        os.close(os.open(mine, os.O_CREAT | os.O_WRONLY, 0o600))
+        DestLock.open(mine).release()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == locks.LOCK_FILE_MODE == 0o644
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user")
+def test_a_lock_made_under_umask_077_still_keeps_another_users_run_out(shared_dir):
+    dest = shared_dir / "m"
+    old = os.umask(0o077)
+    try:
+        first = DestLock.open(lock_path(dest))
+    finally:
+        os.umask(old)
+    assert first.try_take()
+
+    def work() -> str:
+        outcome = locks.take(dest, "mmcif", 0.0, lambda: None, time.sleep, print)
+        return f"{outcome.lock is not None}|{outcome.status}|{outcome.reason}"
+
+    held, status, reason = _as_another_user(work).split("|", 2)
+    first.release()
+    assert (held, status) == ("False", "skipped"), reason
+    assert "locked by" in reason
+
+
+# -- the library without on_event ------------------------------------------------------------
+
+
+def test_the_library_without_on_event_logs_the_warning_and_each_result_says_unlocked(
+    mirror, tmp_path, no_locks
+):
+    """``pdbsync.sync`` with no ``on_event`` ran unlocked without a word, and nothing
+    in its summary said so: the warning now goes to the log (loguru's stderr handler in
+    a plain Python process) and each unlocked target's result says why."""
+    config = _three_targets(mirror, tmp_path)
+    summary = tmp_path / "summary.json"
+    script = (
+        "import sys, pdbsync\n"
+        "result = pdbsync.sync(sys.argv[1], ['mmcif', 'sifts'], summary=sys.argv[2])\n"
+        "print(int(result.exit_code))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config), str(summary)],
+        env={**os.environ, **no_locks},
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "0\n"
+    data = json.loads(summary.read_text())
+    assert not contracts.problems(data, "summary")
+    reasons = {r["name"]: r.get("unlocked") for r in data["results"]}
+    assert reasons.keys() == {"mmcif", "sifts"}
+    assert all(reason and reason.startswith("flock: ") for reason in reasons.values()), reasons
+    lines = [line for line in done.stderr.splitlines() if "no dest lock for" in line]
+    assert len(lines) == 1, done.stderr
+    assert "WARNING" in lines[0] and "unlocked" in lines[0]
+
+
+# -- another run's lock check never changes this run's outcome --------------------------------
+
+
+def _probed(dest: Path) -> DestLock:
+    """The lock of ``dest`` held shared, as another run's :func:`locks.preflight` holds
+    it for an instant."""
+    path = lock_path(dest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    probe = DestLock.open(path)
+    assert probe.try_take(shared=True)
+    return probe
+
+
+def test_another_runs_lock_check_does_not_make_lock_timeout_0_skip_a_target(tmp_path):
+    """``--lock-timeout 0`` met the instant of another run's preflight probe and skipped
+    the target ("locked by" a holder long gone). It looks once more after one poll now:
+    the probe ends during that wait (here: the wait ends it) and the target runs."""
+    dest = tmp_path / "pdb" / "m"
+    probe = _probed(dest)
+    waits, events = [], []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        probe.release()  # the probe's instant is over
+
+    outcome = locks.take(dest, "mmcif", 0.0, lambda: None, wait, events.append)
+    assert (outcome.status, outcome.reason) == (None, None)
+    assert outcome.lock is not None
+    assert len(waits) == 1 and 0 < waits[0] <= locks.POLL_SECONDS
+    assert [event["type"] for event in events] == ["lock_wait"]
+    other = DestLock.open(lock_path(dest))
+    assert not other.try_take()  # it is really held
+    outcome.lock.release()
+    other.release()
+
+
+def test_lock_timeout_0_still_skips_a_target_another_run_holds(tmp_path):
+    dest = tmp_path / "pdb" / "m"
+    lock_path(dest).parent.mkdir(parents=True)
+    holder = DestLock.open(lock_path(dest))
+    assert holder.try_take()
+    outcome = locks.take(dest, "mmcif", 0.0, lambda: None, time.sleep, lambda event: None)
+    holder.release()
+    assert outcome.lock is None and outcome.status == "skipped"
+    assert "gave up after 0s (--lock-timeout)" in outcome.reason
+
+
+def test_another_runs_lock_check_does_not_leave_a_split_target_unsplit(mirror, tmp_path):
+    """A split target whose lock was probed that instant was quietly not split; its
+    lock goes through :func:`locks.take` now, with the same one more look."""
+    from pdbsync import split as splitting
+
+    config = _three_targets(mirror, tmp_path, split=2)
+    [job] = prepare(config, ["mmcif"])
+    probe = _probed(job.resolved_dest or job.dest)
+    lock = splitting._take_lock(job, wait=lambda seconds: probe.release())
+    assert lock is not None
+    other = DestLock.open(lock_path(job.resolved_dest or job.dest))
+    assert not other.try_take()
+    lock.release()
+    other.release()
+
+
+# -- the library checks its arguments before it makes anything --------------------------------
+
+
+@pytest.mark.parametrize("bad", [{"split": 0}, {"split": "two"}, {"max_per_host": 0}])
+def test_a_bad_split_argument_is_refused_before_any_lock_file_is_made(mirror, tmp_path, bad):
+    config = _three_targets(mirror, tmp_path)
+    with pytest.raises(UsageError, match=next(iter(bad))):
+        pdbsync.sync(config, ["mmcif", "sifts"], **bad)
+    assert not (tmp_path / "pdb").exists()  # no lock file, no dest parent
