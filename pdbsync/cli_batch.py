@@ -154,14 +154,15 @@ def add_summary_merge(actions: argparse._SubParsersAction) -> None:
         "merge",
         help="merge the summaries of a job array's shards into one",
         description="Validate each shard's summary and write one summary with every "
-        "target; report missing and duplicated shards and targets. Exit 0 only when "
-        "every shard is there and every target succeeded.",
+        "target; name the shards that are missing and the targets in no shard or in "
+        "two. Shards that cannot be one run (of different jobs or counts, one shard "
+        "twice) are refused. Exit 0 only when every shard is there and every target succeeded.",
     )
     merge.add_argument("files", nargs="+", metavar="FILE", help="the shards' --summary files")
     merge.add_argument("-o", "--output", metavar="OUT", type=Path, help="write the merge here")
     merge.add_argument(
         "--expect",
-        type=_positive,
+        type=_shard_count,
         metavar="N",
         help="how many shards there should be (default: as the summaries say)",
     )
@@ -169,8 +170,27 @@ def add_summary_merge(actions: argparse._SubParsersAction) -> None:
     merge.set_defaults(handler=_cmd_summary_merge)
 
 
-def _positive(text: str) -> int:
-    return flag_whole(1)(text)
+def _shard_count(text: str) -> int:
+    """``--expect`` and ``--array``: 1 to as many tasks as a Slurm array can have (a
+    larger count is no run's, and its missing shards would not fit in memory)."""
+    from pdbsync.shards import MAX_SHARDS
+
+    return flag_whole(1, MAX_SHARDS)(text)
+
+
+def _script_parallel(text: str) -> int:
+    """``slurm script --parallel``: what ``sync --parallel`` takes, so the job does not
+    queue only to be refused."""
+    from pdbsync.cli import MAX_PARALLEL
+
+    return flag_whole(1, MAX_PARALLEL)(text)
+
+
+def _signal_before(text: str) -> int:
+    """Seconds for ``#SBATCH --signal=B:TERM@S``, in the range sbatch takes."""
+    from pdbsync.slurm_script import MAX_SIGNAL_BEFORE
+
+    return flag_whole(0, MAX_SIGNAL_BEFORE)(text)
 
 
 def _cmd_summary_merge(args: argparse.Namespace, env: Environment) -> int:
@@ -216,7 +236,7 @@ def add_slurm(commands: argparse._SubParsersAction, parser_class: type) -> None:
         "job that runs after every task. Submit it with sbatch.",
     )
     script.add_argument("names", nargs="*", metavar="NAME", help="targets (default: all)")
-    script.add_argument("--array", type=_positive, metavar="N", help="split over N array tasks")
+    script.add_argument("--array", type=_shard_count, metavar="N", help="split over N array tasks")
     script.add_argument(
         "--time", default="06:00:00", metavar="T", help="time limit (sbatch --time)"
     )
@@ -224,12 +244,12 @@ def add_slurm(commands: argparse._SubParsersAction, parser_class: type) -> None:
     script.add_argument("--account", metavar="A", help="sbatch --account")
     script.add_argument("--job-name", default="pdb-sync", metavar="NAME")
     script.add_argument(
-        "--parallel", type=_positive, default=4, metavar="N", help="rsyncs at once per task"
+        "--parallel", type=_script_parallel, default=4, metavar="N", help="rsyncs at once per task"
     )
-    script.add_argument("--retry", type=int, default=3, metavar="N", help="sync --retry")
+    script.add_argument("--retry", type=flag_whole(0), default=3, metavar="N", help="sync --retry")
     script.add_argument(
         "--signal-before",
-        type=int,
+        type=_signal_before,
         default=120,
         metavar="S",
         help="SIGTERM the task S seconds before its time limit (0: only the limit's own)",
@@ -256,12 +276,6 @@ def _cmd_slurm_help(args: argparse.Namespace, env: Environment) -> int:
 def _cmd_slurm_script(args: argparse.Namespace, env: Environment) -> int:
     from pdbsync.slurm_script import ScriptSpec, sbatch_script
 
-    if args.retry < 0:
-        raise UsageError(f"slurm script: --retry must be 0 or more, got {args.retry}")
-    if args.signal_before < 0:
-        raise UsageError(
-            f"slurm script: --signal-before must be 0 or more, got {args.signal_before}"
-        )
     config = str(Path(args.config).resolve()) if args.config else None
     spec = ScriptSpec(
         targets=tuple(args.names),

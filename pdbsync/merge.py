@@ -9,7 +9,6 @@ summary has the same schema as a single run's (the same readers, ``summary show`
 - a shard index from 1 to N (``--expect N``, else the shards' own count) with no
   summary: ``missing_shards`` (the task never wrote one: killed before it could, or
   not run);
-- two summaries of one shard: ``duplicated_shards``;
 - a target in no summary although a shard's ``all_targets`` lists it:
   ``missing_targets``; a target in two summaries: ``duplicated_targets`` (the result
   of the summary that finished last is kept: a rerun's).
@@ -19,10 +18,16 @@ merge is complete and every target succeeded.
 
 A set that cannot be one run is refused instead (:func:`check_inputs`, exit 2, one
 line naming the files): shards of different array jobs, of different counts, one shard
-twice (``duplicated_shards`` is therefore always empty now), an index past its count,
-``--expect`` other than the shards' count (or fewer than the unsharded summaries
-given), and ``-o`` naming one of the inputs (:func:`check_output`), which the merge
-would replace. Merging such a set would report a run that never happened.
+twice, an index past its count, a count (or ``--expect``) past
+:data:`~pdbsync.shards.MAX_SHARDS` (no array has more tasks; and the missing shards of
+a count of 10**15 would not fit in memory), ``--expect`` other than the shards' count
+(or fewer than the unsharded summaries given), and ``-o`` naming one of the inputs
+(:func:`check_output`), which the merge would replace. Merging such a set would report
+a run that never happened.
+
+``merge.duplicated_shards`` is therefore always ``[]``: it stays in the summary (and is
+required by the schema) for readers of merges written before one shard twice was
+refused.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pdbsync.errors import UsageError
+from pdbsync.shards import MAX_SHARDS
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,15 @@ def check_inputs(inputs: Sequence[ShardSummary], expect: int | None = None) -> N
         if key in files:
             raise UsageError(f"summary merge: {shard.file} is given twice")
         files[key] = shard
+    if expect is not None and not 1 <= expect <= MAX_SHARDS:
+        raise UsageError(f"summary merge: --expect {expect}: must be between 1 and {MAX_SHARDS}")
     sharded = [shard for shard in inputs if shard.index is not None]
     for shard in sharded:
+        if shard.count > MAX_SHARDS:  # type: ignore[operator]
+            raise UsageError(
+                f"summary merge: {shard.file} says shard {shard.index}/{shard.count}: "
+                f"more shards than the {MAX_SHARDS} a Slurm array can have"
+            )
         if shard.index > shard.count:  # type: ignore[operator]
             raise UsageError(
                 f"summary merge: {shard.file} says shard {shard.index}/{shard.count}: "
@@ -161,12 +174,12 @@ def merge(inputs: Sequence[ShardSummary], expect: int | None = None) -> dict[str
     ordered = sorted(
         inputs, key=lambda s: (s.index is None, s.index or 0, s.data["finished_at"], s.file)
     )
-    indices = [shard.index for shard in ordered if shard.index is not None]
-    if indices:
-        missing_shards = [i for i in range(1, expected + 1) if i not in indices]
+    # check_inputs bounds ``expected`` by MAX_SHARDS; a set keeps this one pass over it
+    present = {shard.index for shard in inputs if shard.index is not None}
+    if present:
+        missing_shards = [i for i in range(1, expected + 1) if i not in present]
     else:  # unsharded runs: only their number can be checked
         missing_shards = list(range(len(inputs) + 1, expected + 1))
-    duplicated_shards = sorted({i for i in indices if indices.count(i) > 1})
 
     everything: list[str] = []
     for shard in ordered:
@@ -196,7 +209,7 @@ def merge(inputs: Sequence[ShardSummary], expect: int | None = None) -> dict[str
         duration_s=_seconds_between(started_at, finished_at),
         interrupted=interrupted,
     )
-    complete = not (missing_shards or duplicated_shards or missing_targets or duplicated_targets)
+    complete = not (missing_shards or missing_targets or duplicated_targets)
     data = summary.to_dict()
     data["version"] = __version__
     if not complete and data["exit_code"] == 0:
@@ -205,7 +218,7 @@ def merge(inputs: Sequence[ShardSummary], expect: int | None = None) -> dict[str
         "expected_shards": expected,
         "shards": [_shard_entry(shard) for shard in ordered],
         "missing_shards": missing_shards,
-        "duplicated_shards": duplicated_shards,
+        "duplicated_shards": [],  # one shard twice is refused (check_inputs)
         "missing_targets": missing_targets,
         "duplicated_targets": duplicated_targets,
         "complete": complete,
@@ -251,7 +264,6 @@ def report(data: dict[str, Any]) -> str:
         )
     for key, words in (
         ("missing_shards", "missing shards"),
-        ("duplicated_shards", "duplicated shards"),
         ("missing_targets", "targets in no shard"),
         ("duplicated_targets", "targets in more than one shard"),
     ):

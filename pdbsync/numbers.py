@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from pdbsync.errors import UsageError
 
@@ -25,6 +26,8 @@ _WHOLE = re.compile(r"-?[0-9]+")
 _DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 #: Longer than any number in range here; stops ``int()`` on thousands of digits.
 _MAX_DIGITS = 30
+
+_N = TypeVar("_N", int, float)
 
 
 def _in_range(value: float, text: str, low: float | None, high: float | None) -> None:
@@ -78,26 +81,23 @@ def env_whole(
 
 def flag_whole(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
     """An argparse ``type`` for a whole number from ``low`` to ``high``."""
-
-    def parse(text: str) -> int:
-        import argparse
-
-        try:
-            return whole(text, low, high)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
+    return _flag(lambda text: whole(text, low, high))
 
 
 def flag_decimal(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
     """An argparse ``type`` for a number (seconds, say) from ``low`` to ``high``."""
+    return _flag(lambda text: decimal(text, low, high))
 
-    def parse(text: str) -> float:
+
+def _flag(read: Callable[[str], _N]) -> Callable[[str], _N]:
+    """``read`` as an argparse ``type``: its ValueError becomes the ArgumentTypeError
+    that argparse prints after the flag's name."""
+
+    def parse(text: str) -> _N:
         import argparse
 
         try:
-            return decimal(text, low, high)
+            return read(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 

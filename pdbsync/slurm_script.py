@@ -39,6 +39,9 @@ _SBATCH_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 #: directive line holding either word anywhere, quoted or not, and blanked the word out;
 #: 22.05 reads it as part of the value. A backslash inside the word satisfies both.
 _COMPONENT_WORD = re.compile("hetjob|packjob", re.IGNORECASE)
+#: The most seconds sbatch takes in ``--signal=...@S`` (a 16-bit field; above it sbatch
+#: refuses the whole script: src/common/proc_args.c, ``get_signal_opts``).
+MAX_SIGNAL_BEFORE = 0xFFFF
 #: Characters that cannot be in a Slurm --output/--error pattern as themselves: a
 #: backslash anywhere turns off every %-pattern, a slash makes a directory.
 _NOT_IN_FILE_NAME = re.compile(r"[/\\]")
@@ -238,8 +241,9 @@ def _merge_step(spec: ScriptSpec, base: list[str]) -> list[str]:
         options.append(_q(f"--account={spec.account}"))
     return [
         "# The merge job: once every task has ended (afterany: whatever their exit), merge",
-        "# the tasks' summaries into one. It reports missing and duplicated shards and",
-        "# targets, and exits 0 only when every shard is there and every target succeeded.",
+        "# the tasks' summaries into one. It names the shards that are missing and the",
+        "# targets in no shard or in two, and exits 0 only when every shard is there and",
+        "# every target succeeded.",
         "# Submitted by the first task only, and not again if Slurm requeues it.",
         'if [ "${SLURM_ARRAY_TASK_ID}" = "${SLURM_ARRAY_TASK_MIN}" ] '
         '&& [ "${SLURM_RESTART_COUNT:-0}" = 0 ]; then',

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import assert_valid_events, run_cli, write_config
 
-from pdbsync import contracts
+from pdbsync import contracts, merge
+from pdbsync.errors import UsageError
+from pdbsync.shards import MAX_SHARDS
 
 
 @pytest.fixture
@@ -147,6 +149,51 @@ def test_expect_counts_unsharded_summaries(four_targets, tmp_path):
         f"pdb-sync: error: summary merge: --expect 1, but 2 summaries are given "
         f"({files[0]}, {files[1]})\n"
     )
+
+
+def _one_target(config: Path, tmp_path: Path) -> Path:
+    """The summary of an unsharded run of one target."""
+    path = tmp_path / "mmcif.json"
+    ran = run_cli("--config", str(config), "sync", "mmcif", "--summary", str(path))
+    assert ran.code == 0, ran.stderr
+    return path
+
+
+@pytest.mark.parametrize("expect", ["99999999999999", str(MAX_SHARDS + 1)])
+def test_an_expect_over_the_most_shards_is_refused(four_targets, tmp_path, expect):
+    """Was exit 70 (MemoryError: the missing shards 2..N as a list), or a merge "of
+    4000002 shards" no array can have."""
+    summary = _one_target(four_targets, tmp_path)
+    line = _refused(str(summary), "--expect", expect)
+    assert line == (
+        f"pdb-sync: error: summary merge: argument --expect: must be between 1 and "
+        f"{MAX_SHARDS}, got {expect} (see 'pdb-sync summary merge --help')\n"
+    )
+    with pytest.raises(UsageError, match=f"--expect {expect}: must be between 1 and"):
+        merge.merge(merge.load_shards([summary]), int(expect))  # the library's way in
+
+
+@pytest.mark.parametrize(("index", "count"), [(1, 10**15), (1, MAX_SHARDS + 1), (10**15, 10**15)])
+def test_a_shard_count_over_the_most_shards_is_refused(shard_files, tmp_path, index, count):
+    """Was exit 70 (out of memory listing shards 2..10**15 as missing)."""
+    data = json.loads(shard_files[0].read_text())
+    data["shard"].update(index=index, count=count)
+    bad = tmp_path / "huge.json"
+    bad.write_text(json.dumps(data))
+    line = _refused(str(bad))
+    assert line == (
+        f"pdb-sync: error: summary merge: {bad} says shard {index}/{count}: more shards "
+        f"than the {MAX_SHARDS} a Slurm array can have\n"
+    )
+
+
+def test_a_complete_merge_has_no_duplicated_shards(shard_files):
+    """The field stays for readers of older merges; one shard twice is refused."""
+    result = _merge(*map(str, shard_files))
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["merge"]["duplicated_shards"] == [] and data["merge"]["complete"]
+    assert data["merge"]["missing_shards"] == []
 
 
 def test_an_invalid_input_is_one_line_and_exit_2(shard_files, tmp_path):

@@ -209,3 +209,31 @@ def test_a_backslash_in_logs_is_refused_it_would_turn_off_the_task_patterns():
     assert result.code == 2
     assert result.stderr.startswith("pdb-sync: error: slurm script: --logs 'a\\\\b': a backslash")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "reason"),
+    [
+        # more tasks than a Slurm array can have: was written as --array=0-99999999999999999998
+        ("--array", "99999999999999999999", "must be between 1 and 4000001"),
+        ("--array", "4000002", "must be between 1 and 4000001"),
+        # sync --parallel's own bound: the job would queue only to be refused
+        ("--parallel", "101", "must be between 1 and 100"),
+        # sbatch refuses --signal=B:TERM@S above 65535 (a 16-bit field)
+        ("--signal-before", "65536", "must be between 0 and 65535"),
+        # int() read Arabic-Indic three as 3
+        ("--retry", "\u0663", "expected a whole number (digits 0-9)"),
+    ],
+)
+def test_a_number_no_job_can_use_is_refused_naming_its_flag(flag, value, reason):
+    result = run_cli("slurm", "script", "--array", "2", flag, value)
+    assert (result.code, result.text) == (2, "")
+    assert result.stderr.startswith(f"pdb-sync: error: slurm script: argument {flag}: {reason}"), (
+        result.stderr
+    )
+    assert value in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_largest_array_and_signal_time_are_written_as_given():
+    words = directives(_script("--array", "4000001", "--signal-before", "65535"))
+    assert "--array=0-4000000" in words and "--signal=B:TERM@65535" in words
