@@ -8,6 +8,7 @@ frozen and picklable, so they cross into worker processes unchanged.
 from __future__ import annotations
 
 import shlex
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -222,11 +223,13 @@ def _refuse_shared_dirs(
     resolved_dests: dict[str, str],
 ) -> None:
     """ConfigError if a partial or backup dir of the run meets another one
-    (write_rules.dir_problems). The other targets' options are resolved only when a dir
-    of the run leaves its own dest: only then can it meet theirs."""
-    every = list(run_places)
-    selected = set(names)
-    if any(write_rules.escapes(place, resolved_dests[str(place.owner)]) for place in run_places):
+    (write_rules.dir_problems). Only a dir that leaves its own dest can meet another
+    target's, so only then are the other targets' options resolved; else only a
+    target's own two dirs can meet."""
+    dirs = [place for place in run_places if place.key in write_rules.DIR_KEYS]
+    if any(write_rules.escapes(place, resolved_dests[str(place.owner)]) for place in dirs):
+        every = list(dirs)
+        selected = set(names)
         for other in config.targets:
             if other in selected:
                 continue
@@ -235,7 +238,10 @@ def _refuse_shared_dirs(
             except ConfigError:
                 continue  # its own run says so; its dirs are unknown
             every += write_rules.target_places(other, resolved_dests[other], resolved)
-    found = write_rules.dir_problems(run_places, every)
+    else:
+        counts = Counter(place.owner for place in dirs)
+        dirs = every = [place for place in dirs if counts[place.owner] > 1]
+    found = write_rules.dir_problems(dirs, every)
     if found:
         problems = [f"{config.path}: {problem}" for problem in found]
         raise ConfigError(problems[0], problems)

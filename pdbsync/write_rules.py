@@ -59,8 +59,9 @@ DIRS_HELP = (
     "rsync moves what it finds in a partial dir into place and overwrites what is in a "
     "backup dir: each needs a place of its own"
 )
-#: What :attr:`Place.key` says of a target's lock file.
+#: What :attr:`Place.key` says of a target's lock file, and of its dirs.
 LOCK_KEY = "lock"
+DIR_KEYS = ("partial_dir", "backup_dir")
 
 #: Every file pdb-sync keeps in its state directory (pdbsync.state): the history, the
 #: targets index and its lock, split listings, the mirror choice and the caches.
@@ -174,7 +175,7 @@ def conflict(place: Place, dests: Dests) -> str | None:
     inner = dests.below(place.real)
     if inner is not None:
         return f"{place.shown()} holds {dests.dest(inner, place.owner)}; refused: {OWN_TREE_HELP}"
-    if place.key in ("partial_dir", "backup_dir"):
+    if place.key in DIR_KEYS:
         found = dests.lock_at(place.real)
         if found is not None:
             name, lock = found
@@ -238,14 +239,14 @@ def dir_problems(checked: Iterable[Place], every: Iterable[Place]) -> list[str]:
     or lies inside another partial or backup dir of ``every`` (every target's, the
     checked ones' included): another target's, or its own target's other one. One line
     for each pair, naming both targets and keys."""
-    dirs = [place for place in every if place.key in ("partial_dir", "backup_dir")]
+    dirs = [place for place in every if place.key in DIR_KEYS]
     at: dict[str, list[Place]] = {}
     for place in dirs:
         at.setdefault(place.real, []).append(place)
     ordered = sorted(at)
     found, told = [], set()
     for place in checked:
-        if place.key not in ("partial_dir", "backup_dir"):
+        if place.key not in DIR_KEYS:
             continue
         met = _meeting(place, at, ordered)
         if met is None:
