@@ -406,7 +406,8 @@ def _output_files(args: argparse.Namespace, previewing: bool) -> dict[str, objec
 
 def _opens_log_file_later(args: argparse.Namespace) -> bool:
     """A ``sync`` that runs opens its ``--log-file`` once the run has passed its checks
-    (``before_run`` in :func:`_cmd_sync`); every other command opens it at once."""
+    (``before_run`` in :func:`_cmd_sync`); every other command opens it at once, once
+    :func:`_refuse_command_outputs` allowed it."""
     return args.command == "sync" and not (args.profile_list or args.profile_add or args.list)
 
 
@@ -501,6 +502,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     """Entry point of ``pdb-sync``: returns the exit status (see :class:`ExitCode`)."""
     env = env or Environment.from_process()
     traceback = "--traceback" in (sys.argv[1:] if argv is None else argv)
+    args = None
     try:
         parser = build_parser()
         if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions (pdb-sync completion)
@@ -534,7 +536,21 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     except Exception as exc:  # a bug: say so in one line, never as "a target failed" (1)
         if traceback:
             raise
+        _open_log_file_late(args, env)
         return _internal_error(exc, env)
+
+
+def _open_log_file_late(args: argparse.Namespace | None, env: Environment) -> None:
+    """A bug hit a ``sync`` before ``before_run`` opened its ``--log-file``: open it now
+    for the traceback, if the write rules allow the path (a refused one stays unopened)."""
+    from pdbsync import log
+
+    if args is None or not args.log_file or not _opens_log_file_later(args) or log.log_file():
+        return
+    # already on the way out with exit 70: a log file that cannot be had is just not used
+    with contextlib.suppress(Exception):
+        _refuse_command_outputs(args, env)
+        _configure_logging(args.verbose + args.sync_verbose, args.log_file, env)
 
 
 def entry() -> NoReturn:

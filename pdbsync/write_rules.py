@@ -24,9 +24,11 @@ the selected ones: a run of ``a`` must not consume the files of an unselected ``
   ``/dev/null`` is written in place and may be shared).
 
 Callers: :func:`pdbsync.jobs.plan_jobs` (every sync, plan, split part and shard), ``config
-validate`` (:func:`pdbsync.config.check_file`), and :func:`refuse_outputs`, through
-``pdbsync.prepare(outputs=...)`` (the library's ``summary``; the command line's output
-flags, checked with the whole run before it opens ``--events`` or ``--log-file``).
+validate`` (:func:`pdbsync.config.check_file`), :func:`refuse_outputs`, through
+``pdbsync.sync``/``plan``/``prepare(outputs=...)`` (the library's ``summary``; the
+command line's output flags, checked with the whole run before ``before_run`` opens
+``--events`` and ``--log-file``), and :func:`refuse_command_outputs` (``summary merge
+-o`` and the ``--log-file`` of every other command).
 The dest-against-dest rule is :func:`pdbsync.config.resolve_dests`. docs/safety.md lists
 the rules for people.
 """
