@@ -537,19 +537,23 @@ def test_every_commands_log_file_is_refused_in_a_dest(mirror, tmp_path, command)
 
 
 def test_without_a_config_a_log_file_on_a_state_file_is_still_refused(tmp_path, _own_state_dir):
+    # Before: exit 0, and an empty history.jsonl was created (appended to once it exists).
     history = _own_state_dir / "history.jsonl"
     result = run_cli(
-        "--log-file", str(history), "status", environ={"PDB_SYNC_CONFIG": str(tmp_path / "none")}
+        "--log-file", str(history), "history", environ={"PDB_SYNC_CONFIG": str(tmp_path / "none")}
     )
     _refused_naming(result, "--log-file ", "is pdb-sync's state file 'history.jsonl'")
     assert not history.exists()
 
 
-def test_summary_merge_refuses_one_file_for_o_and_log_file(tmp_path):
-    out = tmp_path / "m.json"
+def test_summary_merge_refuses_one_file_for_o_and_log_file(mirror, tmp_path):
+    # Before: exit 0; the log file was opened first, then the merge renamed over it.
+    config, _pdb = _two_dests(mirror, tmp_path)
+    shard, out = tmp_path / "s.json", tmp_path / "m.json"
+    assert run_cli("--config", str(config), "sync", "a", "--summary", str(shard)).code == 0
     result = run_cli(
-        "--log-file", str(out), "summary", "merge", str(tmp_path / "s.json"), "-o", str(out),
-        environ={"PDB_SYNC_CONFIG": str(tmp_path / "none")},
+        "--config", str(config), "--log-file", str(out), "summary", "merge", str(shard),
+        "-o", str(out),
     )  # fmt: skip
     _refused_naming(result, "is the same file as", "-o", "--log-file")
     assert not out.exists()
