@@ -8,7 +8,6 @@ frozen and picklable, so they cross into worker processes unchanged.
 from __future__ import annotations
 
 import shlex
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -238,10 +237,9 @@ def _refuse_shared_dirs(
             except ConfigError:
                 continue  # its own run says so; its dirs are unknown
             every += write_rules.target_places(other, resolved_dests[other], resolved)
+        found = write_rules.dir_problems(dirs, every)
     else:
-        counts = Counter(place.owner for place in dirs)
-        dirs = every = [place for place in dirs if counts[place.owner] > 1]
-    found = write_rules.dir_problems(dirs, every)
+        found = write_rules.own_dir_problems(dirs)
     if found:
         problems = [f"{config.path}: {problem}" for problem in found]
         raise ConfigError(problems[0], problems)

@@ -122,6 +122,8 @@ class Dests:
     def lock_at(self, path: str) -> tuple[str, str] | None:
         """The target whose lock file is ``path`` or one of its parents, and that lock
         file's path, if any."""
+        if LOCK_SUFFIX not in path:
+            return None  # the usual path: no walk
         probe = path
         while probe:
             name = self.lock_owner(probe)
@@ -258,14 +260,40 @@ def dir_problems(checked: Iterable[Place], every: Iterable[Place]) -> list[str]:
         if pair in told:
             continue
         told.add(pair)
-        kind = str(other.key).replace("_", " ")
-        own = other.owner == place.owner
-        whose = f"its own {kind}" if own else f"the {kind} of target {other.owner!r}"
-        found.append(
-            f"{place.shown()} {relation} {whose} ({other.label} {other.given!r}); "
-            f"refused: {DIRS_HELP}"
-        )
+        found.append(_meets(place, relation, other))
     return found
+
+
+def own_dir_problems(places: Iterable[Place]) -> list[str]:
+    """:func:`dir_problems` when no dir of ``places`` leaves its own dest: then only a
+    target's own partial and backup dir can meet, compared directly (no index)."""
+    first: dict[str | None, Place] = {}
+    found = []
+    for place in places:
+        if place.key not in DIR_KEYS:
+            continue
+        earlier = first.setdefault(place.owner, place)  # its partial dir, if it has one
+        if earlier is place:
+            continue
+        if earlier.real == place.real:
+            relation = "is"
+        elif earlier.real.startswith(place.real.rstrip("/") + "/"):
+            relation = "is inside"
+        elif place.real.startswith(earlier.real.rstrip("/") + "/"):
+            relation = "holds"
+        else:
+            continue
+        found.append(_meets(earlier, relation, place))
+    return found
+
+
+def _meets(place: Place, relation: str, other: Place) -> str:
+    kind = str(other.key).replace("_", " ")
+    own = other.owner == place.owner
+    whose = f"its own {kind}" if own else f"the {kind} of target {other.owner!r}"
+    return (
+        f"{place.shown()} {relation} {whose} ({other.label} {other.given!r}); refused: {DIRS_HELP}"
+    )
 
 
 def _meeting(
