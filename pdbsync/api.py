@@ -11,7 +11,7 @@ messages. A run may be started from any thread. See docs/api.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -114,26 +114,44 @@ def _checked_jobs(
     allow_vulnerable_rsync: bool,
     on_event: EventSink | None,
     summary: str | os.PathLike[str] | None,
+    outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
 ) -> tuple[Config, list[Job]]:
     """What :func:`sync` and :func:`plan` both do before they run: read the config once,
     select the targets, run the preflight (:func:`_preflight`) and resolve the jobs, the
-    summary file checked by the write rules like the jobs' own paths."""
+    summary and the caller's ``outputs`` checked together by the write rules like the
+    jobs' own paths (:func:`_run_outputs`)."""
     loaded = load_config(config, environ=environ)
     names = _select(loaded, _target_names(targets))
     checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
-    if not names:
+    files = _run_outputs(summary, outputs)
+    if not names:  # nothing to plan; the files are still written
+        if any(path is not None for path in files.values()):
+            from pdbsync import state, write_rules
+
+            root = config_module.resolve_pdb_dir(
+                loaded, None if pdb_dir is None else os.fspath(pdb_dir), environ
+            )
+            write_rules.refuse_outputs(loaded, root, files, state.state_dir(environ))
         return loaded, []
     jobs = _resolve_jobs(
-        checked.config,
-        names,
-        overrides,
-        pdb_dir,
-        plan,
-        environ,
-        checked.rsync.path,
-        {"summary": summary},
+        checked.config, names, overrides, pdb_dir, plan, environ, checked.rsync.path, files
     )
     return loaded, jobs
+
+
+def _run_outputs(
+    summary: str | os.PathLike[str] | None,
+    outputs: Mapping[str, str | os.PathLike[str] | None] | None,
+) -> dict[str, str | os.PathLike[str] | None]:
+    """The files a run writes, label → path: the caller's ``outputs`` and ``summary``.
+    An entry of ``outputs`` whose path is ``summary`` itself is the summary under the
+    caller's name for it (the command line's ``--summary``), not a second file."""
+    files = dict(outputs or {})
+    if summary is not None and not any(
+        path is not None and os.fspath(path) == os.fspath(summary) for path in files.values()
+    ):
+        files["summary"] = summary
+    return files
 
 
 def _target_names(targets: TargetsLike) -> list[str] | None:
@@ -214,6 +232,8 @@ def sync(
     split: int | str | None = None,
     max_per_host: int | None = None,
     allow_vulnerable_rsync: bool = False,
+    outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
+    before_run: Callable[[], None] | None = None,
 ) -> Summary:
     """Sync ``targets`` (None: all; an empty list: none; a str: that one target) of
     ``config``, up to ``parallel`` rsyncs at once.
@@ -250,6 +270,13 @@ def sync(
     ``unlocked``) goes to ``on_event`` first (without ``on_event``: to the log, which is
     loguru's stderr handler unless the caller set up its own); each such target's result
     says why in ``unlocked``.
+
+    ``outputs``: the other files the caller writes for the run (label → path, e.g.
+    ``{"--events": path}``; None paths are skipped), refused with ``summary`` by the rules
+    of docs/safety.md before anything runs. ``before_run``: called once every check has
+    passed (the write rules, the preflight, the lock paths) and before anything runs or
+    is written; the place to open such files, so a refused run leaves none behind. Events
+    sent before it (a preflight ``warning``) go to ``on_event`` as always.
     """
     environ = os.environ if environ is None else environ
     settings = _settings(parallel, summary, fail_fast, start_method)
@@ -270,9 +297,12 @@ def sync(
         allow_vulnerable_rsync,
         on_event,
         summary,
+        outputs,
     )
     to_run = _announce_dry_runs(planned, on_event)
     if planned and not to_run:  # a dry run: nothing ran, nothing is written
+        if before_run is not None:
+            before_run()
         now = utc_now()
         return Summary(
             results=[],
@@ -291,6 +321,8 @@ def sync(
             on_event(warning)
         else:
             log.warning("{}", warning["message"])
+    if before_run is not None:  # every check passed: the caller may open its files
+        before_run()
     to_run, held, cap = split_jobs(loaded, to_run, split, parallel, max_per_host, environ, cancel)
     settings = replace(settings, deadline=rule, place=place, max_per_host=cap)
     try:
@@ -321,13 +353,15 @@ def plan(
     deadline_margin: float = DEFAULT_MARGIN_S,
     shard: str | None = None,
     allow_vulnerable_rsync: bool = False,
+    outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
+    before_run: Callable[[], None] | None = None,
 ) -> PlanSummary:
     """What :func:`sync` would do, changing nothing: per target the files to create,
     update and delete and the bytes to transfer (``rsync --dry-run --itemize-changes``).
     Same arguments, checks and history record as :func:`sync`; returns the
     :class:`PlanSummary`. ``shard`` plans only this shard's jobs; ``deadline`` skips,
     with the reason, the targets the sync would not start for it (each judged as if it
-    started now)."""
+    started now). ``outputs`` and ``before_run`` as for :func:`sync`."""
     settings = _settings(parallel, summary, fail_fast, start_method)
     environ = os.environ if environ is None else environ
     loaded, planned = _checked_jobs(
@@ -340,8 +374,11 @@ def plan(
         allow_vulnerable_rsync,
         on_event,
         summary,
+        outputs,
     )
     planned, place, rule = batch_setup(planned, environ, shard, deadline, deadline_margin)
+    if before_run is not None:  # every check passed: the caller may open its files
+        before_run()
     planned, _held, cap = split_jobs(
         loaded, planned, split, parallel, max_per_host, environ, cancel
     )

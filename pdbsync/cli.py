@@ -325,14 +325,22 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
     overrides = {key: value for key, value in overrides.items() if value is not None}
     names = _names(args, batch.targets)
-    _refuse_outputs(args, config, names, overrides, previewing, env)  # before any is opened
     run = api.plan if args.plan else api.sync
     # only a dry run has options to show: a sync's lines keep the renderer's bulk path
     on_event = _DryRunOptions(renderer) if show_options and previewing else renderer
-    events = None
-    if args.events is not None and not previewing:
-        on_event = events = EventLog.open(on_event, args.events)
     on_event = PreflightLines(on_event, args.format == "json", env)  # rsync's CVE floor, auto
+    events = None
+    if args.events is not None and not previewing:  # every event, warnings included
+        on_event = events = EventLog.deferred(on_event, args.events)
+
+    def before_run() -> None:
+        """Every check has passed (pdbsync.api): open ``--log-file`` and ``--events``,
+        so a refused run leaves neither behind."""
+        if args.log_file:
+            _configure_logging(args.verbose + args.sync_verbose, args.log_file, env)
+        if events is not None:
+            events.start()
+
     interrupts = Interrupts()
     with catching_signals(interrupts):
         summary = run(
@@ -349,6 +357,8 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
             split=args.split,
             max_per_host=args.max_per_host,
             allow_vulnerable_rsync=args.allow_vulnerable_rsync,
+            outputs=_output_files(args, previewing),
+            before_run=before_run,
             **batch.api,
         )
     events_error = events.close() if events is not None else None
@@ -376,26 +386,12 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
     return int(summary.exit_code)
 
 
-def _refuse_outputs(
-    args: argparse.Namespace,
-    config,
-    names: list[str] | None,
-    overrides: dict,
-    previewing: bool,
-    env: Environment,
-) -> None:
-    """Refuse the files this run would write by the rules of pdbsync.write_rules (not in
-    or around a target's tree, not the config, a state file or one another), then open
-    the ``--log-file``: main leaves it closed for a run, so a refused one is never created.
-
-    ``--events`` and ``--log-file`` are opened before the run starts, so with either the
-    whole run is checked first (:func:`pdbsync.api.prepare`, which the run repeats):
-    a refused dest, partial or backup dir must not leave them behind.
-    """
-    from pdbsync import api, state, write_rules
-    from pdbsync.config import resolve_pdb_dir
-
-    files = {"--log-file": args.log_file}
+def _output_files(args: argparse.Namespace, previewing: bool) -> dict[str, object]:
+    """The files this run writes, by flag: ``api.sync``/``api.plan`` refuse them by the
+    rules of pdbsync.write_rules (not in or around a target's tree, not the config, a
+    state file or one another) with the rest of the run's checks, before ``before_run``
+    opens ``--log-file`` and ``--events``."""
+    files: dict[str, object] = {"--log-file": args.log_file}
     if not previewing:  # a --dry-run preview writes only the log
         files.update(
             {
@@ -405,23 +401,32 @@ def _refuse_outputs(
                 "--metrics": args.metrics,
             }
         )
-    pdb_dir = args.dest or args.pdb_dir
-    opened_first = args.log_file is not None or files.get("--events") is not None
-    if opened_first and names != []:  # an empty --rerun-failed list runs nothing
-        api.prepare(
-            config, names, overrides=overrides, pdb_dir=pdb_dir, environ=env.environ, outputs=files
-        )
-    elif any(path is not None for path in files.values()):
-        root = resolve_pdb_dir(config, pdb_dir, env.environ)
-        write_rules.refuse_outputs(config, root, files, state.state_dir(env.environ))
-    if args.log_file:
-        _configure_logging(args.verbose + args.sync_verbose, args.log_file, env)
+    return files
 
 
 def _opens_log_file_later(args: argparse.Namespace) -> bool:
-    """A ``sync`` that runs opens its ``--log-file`` only once the path is allowed
-    (:func:`_refuse_outputs`); every other command opens it at once."""
+    """A ``sync`` that runs opens its ``--log-file`` once the run has passed its checks
+    (``before_run`` in :func:`_cmd_sync`); every other command opens it at once, once
+    :func:`_refuse_command_outputs` allowed it."""
     return args.command == "sync" and not (args.profile_list or args.profile_add or args.list)
+
+
+def _refuse_command_outputs(args: argparse.Namespace, env: Environment) -> None:
+    """The files a command other than a running ``sync`` writes (its ``--log-file``, and
+    what its parser lists in ``outputs``, such as ``summary merge -o``), refused by the
+    write rules before any is opened (pdbsync.write_rules.refuse_command_outputs)."""
+    from pdbsync import write_rules
+
+    files = {"--log-file": args.log_file}
+    listed = getattr(args, "outputs", None)
+    if listed is not None:
+        files.update(listed(args))
+    write_rules.refuse_command_outputs(
+        files,
+        config=args.config,
+        pdb_dir=getattr(args, "dest", None) or args.pdb_dir,
+        environ=env.environ,
+    )
 
 
 def _names(args: argparse.Namespace, rerun: list[str] | None) -> list[str] | None:
@@ -497,6 +502,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     """Entry point of ``pdb-sync``: returns the exit status (see :class:`ExitCode`)."""
     env = env or Environment.from_process()
     traceback = "--traceback" in (sys.argv[1:] if argv is None else argv)
+    args = None
     try:
         parser = build_parser()
         if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions (pdb-sync completion)
@@ -508,7 +514,11 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             parser.print_help(env.stderr)
             return ExitCode.USAGE
         verbose = args.verbose + getattr(args, "sync_verbose", 0)
-        _configure_logging(verbose, None if _opens_log_file_later(args) else args.log_file, env)
+        _configure_logging(verbose, None, env)
+        if not _opens_log_file_later(args):
+            _refuse_command_outputs(args, env)  # before the log file is opened
+            if args.log_file:
+                _configure_logging(verbose, args.log_file, env)
         return args.handler(args, env)
     except PdbSyncError as exc:
         if traceback:
@@ -526,7 +536,21 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     except Exception as exc:  # a bug: say so in one line, never as "a target failed" (1)
         if traceback:
             raise
+        _open_log_file_late(args, env)
         return _internal_error(exc, env)
+
+
+def _open_log_file_late(args: argparse.Namespace | None, env: Environment) -> None:
+    """A bug hit a ``sync`` before ``before_run`` opened its ``--log-file``: open it now
+    for the traceback, if the write rules allow the path (a refused one stays unopened)."""
+    from pdbsync import log
+
+    if args is None or not args.log_file or not _opens_log_file_later(args) or log.log_file():
+        return
+    # already on the way out with exit 70: a log file that cannot be had is just not used
+    with contextlib.suppress(Exception):
+        _refuse_command_outputs(args, env)
+        _configure_logging(args.verbose + args.sync_verbose, args.log_file, env)
 
 
 def entry() -> NoReturn:

@@ -167,7 +167,8 @@ def add_summary_merge(actions: argparse._SubParsersAction) -> None:
         help="how many shards there should be (default: as the summaries say)",
     )
     merge.add_argument("--format", choices=("text", "json"), default="text")
-    merge.set_defaults(handler=_cmd_summary_merge)
+    # -o is refused by the write rules with --log-file before either is opened (cli.main)
+    merge.set_defaults(handler=_cmd_summary_merge, outputs=lambda args: {"-o": args.output})
 
 
 def _shard_count(text: str) -> int:

@@ -66,7 +66,8 @@ class PreflightLines:
 
     Each ``warning`` is one line on stderr and, in ``--format json``, also the event on
     stdout (which carries JSON only); notes (which mirror auto chose, and why) are
-    stderr lines only.
+    stderr lines only. An ``--events`` file wraps this sink (pdbsync.event_log), so it
+    records every warning in both formats.
     """
 
     def __init__(self, sink: Any, json_format: bool, env: Environment) -> None:

@@ -454,6 +454,7 @@ def check_file(path: Path, environ: Mapping[str, str] | None = None) -> FileChec
     from pdbsync import write_rules
 
     found: list[str] = []
+    every: list[write_rules.Place] = []  # every target's dirs, checked against each other
     root = index = None
     if config.pdb_dir is not None or (environ or {}).get("PDB_SYNC_DIR"):
         pdb_dir = resolve_pdb_dir(config, None, environ or {})
@@ -473,6 +474,8 @@ def check_file(path: Path, environ: Mapping[str, str] | None = None) -> FileChec
         if index is not None and target.name in dests.dests:
             places = write_rules.target_places(target.name, dests.dests[target.name], resolved)
             found += write_rules.target_problems(places, index)
+            every += places
+    found += write_rules.dir_problems(every, every)
     return FileCheck([f"{path}: {problem}" for problem in found], None if found else config)
 
 

@@ -4,11 +4,13 @@ prints.
 A batch job wants both: a log people can read (``--format text`` in the job's
 ``--output``) and the machine stream for tools (the same events ``--format json``
 prints, one per line, ``run_finished`` with the summary last). The file is opened by
-:func:`pdbsync.outputs.open_for_append` before the run (a bad path is a usage error,
-exit 2): appended to, like ``--log-file``, so a requeued job that reuses the name keeps
-both runs, each beginning with ``run_started``; a symlink is written through, a FIFO
-or device in place. A write that fails later (a full disk) stops the file, not the run;
-the caller reports it.
+:func:`pdbsync.outputs.open_for_append` once the run has passed every check (the
+command line calls :meth:`EventLog.start` from ``api.sync``'s ``before_run``): a refused
+run leaves no file, and the events sent before that (a ``warning`` from the preflight)
+wait in memory and are written first. It is appended to, like ``--log-file``, so a
+requeued job that reuses the name keeps both runs, each beginning with ``run_started``;
+a symlink is written through, a FIFO or device in place. A write that fails later (a
+full disk) stops the file, not the run; the caller reports it.
 """
 
 from __future__ import annotations
@@ -25,20 +27,41 @@ from pdbsync.render import json_lines
 
 
 class EventLog:
-    """An event sink that passes each event on to ``sink`` and appends it to a file."""
+    """An event sink that passes each event on to ``sink`` and appends it to a file.
 
-    def __init__(self, sink: Callable[[dict[str, Any]], None], stream: BinaryIO, label: str):
+    ``stream`` None: the file is not open yet (:meth:`deferred`); events gather until
+    :meth:`start` opens it, and nothing is written if it never does.
+    """
+
+    def __init__(
+        self,
+        sink: Callable[[dict[str, Any]], None],
+        stream: BinaryIO | None,
+        label: str,
+        path: Path | None = None,
+    ):
         self.sink = sink
         self.sink_lines = lines_sink(sink)
         self.stream = stream
         self.label = label
+        self.path = path
         self.lines: list[bytes] = []
         self.error: str | None = None
+        note = getattr(sink, "note", None)
+        if note is not None:  # notes for people (pdbsync.api._preflight) pass on
+            self.note = note
 
     @classmethod
-    def open(cls, sink: Callable[[dict[str, Any]], None], path: Path) -> EventLog:
-        """UsageError (exit 2) naming ``--events`` if ``path`` cannot be written."""
-        return cls(sink, outputs.open_for_append(path, "--events"), f"--events {path}")
+    def deferred(cls, sink: Callable[[dict[str, Any]], None], path: Path) -> EventLog:
+        """An events file at ``path`` that is opened by :meth:`start`, not now."""
+        return cls(sink, None, f"--events {path}", path)
+
+    def start(self) -> None:
+        """Open the file (UsageError, exit 2, naming ``--events`` if it cannot be
+        written) and write the events gathered so far."""
+        if self.stream is None and self.path is not None:
+            self.stream = outputs.open_for_append(self.path, "--events")
+            self._write()
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.sink(event)
@@ -57,8 +80,11 @@ class EventLog:
         flush = getattr(self.sink, "flush", None)
         if flush is not None:
             flush()
-        if not self.lines or self.error is not None:
-            return
+        self._write()
+
+    def _write(self) -> None:
+        if not self.lines or self.error is not None or self.stream is None:
+            return  # not open yet: the lines wait for start()
         data, self.lines = b"".join(self.lines), []
         try:
             self.stream.write(data)
@@ -66,8 +92,11 @@ class EventLog:
             self.error = f"{self.label}: cannot write: {exc.strerror or exc}"
 
     def close(self) -> str | None:
-        """Write what is left and close the file; the write error, if there was one."""
+        """Write what is left and close the file; the write error, if there was one.
+        A file never started is not created."""
         self.flush()
+        if self.stream is None:
+            return self.error
         try:
             self.stream.close()
         except OSError as exc:

@@ -164,6 +164,7 @@ def plan_jobs(
         raise ConfigError(problems[0], problems)
     dests = write_rules.Dests(checked.dests, {t.name: t.dest for t in config.targets.values()})
     jobs = []
+    run_places: list[write_rules.Place] = []  # the selected targets' dirs, checked together
     for name in names:
         target = config.targets[name]
         try:
@@ -172,9 +173,9 @@ def plan_jobs(
             problems = [f"{config.path}: {problem}" for problem in exc.problems]
             raise ConfigError(problems[0], problems) from None
         outside = option_path_problems(checked.root, name, resolved)
-        outside += write_rules.target_problems(
-            write_rules.target_places(name, checked.dests[name], resolved), dests
-        )
+        places = write_rules.target_places(name, checked.dests[name], resolved)
+        outside += write_rules.target_problems(places, dests)
+        run_places += places
         if outside:
             problems = [f"{config.path}: {problem}" for problem in outside]
             raise ConfigError(problems[0], problems)
@@ -210,7 +211,38 @@ def plan_jobs(
                 split=target.settings.get("split"),
             )
         )
+    _refuse_shared_dirs(config, names, run_places, checked.dests)
     return jobs
+
+
+def _refuse_shared_dirs(
+    config: Config,
+    names: Sequence[str],
+    run_places: list[write_rules.Place],
+    resolved_dests: dict[str, str],
+) -> None:
+    """ConfigError if a partial or backup dir of the run meets another one
+    (write_rules.dir_problems). Only a dir that leaves its own dest can meet another
+    target's, so only then are the other targets' options resolved; else only a
+    target's own two dirs can meet."""
+    dirs = [place for place in run_places if place.key in write_rules.DIR_KEYS]
+    if any(write_rules.escapes(place, resolved_dests[str(place.owner)]) for place in dirs):
+        every = list(dirs)
+        selected = set(names)
+        for other in config.targets:
+            if other in selected:
+                continue
+            try:
+                resolved = target_options(config, other)
+            except ConfigError:
+                continue  # its own run says so; its dirs are unknown
+            every += write_rules.target_places(other, resolved_dests[other], resolved)
+        found = write_rules.dir_problems(dirs, every)
+    else:
+        found = write_rules.own_dir_problems(dirs)
+    if found:
+        problems = [f"{config.path}: {problem}" for problem in found]
+        raise ConfigError(problems[0], problems)
 
 
 def dry_run_event(job: Job) -> dict[str, Any]:

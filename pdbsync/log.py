@@ -132,6 +132,11 @@ def is_verbose() -> bool:
     return _LEVELS[_settings["level"]] < _LEVELS["WARNING"]
 
 
+def log_file() -> str | None:
+    """The ``--log-file`` being written, if one is open."""
+    return _settings["log_file"]
+
+
 def write_traceback(text: str) -> str | None:
     """Put an internal error's traceback into the ``--log-file``; where it went, or None
     when there is no log file (the caller then shows it on stderr with ``-v``)."""

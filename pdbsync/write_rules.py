@@ -12,6 +12,11 @@ the selected ones: a run of ``a`` must not consume the files of an unselected ``
 - a target's partial dir, backup dir and lock file: neither inside nor equal to another
   target's dest, and no target's dest (its own included) inside or equal to them; inside
   the target's own dest is where relative ones belong;
+- a partial or backup dir: not a target's lock file nor inside one (rsync would make a
+  directory there, and no run of that target could lock it again), and apart from every
+  other partial or backup dir, the target's own included (:func:`dir_problems`): rsync
+  would hand one's partial files to the other, overwrite the other's backups, or take
+  backups for partial files;
 - a file pdb-sync writes (``--summary``, ``--events``, ``--junit``, ``--metrics``,
   ``--log-file``; the library's ``summary``): neither inside any target's dest nor
   holding one, not a target's lock file, not the config file, not one of pdb-sync's
@@ -19,9 +24,11 @@ the selected ones: a run of ``a`` must not consume the files of an unselected ``
   ``/dev/null`` is written in place and may be shared).
 
 Callers: :func:`pdbsync.jobs.plan_jobs` (every sync, plan, split part and shard), ``config
-validate`` (:func:`pdbsync.config.check_file`), and :func:`refuse_outputs`, through
-``pdbsync.prepare(outputs=...)`` (the library's ``summary``; the command line's output
-flags, checked with the whole run before it opens ``--events`` or ``--log-file``).
+validate`` (:func:`pdbsync.config.check_file`), :func:`refuse_outputs`, through
+``pdbsync.sync``/``plan``/``prepare(outputs=...)`` (the library's ``summary``; the
+command line's output flags, checked with the whole run before ``before_run`` opens
+``--events`` and ``--log-file``), and :func:`refuse_command_outputs` (``summary merge
+-o`` and the ``--log-file`` of every other command).
 The dest-against-dest rule is :func:`pdbsync.config.resolve_dests`. docs/safety.md lists
 the rules for people.
 """
@@ -47,6 +54,16 @@ if TYPE_CHECKING:
 OWN_TREE_HELP = "each target owns its dest tree (rsync moves, overwrites and deletes files there)"
 #: Said when an output would replace a lock file (a new inode is no lock at all).
 LOCK_HELP = "replacing it would let two runs write into that target's tree at once"
+#: Said when a partial or backup dir would be made at or under a lock file.
+LOCK_DIR_HELP = "rsync would make a directory there, and that target could never be locked again"
+#: Said when two partial or backup dirs meet.
+DIRS_HELP = (
+    "rsync moves what it finds in a partial dir into place and overwrites what is in a "
+    "backup dir: each needs a place of its own"
+)
+#: What :attr:`Place.key` says of a target's lock file, and of its dirs.
+LOCK_KEY = "lock"
+DIR_KEYS = ("partial_dir", "backup_dir")
 
 #: Every file pdb-sync keeps in its state directory (pdbsync.state): the history, the
 #: targets index and its lock, split listings, the mirror choice and the caches.
@@ -70,6 +87,8 @@ class Place(NamedTuple):
     real: str  # where it resolves
     #: the target whose own dest may hold it (None: a file pdb-sync writes for the run)
     owner: str | None = None
+    #: what it is to its target: 'partial_dir', 'backup_dir' or LOCK_KEY (None: an output)
+    key: str | None = None
 
     def shown(self) -> str:
         prefix = f"target {self.owner!r}: " if self.owner is not None else ""
@@ -99,6 +118,19 @@ class Dests:
                 return name
             probe = probe[: probe.rfind("/")]
         return self._at.get("/")
+
+    def lock_at(self, path: str) -> tuple[str, str] | None:
+        """The target whose lock file is ``path`` or one of its parents, and that lock
+        file's path, if any."""
+        if LOCK_SUFFIX not in path:
+            return None  # the usual path: no walk
+        probe = path
+        while probe:
+            name = self.lock_owner(probe)
+            if name is not None:
+                return name, probe
+            probe = probe[: probe.rfind("/")]
+        return None
 
     def below(self, path: str) -> str | None:
         """A target whose dest lies strictly below ``path``, if any."""
@@ -130,7 +162,9 @@ def conflict(place: Place, dests: Dests) -> str | None:
     """The problem line if ``place`` lies in or around a target's tree, else None.
 
     The rule of the module docstring: inside or equal to another target's dest, or
-    holding (or being) any target's dest, its owner's included.
+    holding (or being) any target's dest, its owner's included; and a partial or backup
+    dir at or under a target's lock file. (One holding a lock file holds that target's
+    dest too: the lock lies beside it.)
     """
     holder = dests.holding(place.real)
     if holder is not None:
@@ -145,6 +179,14 @@ def conflict(place: Place, dests: Dests) -> str | None:
     inner = dests.below(place.real)
     if inner is not None:
         return f"{place.shown()} holds {dests.dest(inner, place.owner)}; refused: {OWN_TREE_HELP}"
+    if place.key in DIR_KEYS:
+        found = dests.lock_at(place.real)
+        if found is not None:
+            name, lock = found
+            relation = "is" if lock == place.real else "is inside"
+            own = name == place.owner
+            whose = "its own lock file" if own else f"the lock file of target {name!r}"
+            return f"{place.shown()} {relation} {whose} ({lock!r}); refused: {LOCK_DIR_HELP}"
     return None
 
 
@@ -162,11 +204,11 @@ def target_places(name: str, resolved_dest: str, options: RsyncOptions) -> list[
             continue  # not passed to rsync (see options.build_flags)
         label = options.where.get(key, key)
         if os.path.isabs(value):
-            found.append(Place(label, value, str(paths.real(value)), name))
+            found.append(Place(label, value, str(paths.real(value)), name, key))
         else:
-            found.append(Place(label, value, _under(resolved_dest, value), name))
+            found.append(Place(label, value, _under(resolved_dest, value), name, key))
     lock = str(lock_path(Path(resolved_dest)))
-    found.append(Place("lock file", lock, lock, name))
+    found.append(Place("lock file", lock, lock, name, LOCK_KEY))
     return found
 
 
@@ -189,33 +231,126 @@ def target_problems(places: Iterable[Place], dests: Dests) -> list[str]:
     return [line for place in places if (line := conflict(place, dests)) is not None]
 
 
+def escapes(place: Place, resolved_dest: str) -> bool:
+    """Whether ``place``, a partial or backup dir, lies outside its own dest (absolute,
+    or through a link): only such a dir can meet another target's (every other lies in
+    its own dest, apart from every other dest), so only then are the others needed."""
+    return place.key != LOCK_KEY and paths.below(place.real, resolved_dest) is None
+
+
+def dir_problems(checked: Iterable[Place], every: Iterable[Place]) -> list[str]:
+    """Every partial or backup dir of ``checked`` (the targets a run runs) that is, holds
+    or lies inside another partial or backup dir of ``every`` (every target's, the
+    checked ones' included): another target's, or its own target's other one. One line
+    for each pair, naming both targets and keys."""
+    dirs = [place for place in every if place.key in DIR_KEYS]
+    at: dict[str, list[Place]] = {}
+    for place in dirs:
+        at.setdefault(place.real, []).append(place)
+    ordered = sorted(at)
+    found, told = [], set()
+    for place in checked:
+        if place.key not in DIR_KEYS:
+            continue
+        met = _meeting(place, at, ordered)
+        if met is None:
+            continue
+        relation, other = met
+        pair = frozenset(((place.owner, place.key), (other.owner, other.key)))
+        if pair in told:
+            continue
+        told.add(pair)
+        found.append(_meets(place, relation, other))
+    return found
+
+
+def own_dir_problems(places: Iterable[Place]) -> list[str]:
+    """:func:`dir_problems` when no dir of ``places`` leaves its own dest: then only a
+    target's own partial and backup dir can meet, compared directly (no index)."""
+    first: dict[str | None, Place] = {}
+    found = []
+    for place in places:
+        if place.key not in DIR_KEYS:
+            continue
+        earlier = first.setdefault(place.owner, place)  # its partial dir, if it has one
+        if earlier is place:
+            continue
+        if earlier.real == place.real:
+            relation = "is"
+        elif earlier.real.startswith(place.real.rstrip("/") + "/"):
+            relation = "is inside"
+        elif place.real.startswith(earlier.real.rstrip("/") + "/"):
+            relation = "holds"
+        else:
+            continue
+        found.append(_meets(earlier, relation, place))
+    return found
+
+
+def _meets(place: Place, relation: str, other: Place) -> str:
+    kind = str(other.key).replace("_", " ")
+    own = other.owner == place.owner
+    whose = f"its own {kind}" if own else f"the {kind} of target {other.owner!r}"
+    return (
+        f"{place.shown()} {relation} {whose} ({other.label} {other.given!r}); refused: {DIRS_HELP}"
+    )
+
+
+def _meeting(
+    place: Place, at: Mapping[str, list[Place]], ordered: list[str]
+) -> tuple[str, Place] | None:
+    """Another dir of ``at`` that ``place`` is, lies in or holds, and how."""
+
+    def other(candidates: Iterable[Place]) -> Place | None:
+        return next((c for c in candidates if (c.owner, c.key) != (place.owner, place.key)), None)
+
+    probe = place.real
+    while probe:
+        found = other(at.get(probe, ()))
+        if found is not None:
+            return ("is" if probe == place.real else "is inside"), found
+        probe = probe[: probe.rfind("/")]
+    prefix = place.real.rstrip("/") + "/"
+    index = bisect_left(ordered, prefix)
+    while index < len(ordered) and ordered[index].startswith(prefix):
+        found = other(at[ordered[index]])
+        if found is not None:
+            return "holds", found
+        index += 1
+    return None
+
+
 # -- files pdb-sync writes for the run -----------------------------------------------------
 
 
 def output_problems(
     outputs: Mapping[str, os.PathLike[str] | str],
     *,
-    root: Path,
+    root: Path | None,
     dests: Callable[[], Dests],
-    config_path: Path,
+    config_path: Path | None,
     state_dir: Path,
 ) -> list[str]:
     """Every output (label → path as given) that breaks the rule, one line each.
 
-    ``root``: pdb_dir resolved. ``dests`` is called only when an output resolves below
-    the root or above it (every dest lies below the root), so the usual run, whose
-    outputs lie elsewhere, does not resolve every dest a second time.
+    ``root``: pdb_dir resolved (None: no targets are known, and only the rules that need
+    none apply). ``dests`` is called only when an output resolves below the root or
+    above it (every dest lies below the root), so the usual run, whose outputs lie
+    elsewhere, does not resolve every dest a second time. ``config_path``: the config
+    file (None: there is none).
     """
     found = []
     resolved = {label: str(paths.real(Path(path).expanduser())) for label, path in outputs.items()}
-    config_real = str(paths.real(config_path))
+    config_real = None if config_path is None else str(paths.real(config_path))
     state_real = paths.real(state_dir)
     state_files = {str(state_real / name): name for name in STATE_FILES}
     index: Dests | None = None
     seen: dict[str, str] = {}
     for label, real in resolved.items():
         place = Place(label, str(outputs[label]), real)
-        if paths.below(real, root) is not None or paths.below(root, real) is not None:
+        if root is not None and (
+            paths.below(real, root) is not None or paths.below(root, real) is not None
+        ):
             index = index or dests()
             line = conflict(place, index)
             if line is None and (owner := index.lock_owner(real)) is not None:
@@ -281,6 +416,46 @@ def refuse_outputs(
         root=paths.real(pdb_dir),
         dests=index,
         config_path=config_path,
+        state_dir=state_dir,
+    )
+    if found:
+        raise UsageError(found[0])
+
+
+def refuse_command_outputs(
+    outputs: Mapping[str, os.PathLike[str] | str | None],
+    *,
+    config: str | None,
+    pdb_dir: str | None,
+    environ: Mapping[str, str],
+) -> None:
+    """:func:`refuse_outputs` for the files a command writes outside a run (``summary
+    merge -o``, the ``--log-file`` of every command but a running ``sync``): the config
+    is found as the command line finds it (``config``: ``--config``) and, when it can be
+    loaded, every rule applies; without one (none there, or it does not load: ``config
+    validate`` reports that itself) only those that need no targets do (not the config
+    file, not a state file, not one another).
+    """
+    from pdbsync import config as config_module
+    from pdbsync import state
+
+    given = {label: path for label, path in outputs.items() if path is not None}
+    if not given:
+        return
+    state_dir = state.state_dir(environ)
+    path = config_module.find_config(config, environ)
+    try:
+        loaded = config_module.load_config(path)
+        root = config_module.resolve_pdb_dir(loaded, pdb_dir, environ)
+        refuse_outputs(loaded, root, given, state_dir)
+        return
+    except ConfigError:
+        pass  # no config, or a bad one: the command says so itself
+    found = output_problems(
+        given,
+        root=None,
+        dests=lambda: Dests({}, {}),
+        config_path=path if path.is_file() else None,
         state_dir=state_dir,
     )
     if found:

@@ -491,3 +491,197 @@ def test_which_dest_holds_a_path_and_which_lies_in_it_match_a_pairwise_check():
             assert (below is None) == (not inner)
             if below is not None:
                 assert real[below] in inner
+
+
+# -- files written outside a sync: summary merge -o, every command's --log-file -----------------
+
+
+def _two_dests(mirror, tmp_path: Path) -> tuple[Path, Path]:
+    pdb = tmp_path / "pdb"
+    url = mirror.url("ftp_data", "sifts/")
+    config = write_config(
+        tmp_path / "c.toml", pdb, {"a": {"url": url, "dest": "a"}, "b": {"url": url, "dest": "b"}}
+    )
+    (pdb / "b").mkdir(parents=True)
+    return config, pdb
+
+
+def test_summary_merge_refuses_an_output_in_a_dest_or_on_the_config(mirror, tmp_path):
+    # Before: exit 0, the merge written into b's tree; `-o c.toml` replaced the config.
+    config, pdb = _two_dests(mirror, tmp_path)
+    shard = tmp_path / "s.json"
+    assert run_cli("--config", str(config), "sync", "a", "--summary", str(shard)).code == 0
+    before = _snapshot(tmp_path)
+    inside = run_cli(
+        "--config", str(config), "summary", "merge", str(shard), "-o", str(pdb / "b" / "m.json")
+    )
+    _refused_naming(inside, "-o ", "is inside the dest of target 'b' (sync.custom.b.dest 'b')")
+    on_config = run_cli("--config", str(config), "summary", "merge", str(shard), "-o", str(config))
+    _refused_naming(on_config, f"-o {str(config)!r} is the config file")
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("sync", "--list"), ("status",), ("config", "validate"), ("slurm", "script"), ("history",)],
+    ids=" ".join,
+)
+def test_every_commands_log_file_is_refused_in_a_dest(mirror, tmp_path, command):
+    # Before: exit 0, and the log file was created inside b's tree.
+    config, pdb = _two_dests(mirror, tmp_path)
+    log = pdb / "b" / "run.log"
+    before = _snapshot(tmp_path)
+    result = run_cli("--config", str(config), "--log-file", str(log), *command)
+    _refused_naming(result, "--log-file ", "is inside the dest of target 'b'")
+    assert not log.exists() and _snapshot(tmp_path) == before
+
+
+def test_without_a_config_a_log_file_on_a_state_file_is_still_refused(tmp_path, _own_state_dir):
+    # Before: exit 0, and an empty history.jsonl was created (appended to once it exists).
+    history = _own_state_dir / "history.jsonl"
+    result = run_cli(
+        "--log-file", str(history), "history", environ={"PDB_SYNC_CONFIG": str(tmp_path / "none")}
+    )
+    _refused_naming(result, "--log-file ", "is pdb-sync's state file 'history.jsonl'")
+    assert not history.exists()
+
+
+def test_summary_merge_refuses_one_file_for_o_and_log_file(mirror, tmp_path):
+    # Before: exit 0; the log file was opened first, then the merge renamed over it.
+    config, _pdb = _two_dests(mirror, tmp_path)
+    shard, out = tmp_path / "s.json", tmp_path / "m.json"
+    assert run_cli("--config", str(config), "sync", "a", "--summary", str(shard)).code == 0
+    result = run_cli(
+        "--config", str(config), "--log-file", str(out), "summary", "merge", str(shard),
+        "-o", str(out),
+    )  # fmt: skip
+    _refused_naming(result, "is the same file as", "-o", "--log-file")
+    assert not out.exists()
+
+
+# -- partial and backup dirs against each other and against lock files ---------------------------
+
+DIR_KEYS = ("partial_dir", "backup_dir")
+
+
+def _dir_fields(key: str, value: str) -> dict[str, object]:
+    switch = "partial" if key == "partial_dir" else "backup"
+    return {f"options.{switch}": True, f"options.{key}": value}
+
+
+def _dir_cases():
+    for a_key in DIR_KEYS:
+        for b_key in DIR_KEYS:
+            for relation in ("equal", "inside", "holds"):
+                yield pytest.param(a_key, b_key, relation, id=f"{a_key}-{b_key}-{relation}")
+
+
+def _shared_scene(mirror, tmp_path: Path, a_key: str, b_key: str, relation: str) -> Path:
+    """Targets ``a`` and ``b`` whose ``a_key`` and ``b_key`` meet as ``relation`` says."""
+    pdb = tmp_path / "pdb"
+    shared = pdb / "shared"
+    a_value = {"equal": shared, "inside": shared / "a", "holds": shared}[relation]
+    b_value = {"equal": shared, "inside": shared, "holds": shared / "b"}[relation]
+    url = mirror.url("ftp_data", "sifts/")
+    return write_config(
+        tmp_path / "c.toml",
+        pdb,
+        {
+            "a": {"url": url, "dest": "a", **_dir_fields(a_key, str(a_value))},
+            "b": {"url": url, "dest": "b", **_dir_fields(b_key, str(b_value))},
+        },
+    )
+
+
+def _names_both(line: str, a_key: str, b_key: str) -> None:
+    assert f"target 'a': sync.custom.a.options.{a_key}" in line, line
+    assert f"target 'b' (sync.custom.b.options.{b_key}" in line, line
+    assert "\n" not in line
+
+
+@pytest.mark.parametrize(("a_key", "b_key", "relation"), list(_dir_cases()))
+def test_two_targets_partial_or_backup_dirs_that_meet_are_refused(
+    mirror, tmp_path, a_key, b_key, relation
+):
+    # Before: accepted; one target's backups overwrote the other's, or its partials were
+    # moved into the other's tree. b is not selected: a's run alone would do it.
+    config = _shared_scene(mirror, tmp_path, a_key, b_key, relation)
+    before = _snapshot(tmp_path)
+    result = run_cli("--config", str(config), "sync", "a")
+    line = _refused_naming(result)
+    _names_both(line, a_key, b_key)
+    for run in (pdbsync.sync, pdbsync.plan):
+        with pytest.raises(pdbsync.ConfigError) as caught:
+            run(config, ["a"], environ={})
+        _names_both(caught.value.message, a_key, b_key)
+    assert _snapshot(tmp_path) == before
+    validate = run_cli("--config", str(config), "config", "validate")
+    assert validate.code == 2
+    said = (validate.stderr + validate.text).splitlines()
+    problems = [line for line in said if "refused" in line]
+    assert len(problems) == 1, problems  # the pair once, not once from each side
+
+
+def test_a_shared_backup_dir_from_the_defaults_is_refused(mirror, tmp_path):
+    url = mirror.url("ftp_data", "sifts/")
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"a": {"url": url, "dest": "a"}, "b": {"url": url, "dest": "b"}},
+        f'\n[sync.defaults]\nbackup = true\nbackup_dir = "{tmp_path / "old"}"\n',
+    )
+    result = run_cli("--config", str(config), "sync", "--all")
+    _refused_naming(result, "target 'a'", "is the backup dir of target 'b'", "backup_dir")
+    assert not (tmp_path / "pdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("partial", "backup", "relation"),
+    [("p", "p", "is"), ("p", "p/old", "holds"), ("p/new", "p", "is inside")],
+)
+def test_a_targets_own_partial_and_backup_dirs_that_meet_are_refused(
+    mirror, tmp_path, partial, backup, relation
+):
+    url = mirror.url("ftp_data", "sifts/")
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {"a": {"url": url, "dest": "a", **_dir_fields("partial_dir", partial),
+               **_dir_fields("backup_dir", backup)}},
+    )  # fmt: skip
+    result = run_cli("--config", str(config), "sync", "a")
+    line = _refused_naming(result, "sync.custom.a.options.partial_dir", f" {relation} its own")
+    assert "backup dir (sync.custom.a.options.backup_dir" in line
+    assert not (tmp_path / "pdb").exists()
+    with pytest.raises(pdbsync.ConfigError, match="its own backup dir"):
+        pdbsync.plan(config, ["a"], environ={})
+
+
+@pytest.mark.parametrize("key", DIR_KEYS)
+@pytest.mark.parametrize("where", ["at", "inside"])
+def test_a_partial_or_backup_dir_at_another_targets_lock_file_is_refused(
+    mirror, tmp_path, key, where
+):
+    # Before: accepted (sync and config validate); rsync made a directory at b's lock
+    # path, and every later run of b was refused.
+    pdb = tmp_path / "pdb"
+    lock = pdb / "b.pdb-sync.lock"
+    value = lock if where == "at" else lock / "x"
+    url = mirror.url("ftp_data", "sifts/")
+    config = write_config(
+        tmp_path / "c.toml",
+        pdb,
+        {
+            "a": {"url": url, "dest": "a", **_dir_fields(key, str(value))},
+            "b": {"url": url, "dest": "b"},
+        },
+    )
+    relation = "is" if where == "at" else "is inside"
+    expected = f"{relation} the lock file of target 'b' ({str(lock)!r})"
+    result = run_cli("--config", str(config), "sync", "a")
+    _refused_naming(result, f"sync.custom.a.options.{key}", expected)
+    with pytest.raises(pdbsync.ConfigError, match="the lock file of target 'b'"):
+        pdbsync.sync(config, ["a"], environ={})
+    validate = run_cli("--config", str(config), "config", "validate")
+    assert validate.code == 2 and expected in validate.stderr + validate.text
+    assert not pdb.exists()
