@@ -91,6 +91,21 @@ def _resolve_jobs(
     """:func:`prepare` on a loaded config and selected names; ``rsync_path`` is the rsync
     a preflight already checked (None: check it here); ``outputs`` as for :func:`prepare`."""
     loaded, _choice = resolve_auto(loaded, names, environ)  # probes only for mirror = "auto"
+    root = _refuse_outputs(loaded, pdb_dir, outputs, environ)
+    if rsync_path is None:
+        rsync_path, _version = check_rsync()
+    layer = cli_layer(dict(overrides or {}), Path.cwd())
+    return plan_jobs(loaded, names, root, rsync=rsync_path, cli_options=layer, plan=plan)
+
+
+def _refuse_outputs(
+    loaded: Config,
+    pdb_dir: str | os.PathLike[str] | None,
+    outputs: Mapping[str, str | os.PathLike[str] | None] | None,
+    environ: Mapping[str, str],
+) -> Path:
+    """The run's mirror root, once the files the caller writes (``outputs``) have passed
+    the write rules (pdbsync.write_rules.refuse_outputs; None paths are skipped)."""
     root = config_module.resolve_pdb_dir(
         loaded, None if pdb_dir is None else os.fspath(pdb_dir), environ
     )
@@ -98,10 +113,7 @@ def _resolve_jobs(
         from pdbsync import state, write_rules
 
         write_rules.refuse_outputs(loaded, root, outputs, state.state_dir(environ))
-    if rsync_path is None:
-        rsync_path, _version = check_rsync()
-    layer = cli_layer(dict(overrides or {}), Path.cwd())
-    return plan_jobs(loaded, names, root, rsync=rsync_path, cli_options=layer, plan=plan)
+    return root
 
 
 def _checked_jobs(
@@ -125,13 +137,7 @@ def _checked_jobs(
     checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
     files = _run_outputs(summary, outputs)
     if not names:  # nothing to plan; the files are still written
-        if any(path is not None for path in files.values()):
-            from pdbsync import state, write_rules
-
-            root = config_module.resolve_pdb_dir(
-                loaded, None if pdb_dir is None else os.fspath(pdb_dir), environ
-            )
-            write_rules.refuse_outputs(loaded, root, files, state.state_dir(environ))
+        _refuse_outputs(loaded, pdb_dir, files, environ)
         return loaded, []
     jobs = _resolve_jobs(
         checked.config, names, overrides, pdb_dir, plan, environ, checked.rsync.path, files
