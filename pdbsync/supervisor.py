@@ -185,7 +185,7 @@ def shut_down(pool: Any) -> None:
         inqueue, outqueue = getattr(pool, "_inqueue", None), getattr(pool, "_outqueue", None)
         _free_lock_of_the_dead(getattr(inqueue, "_rlock", None), look=0.0)
         _free_lock_of_the_dead(getattr(outqueue, "_wlock", None), look=LOCK_LOOK_SECONDS)
-    closer = threading.Thread(target=pool.terminate, name="pool-terminate", daemon=True)
+    closer = threading.Thread(target=_terminate, args=(pool,), name="pool-terminate", daemon=True)
     closer.start()
     closer.join(SHUTDOWN_SECONDS)
     if closer.is_alive():
@@ -193,6 +193,26 @@ def shut_down(pool: Any) -> None:
         for child in multiprocessing.active_children():
             kill_process(child.pid, signal.SIGKILL)
         closer.join(SHUTDOWN_SECONDS)
+
+
+def _terminate(pool: Any) -> None:
+    """``Pool.terminate``, for a pool whose task pipe may hold half a message.
+
+    A worker signalled while it read its next task (SIGTERM to the whole process group)
+    dies with part of the message read; terminate then drains the pipe from the middle
+    of that message and fails (``EOFError`` or an unpickling error) before it wakes the
+    pool's own threads. The workers are dead by now, so nothing is lost: the failure is
+    logged, and the pool's threads are woken here so that none waits forever.
+    """
+    try:
+        pool.terminate()
+    except Exception as error:  # the pool's internals; any failure means the same
+        log.debug("worker pool terminate failed on a dead worker's half-read task: {!r}", error)
+        with suppress(Exception):  # what terminate did not get to: stop its threads
+            pool._result_handler._state = multiprocessing.pool.TERMINATE
+        for queue in ("_taskqueue", "_outqueue", "_change_notifier"):
+            with suppress(Exception):
+                getattr(pool, queue).put(None)
 
 
 def _free_lock_of_the_dead(lock: Any, look: float) -> None:

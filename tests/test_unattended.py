@@ -477,6 +477,46 @@ def test_lock_left_held_by_a_dead_worker_is_released_after_a_grace_period():
     assert lock.acquire(False)
 
 
+def _stop_self() -> None:
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def test_shutting_down_a_pool_with_a_half_read_task_ends_quietly(capfd):
+    """A worker killed while it read its next task leaves the rest of the message in the
+    task pipe (SIGTERM to the whole process group can do it); Pool.terminate then reads
+    from the middle of that message and fails. The CI run that found this printed a
+    thread's traceback; the shutdown must stay silent and leave no process behind."""
+    import multiprocessing
+    import struct
+    import threading
+
+    from pdbsync import supervisor
+
+    failures = []
+    previous_hook = threading.excepthook
+    threading.excepthook = failures.append
+    try:
+        pool = multiprocessing.get_context("fork").Pool(1, initializer=_stop_self)
+        workers = [process.pid for process in pool._pool]
+        # The pool's task thread still busy when terminate comes (here: on a task list
+        # that waits), so terminate drains the task pipe.
+        gate = threading.Event()
+        pool.imap_unordered(abs, (gate.wait() and n for n in [1]))
+        # What is left of a message whose first bytes a dead worker read: here, a length
+        # header of 0, which unpickles as "Ran out of input" (the error CI saw).
+        os.write(pool._inqueue._writer.fileno(), struct.pack("!i", 0))
+        supervisor.shut_down(pool)
+    finally:
+        gate.set()
+        threading.excepthook = previous_hook
+    assert failures == []
+    assert "Traceback" not in capfd.readouterr().err
+    assert alive(set(workers)) == set()
+    for thread in (pool._worker_handler, pool._task_handler, pool._result_handler):
+        thread.join(timeout=10)
+        assert not thread.is_alive(), f"the pool's {thread.name} thread still waits"
+
+
 def test_fail_fast_before_a_target_name_keeps_the_name(mirror, tmp_path):
     config = write_config(
         tmp_path / "c.toml",
