@@ -23,11 +23,11 @@ _PUBLIC = {
     "plan": "pdbsync.api",
     "prepare": "pdbsync.api",
     "load_config": "pdbsync.api",
-    "Config": "pdbsync.config",
-    "Job": "pdbsync.jobs",
-    "Summary": "pdbsync.summary",
-    "SyncResult": "pdbsync.summary",
-    "PlanSummary": "pdbsync.plans",
+    "Config": "pdbsync.config.load",
+    "Job": "pdbsync.run.jobs",
+    "Summary": "pdbsync.report.summary",
+    "SyncResult": "pdbsync.report.summary",
+    "PlanSummary": "pdbsync.run.plan_mode",
     "ExitCode": "pdbsync.errors",
     "PdbSyncError": "pdbsync.errors",
     "ConfigError": "pdbsync.errors",
@@ -54,11 +54,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from pdbsync.api import load_config, plan, prepare, sync
-    from pdbsync.config import Config
+    from pdbsync.config.load import Config
     from pdbsync.errors import ConfigError, EnvironmentProblem, ExitCode, PdbSyncError, UsageError
-    from pdbsync.jobs import Job
-    from pdbsync.plans import PlanSummary
-    from pdbsync.summary import Summary, SyncResult
+    from pdbsync.report.summary import Summary, SyncResult
+    from pdbsync.run.jobs import Job
+    from pdbsync.run.plan_mode import PlanSummary
 
 
 def __getattr__(name: str) -> Any:

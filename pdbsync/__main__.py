@@ -1,3 +1,3 @@
-from pdbsync.cli import entry
+from pdbsync.cli.main import entry
 
 entry()

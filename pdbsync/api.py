@@ -16,21 +16,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pdbsync import config as config_module
-from pdbsync import locks, log
-from pdbsync.config import Config
-from pdbsync.deadline import DEFAULT_MARGIN_S, Deadline
+from pdbsync import log
+from pdbsync.batch.origin import RunPlace
+from pdbsync.batch.slurm import DEFAULT_MARGIN_S
+from pdbsync.config import load as config_module
+from pdbsync.config.load import Config
+from pdbsync.config.options import cli_layer
 from pdbsync.errors import UsageError
 from pdbsync.events import utc_now
-from pdbsync.jobs import Job, plan_jobs, select_targets
-from pdbsync.options import cli_layer
-from pdbsync.place import RunPlace
-from pdbsync.plans import PlanSummary
 from pdbsync.preflight import Preflight, resolve_auto
-from pdbsync.rsync import check_rsync
-from pdbsync.runner import CancelFlag, EventSink
-from pdbsync.runs import RunSettings, run_plan, run_sync
-from pdbsync.summary import Summary
+from pdbsync.report.summary import Summary
+from pdbsync.rsync.program import check_rsync
+from pdbsync.run import locks
+from pdbsync.run.collector import CancelFlag, EventSink
+from pdbsync.run.deadline import Deadline
+from pdbsync.run.driver import RunSettings, run_plan, run_sync
+from pdbsync.run.jobs import Job, plan_jobs, select_targets
+from pdbsync.run.plan_mode import PlanSummary
 
 ConfigLike = Config | str | os.PathLike[str] | None
 #: Target names: a sequence of names, one name as a str, or None for every target.
@@ -70,7 +72,7 @@ def prepare(
     docs/configuration.md). ``pdb_dir``: the mirror root, else the config's or
     ``PDB_SYNC_DIR``. Checks rsync is installed and new enough. ``outputs``: files the
     caller will write during the run (name → path, e.g. ``{"summary": path}``), refused
-    by the same rules as the jobs' own paths (pdbsync.write_rules, docs/safety.md).
+    by the same rules as the jobs' own paths (pdbsync.config.write_rules, docs/safety.md).
     """
     environ = os.environ if environ is None else environ
     loaded = load_config(config, environ=environ)
@@ -105,12 +107,13 @@ def _refuse_outputs(
     environ: Mapping[str, str],
 ) -> Path:
     """The run's mirror root, once the files the caller writes (``outputs``) have passed
-    the write rules (pdbsync.write_rules.refuse_outputs; None paths are skipped)."""
+    the write rules (pdbsync.config.write_rules.refuse_outputs; None paths are skipped)."""
     root = config_module.resolve_pdb_dir(
         loaded, None if pdb_dir is None else os.fspath(pdb_dir), environ
     )
     if outputs:
-        from pdbsync import state, write_rules
+        from pdbsync.config import write_rules
+        from pdbsync.store import history as state
 
         write_rules.refuse_outputs(loaded, root, outputs, state.state_dir(environ))
     return root
@@ -207,10 +210,10 @@ def _preflight(
 
 
 def _record(summary: Summary | PlanSummary, kind: str, environ: Mapping[str, str]) -> None:
-    """Record the run in the history (pdbsync.state), so ``status``, ``--max-age`` and
+    """Record the run in the history (pdbsync.store.history), so ``status``, ``--max-age`` and
     ``history`` see runs started from Python as they see the command line's. A history
     that cannot be written never fails the run: ``summary.history_error`` says why."""
-    from pdbsync import state
+    from pdbsync.store import history as state
 
     try:
         state.record_run(summary.to_dict(), kind, state.state_dir(environ))
@@ -259,7 +262,7 @@ def sync(
     A target whose options say ``dry_run`` is not run: its exact command goes out as a
     ``dry_run`` event and it is left out of the summary; the others run.
     ``fail_fast``: ``"wait"`` or ``"kill"`` (see docs/unattended.md). ``start_method``:
-    None (fork; see :func:`pdbsync.supervisor.start_method`) or ``"forkserver"`` for a
+    None (fork; see :func:`pdbsync.run.supervisor.start_method`) or ``"forkserver"`` for a
     host process with threads of its own.
 
     For batch jobs (docs/unattended.md): ``lock_timeout``: seconds to wait for another
@@ -270,8 +273,8 @@ def sync(
     Slurm array task's share; None: all).
 
     Every dest lock the run will take is checked before anything runs
-    (:func:`pdbsync.locks.preflight`): anything but a regular file at a lock path raises
-    :class:`~pdbsync.locks.LockRefused` (exit 2, nothing written); targets on a file
+    (:func:`pdbsync.run.locks.preflight`): anything but a regular file at a lock path raises
+    :class:`~pdbsync.run.locks.LockRefused` (exit 2, nothing written); targets on a file
     system that cannot lock run unlocked, and one ``warning`` event (``code``
     ``unlocked``) goes to ``on_event`` first (without ``on_event``: to the log, which is
     loguru's stderr handler unless the caller set up its own); each such target's result
@@ -397,7 +400,7 @@ def plan(
 def _check_split(split: int | str | None, max_per_host: int | None) -> None:
     """UsageError for a ``split`` or ``max_per_host`` argument out of range: checked
     first, so a bad argument leaves nothing behind (no lock file, no dest parent)."""
-    from pdbsync.hosts import MAX_PER_HOST_LIMIT
+    from pdbsync.rsync.hosts import MAX_PER_HOST_LIMIT
 
     if split is not None and not (
         split == "auto"
@@ -424,15 +427,15 @@ def split_jobs(
     environ: Mapping[str, str],
     cancel: CancelFlag | None,
 ) -> tuple[list[Job], list[Any], int]:
-    """``jobs`` with split targets replaced by their parts (pdbsync.split), the dest
+    """``jobs`` with split targets replaced by their parts (pdbsync.split.parts), the dest
     locks the parent holds for them, and the per-host cap of the run.
 
     ``split``: ``N`` or ``"auto"`` for every target (None: each target's ``split``);
     ``max_per_host``: None means ``[sync] max_per_host``, else 4.
     """
-    from pdbsync import split as splitting
-    from pdbsync import state
-    from pdbsync.hosts import DEFAULT_MAX_PER_HOST
+    from pdbsync.rsync.hosts import DEFAULT_MAX_PER_HOST
+    from pdbsync.split import parts as splitting
+    from pdbsync.store import history as state
 
     _check_split(split, max_per_host)
     if max_per_host is None:
@@ -458,11 +461,12 @@ def batch_setup(
 ) -> tuple[list[Job], RunPlace, Deadline | None]:
     """This run's share of ``jobs`` (``shard``), where it runs, and its deadline rule.
 
-    The history (pdbsync.state) is read only when a shard or a deadline needs it.
+    The history (pdbsync.store.history) is read only when a shard or a deadline needs it.
     """
-    from pdbsync import shards, state
-    from pdbsync.deadline import resolve_deadline
-    from pdbsync.slurm import SlurmJob, host_name
+    from pdbsync.batch import shards
+    from pdbsync.batch.slurm import SlurmJob, host_name
+    from pdbsync.run.deadline import resolve_deadline
+    from pdbsync.store import history as state
 
     slurm = SlurmJob.from_environ(environ)
     chosen = shards.resolve_shard(shard, slurm) if shard is not None else None
@@ -485,7 +489,7 @@ def batch_setup(
 
 
 def _durations(directory: Path) -> dict[str, float]:
-    from pdbsync import state
+    from pdbsync.store import history as state
 
     try:
         return state.last_durations(directory)
@@ -515,7 +519,7 @@ def _settings(
 
 def _announce_dry_runs(planned: list[Job], on_event: EventSink | None) -> list[Job]:
     """Send a ``dry_run`` event for each job whose options say dry_run; the rest run."""
-    from pdbsync.jobs import dry_run_event
+    from pdbsync.run.jobs import dry_run_event
 
     dry = [job for job in planned if job.options.dry_run]
     if dry and on_event is not None:

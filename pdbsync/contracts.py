@@ -94,7 +94,7 @@ def _fingerprint(name: str, instance: Any) -> str | None:
 
 
 def _remembered_path() -> Path:
-    from pdbsync.state import state_dir
+    from pdbsync.store.history import state_dir
 
     return state_dir() / "valid-configs"
 
@@ -102,7 +102,7 @@ def _remembered_path() -> Path:
 def known_valid(name: str, instance: Any) -> bool:
     """Whether this very instance (same content, same schema, same pdb-sync) was found
     valid before: then a config need not import jsonschema (~100 ms) on every run."""
-    from pdbsync.state import read_cache
+    from pdbsync.store.history import read_cache
 
     fingerprint = _fingerprint(name, instance)
     if fingerprint is None:
@@ -113,7 +113,7 @@ def known_valid(name: str, instance: Any) -> bool:
 def remember_valid(name: str, instance: Any) -> None:
     """Note that ``instance`` is valid against schema ``name`` (best effort: a state
     directory that cannot be written only costs the next run the check)."""
-    from pdbsync.state import read_cache, write_cache
+    from pdbsync.store.history import read_cache, write_cache
 
     fingerprint = _fingerprint(name, instance)
     if fingerprint is None:

@@ -17,11 +17,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pdbsync import __version__, mirrors, outputs, probe
-from pdbsync import rsync as rsync_lang
-from pdbsync.config import Config, check_file, find_config, resolve_dests
+from pdbsync import __version__, outputs
+from pdbsync.config.load import Config, check_file, find_config, resolve_dests
+from pdbsync.config.options import parse_size
 from pdbsync.errors import ConfigError, PdbSyncError
-from pdbsync.options import parse_size
+from pdbsync.mirrors import probe
+from pdbsync.mirrors import registry as mirrors
+from pdbsync.rsync import program as rsync_lang
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 #: Below this much free space in pdb_dir's file system, warn (``--min-free``,
@@ -159,7 +161,7 @@ def writable(path: Path) -> tuple[bool, str]:
 def check_pdb_dir(
     config: Config, cli_pdb_dir: str | None, environ: Mapping[str, str], min_free: int
 ) -> tuple[list[Check], Path | None]:
-    from pdbsync.config import resolve_pdb_dir
+    from pdbsync.config.load import resolve_pdb_dir
 
     try:
         pdb_dir = resolve_pdb_dir(config, cli_pdb_dir, environ)
@@ -258,7 +260,7 @@ def check_mirrors(
 
 def check_state_dir(environ: Mapping[str, str]) -> Check:
     """The state directory takes a file (history, the auto choice's cache)."""
-    from pdbsync.state import state_dir
+    from pdbsync.store.history import state_dir
 
     directory = state_dir(environ)
     probe_file = directory / _PROBE_FILE

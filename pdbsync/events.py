@@ -19,7 +19,7 @@ EVENT_TYPES = (
     "run_started",
     "dry_run",
     "sync_started",
-    "lock_wait",  # the target's dest is locked by another run (pdbsync.locks)
+    "lock_wait",  # the target's dest is locked by another run (pdbsync.run.locks)
     "output",
     "progress",
     "retry",

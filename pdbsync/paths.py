@@ -150,3 +150,13 @@ def overlaps(entries: Sequence[tuple[str, ...]]) -> list[tuple[int, int, str]]:
 def escapes(relative: str) -> bool:
     """True if the relative path ``relative`` has a ``..`` component (it could leave)."""
     return ".." in relative.split("/")
+
+
+#: The lock file of dest ``D`` is ``D`` + this, in D's parent directory (pdbsync.run.locks
+#: takes it; pdbsync.config.write_rules keeps every other path off it).
+LOCK_SUFFIX = ".pdb-sync.lock"
+
+
+def lock_path(dest: Path) -> Path:
+    """Where the lock of destination ``dest`` lives: beside it, never inside it."""
+    return dest.parent / f"{dest.name}{LOCK_SUFFIX}"

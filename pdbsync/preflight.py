@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pdbsync import mirrors, rsync
-from pdbsync.config import Config, with_mirror_choice
+from pdbsync.config.load import Config, with_mirror_choice
 from pdbsync.errors import EnvironmentProblem
 from pdbsync.events import make_event
+from pdbsync.mirrors import registry as mirrors
+from pdbsync.rsync import program as rsync
 
 if TYPE_CHECKING:  # probing mirrors (threads, sockets) is imported only for mirror = auto
-    from pdbsync import mirror_choice
+    from pdbsync.mirrors import choice as mirror_choice
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def resolve_auto(
     if not uses_auto(config, names):
         return config, None
     selection = config.mirror_selection
-    from pdbsync import mirror_choice
+    from pdbsync.mirrors import choice as mirror_choice
 
     choice = mirror_choice.choose(
         config.mirrors,

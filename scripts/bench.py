@@ -459,7 +459,7 @@ def starter_text(pdb_dir: Path, url: str) -> str:
     """What ``config init`` writes, its mmcif target pointed at ``url``."""
     import tomlkit
 
-    from pdbsync.config_edit import starter_config
+    from pdbsync.config.edit import starter_config
 
     document = tomlkit.parse(starter_config(str(pdb_dir)))
     mmcif = document["sync"]["custom"]["mmcif"]

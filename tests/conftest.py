@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from pdbsync import contracts
-from pdbsync.cli import main
-from pdbsync.context import Environment
+from pdbsync.cli.context import Environment
+from pdbsync.cli.main import main
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -30,7 +30,7 @@ STALL_DELAY = 60
 
 @pytest.fixture(autouse=True)
 def _own_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
-    """Every test records its runs in a state dir of its own (pdbsync.state), never in
+    """Every test records its runs in a state dir of its own (pdbsync.store.history), never in
     the real ~/.local/state, and no test appends to a CI job's step summary."""
     directory = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("PDB_SYNC_STATE_DIR", str(directory))

@@ -22,9 +22,11 @@ from conftest import LiveRun, run_cli, write_config
 from junitparser import Error, Failure, JUnitXml, Skipped
 from prometheus_client.parser import text_string_to_metric_families
 
-from pdbsync import artifacts, state, units
-from pdbsync.cli_status import SUMMARY_FORMATS
-from pdbsync.status import parse_time
+from pdbsync import units
+from pdbsync.cli.status import SUMMARY_FORMATS
+from pdbsync.report import artifacts
+from pdbsync.store import history as state
+from pdbsync.store.views import parse_time
 
 JUNIT_XSD = Path(__file__).parent / "fixtures" / "junit" / "junit-10.xsd"
 

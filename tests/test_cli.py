@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import pdb_sync_command, run_cli
 
-from pdbsync.cli import build_parser
+from pdbsync.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,7 +126,7 @@ def test_retry_delay_must_be_finite_and_bounded(four_targets, tmp_path, delay):
 
 
 def test_retry_delay_at_the_maximum_is_accepted(four_targets):
-    from pdbsync.options import MAX_RETRY_DELAY
+    from pdbsync.config.options import MAX_RETRY_DELAY
 
     result = run_cli(
         "--config", str(four_targets), "sync", "emdb", "--retry-delay", f"{MAX_RETRY_DELAY:g}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 from conftest import run_cli, write_config
 
-from pdbsync.config import load_config, target_options
+from pdbsync.config.load import load_config, target_options
 
 #: A config as the Rust tool's documentation and history show them (github.com/N283T/pdb-sync).
 RUST_CONFIG = """\

@@ -77,7 +77,7 @@ def test_bash_completes_subcommands_options_and_target_names(command_dir, config
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_mirror_ids_complete_when_the_registry_exists(command_dir, config):
-    mirrors = pytest.importorskip("pdbsync.mirrors")
+    mirrors = pytest.importorskip("pdbsync.mirrors.registry")
     offered = _complete("pdb-sync sync --mirror ", command_dir, config)
     assert set(mirrors.registry(None)) <= set(offered)
 

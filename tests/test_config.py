@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, write_config
 
-from pdbsync.config import (
+from pdbsync.config.load import (
     SHARED_TREE_HELP,
     dest_overlaps,
     find_config,

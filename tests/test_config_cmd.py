@@ -10,9 +10,9 @@ import orjson
 import pytest
 from conftest import run_cli
 
-from pdbsync.config import load_config, target_options
-from pdbsync.jobs import plan_jobs
-from pdbsync.options import PRESETS
+from pdbsync.config.load import load_config, target_options
+from pdbsync.config.options import PRESETS
+from pdbsync.run.jobs import plan_jobs
 
 URL = "rsync://127.0.0.1:873/ftp_data/sifts/"
 

@@ -1,4 +1,4 @@
-"""pdbsync.context: the streams a command runs with, including closed ones.
+"""pdbsync.cli.context: the streams a command runs with, including closed ones.
 
 ``pdb-sync sync ... 2>&-`` (cron lines, supervisors and CI runners that close a
 stream) must still sync, write its summary and exit with its real code. These start
@@ -13,7 +13,7 @@ import orjson
 import pytest
 from conftest import pdb_sync_command, write_config
 
-from pdbsync import state
+from pdbsync.store import history as state
 
 #: How the shell leaves a stream, and which one: closed, or open only for reading.
 BROKEN = {

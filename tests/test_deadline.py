@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import LiveRun, assert_valid_events, run_cli, write_config
 
-from pdbsync.deadline import Deadline, parse_deadline, resolve_deadline
 from pdbsync.errors import UsageError
-from pdbsync.jobs import Job
-from pdbsync.scheduler import RunState, Scheduler
+from pdbsync.run.deadline import Deadline, parse_deadline, resolve_deadline
+from pdbsync.run.jobs import Job
+from pdbsync.run.scheduler import RunState, Scheduler
 
 NOW = 1_800_000_000.0
 

@@ -13,7 +13,7 @@ import orjson
 from conftest import assert_valid_events, run_cli
 from local_mirror import free_port
 
-from pdbsync.rsync import RSYNC_CVES, patched_matches, vulnerability
+from pdbsync.rsync.program import RSYNC_CVES, patched_matches, vulnerability
 
 CVES = [cve for cve, _what in RSYNC_CVES]
 

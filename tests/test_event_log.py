@@ -13,8 +13,8 @@ from conftest import assert_valid_events, run_cli, write_config
 from test_write_rules import _snapshot
 
 import pdbsync
-from pdbsync.event_log import EventLog
-from pdbsync.locks import lock_path
+from pdbsync.paths import lock_path
+from pdbsync.report.event_log import EventLog
 
 
 def _two_targets(tmp_path: Path, mirror, extra: str = "", **a_fields: object) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pdbsync.lines import LineSplitter
+from pdbsync.rsync.lines import LineSplitter
 
 
 def split_all(*chunks: bytes) -> list[bytes]:

@@ -26,11 +26,13 @@ from conftest import (
 )
 
 import pdbsync
-from pdbsync import contracts, locks
+from pdbsync import contracts
 from pdbsync.api import prepare
 from pdbsync.errors import ExitCode, UsageError
-from pdbsync.locks import LOCK_SUFFIX, DestLock, LockRefused, lock_path
-from pdbsync.runs import RunSettings, run_sync
+from pdbsync.paths import LOCK_SUFFIX, lock_path
+from pdbsync.run import locks
+from pdbsync.run.driver import RunSettings, run_sync
+from pdbsync.run.locks import DestLock, LockRefused
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -427,7 +429,7 @@ def test_a_worker_that_cannot_lock_fails_its_target(tmp_path, no_locks):
     """Without the preflight's word that this file system cannot lock (it could when
     the run began), a worker does not go on unlocked: the target fails, not started."""
     probe = (
-        "import sys; from pathlib import Path; from pdbsync import locks\n"
+        "import sys; from pathlib import Path; from pdbsync.run import locks\n"
         "outcome = locks.take(Path(sys.argv[1]), 'mmcif', None, lambda: None,"
         " lambda s: None, print)\n"
         "print(outcome.lock, outcome.status, outcome.reason, sep='|')\n"
@@ -708,7 +710,7 @@ def test_lock_timeout_0_still_skips_a_target_another_run_holds(tmp_path):
 def test_another_runs_lock_check_does_not_leave_a_split_target_unsplit(mirror, tmp_path):
     """A split target whose lock was probed that instant was quietly not split; its
     lock goes through :func:`locks.take` now, with the same one more look."""
-    from pdbsync import split as splitting
+    from pdbsync.split import parts as splitting
 
     config = _three_targets(mirror, tmp_path, split=2)
     [job] = prepare(config, ["mmcif"])

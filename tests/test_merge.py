@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import assert_valid_events, run_cli, write_config
 
-from pdbsync import contracts, merge
+from pdbsync import contracts
+from pdbsync.batch.shards import MAX_SHARDS
 from pdbsync.errors import UsageError
-from pdbsync.shards import MAX_SHARDS
+from pdbsync.report import merge
 
 
 @pytest.fixture

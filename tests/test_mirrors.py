@@ -15,11 +15,11 @@ import pytest
 from conftest import assert_valid_events, run_cli
 from local_mirror import free_port
 
-from pdbsync import mirrors
-from pdbsync.config import load_config
+from pdbsync.config.load import load_config
 from pdbsync.errors import ConfigError
-from pdbsync.jobs import Job
-from pdbsync.rsync import build_argv
+from pdbsync.mirrors import registry as mirrors
+from pdbsync.rsync.program import build_argv
+from pdbsync.run.jobs import Job
 
 MMCIF = "structures/divided/mmCIF/"
 
@@ -330,7 +330,7 @@ def test_a_non_connection_failure_does_not_switch_mirror():
 
 
 def test_unreachable_is_never_chosen_and_region_preference_is_bounded():
-    from pdbsync.mirror_choice import order_mirrors
+    from pdbsync.mirrors.choice import order_mirrors
 
     registry = mirrors.registry()
     results = [

@@ -18,7 +18,7 @@ from conftest import LiveRun, assert_valid_events, run_cli, write_config
 from local_mirror import LocalMirror
 
 from pdbsync import contracts
-from pdbsync.locks import LOCK_SUFFIX
+from pdbsync.paths import LOCK_SUFFIX
 
 #: A message of the day that reads like an rsync --stats block, as a mirror's notice
 #: might (or a hostile one would): none of it may reach a result.

@@ -10,10 +10,8 @@ import pytest
 from conftest import run_cli
 
 from pdbsync import contracts
-from pdbsync.config import load_config, target_options
-from pdbsync.errors import ConfigError
-from pdbsync.jobs import plan_jobs
-from pdbsync.options import (
+from pdbsync.config.load import load_config, target_options
+from pdbsync.config.options import (
     LAYERS,
     MAX_RETRY_DELAY,
     OPTIONS,
@@ -27,6 +25,8 @@ from pdbsync.options import (
     parse_size,
     resolve,
 )
+from pdbsync.errors import ConfigError
+from pdbsync.run.jobs import plan_jobs
 
 URL = "rsync://127.0.0.1:873/ftp_data/sifts/"
 
@@ -181,7 +181,7 @@ def test_cli_verbose_turns_a_preset_quiet_off(tmp_path):
 
 
 def test_retry_settings_reach_the_job(tmp_path):
-    from pdbsync.jobs import RetryPolicy
+    from pdbsync.run.jobs import RetryPolicy
 
     config = tmp_path / "c.toml"
     config.write_text(
@@ -538,7 +538,7 @@ def _types(prop: dict) -> set[str]:
 
 
 def test_the_config_schema_lists_exactly_the_option_table():
-    """The option table in pdbsync/options.py is the one source: adding an option is one
+    """The option table in pdbsync/config/options.py is the one source: adding an option is one
     row there plus its schema entry, and this test says when the two disagree."""
     from pdbsync import contracts
 
@@ -558,8 +558,8 @@ def test_the_config_schema_lists_exactly_the_option_table():
 def test_a_targets_config_values_are_checked_once(tmp_path, monkeypatch):
     """load_config checks every option value; resolving a target's options afterwards
     reuses those checked layers instead of checking (and parsing) them again."""
-    import pdbsync.options as options_module
-    from pdbsync.config import load_config, target_options
+    import pdbsync.config.options as options_module
+    from pdbsync.config.load import load_config, target_options
 
     config_path = tmp_path / "c.toml"
     config_path.write_text(

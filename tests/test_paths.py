@@ -16,10 +16,10 @@ import pytest
 from conftest import run_cli, write_config
 
 from pdbsync import paths
-from pdbsync.config import load_config
-from pdbsync.jobs import plan_jobs
+from pdbsync.config.load import load_config
 from pdbsync.messages import RsyncStarted
-from pdbsync.worker import execute
+from pdbsync.run.jobs import plan_jobs
+from pdbsync.run.worker import execute
 
 # -- pure rules -----------------------------------------------------------------------
 

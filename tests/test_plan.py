@@ -20,12 +20,12 @@ from conftest import assert_valid_events, run_cli, write_config
 from local_mirror import LocalMirror
 
 from pdbsync import contracts
-from pdbsync.jobs import Job, RetryPolicy
-from pdbsync.plans import PlanSummary
-from pdbsync.render import JsonRenderer, TextRenderer
-from pdbsync.rsync import ItemizedCounts, build_argv
-from pdbsync.runs import RunSettings, run_plan, run_sync
-from pdbsync.summary import SyncResult
+from pdbsync.report.render import JsonRenderer, TextRenderer
+from pdbsync.report.summary import SyncResult
+from pdbsync.rsync.program import ItemizedCounts, build_argv
+from pdbsync.run.driver import RunSettings, run_plan, run_sync
+from pdbsync.run.jobs import Job, RetryPolicy
+from pdbsync.run.plan_mode import PlanSummary
 
 
 def _job(name: str, url: str, dest: Path, flags: tuple[str, ...], plan: bool = False) -> Job:
@@ -284,7 +284,7 @@ def test_a_sharded_plan_covers_only_the_jobs_that_shard_would_run(four_targets, 
 
 
 def test_a_plan_says_which_targets_the_deadline_would_cut(four_targets, tmp_path):
-    from pdbsync import state
+    from pdbsync.store import history as state
 
     first = tmp_path / "first.json"
     assert run_cli("--config", str(four_targets), "sync", "emdb", "--summary", str(first)).code == 0

@@ -72,7 +72,7 @@ def test_preload_imports_the_modules_before_the_transfers(mirror, archive: Path,
     assert missing.returncode == 1
     assert "No module named 'no_such_module_here'" in missing.stderr
     assert not (tmp_path / "sifts").exists()  # nothing ran before the imports
-    loaded = floor(1, [line], "--preload", "pdbsync.api,pdbsync.runner")
+    loaded = floor(1, [line], "--preload", "pdbsync.api,pdbsync.run.collector")
     assert loaded.returncode == 0, loaded.stderr
     assert files_under(tmp_path / "sifts") == files_under(archive / "sifts")
 

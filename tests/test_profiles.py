@@ -12,9 +12,9 @@ import orjson
 import pytest
 from conftest import run_cli
 
-from pdbsync.config import load_config
-from pdbsync.jobs import plan_jobs
-from pdbsync.profiles import PROFILES
+from pdbsync.config.load import load_config
+from pdbsync.config.profiles import PROFILES
+from pdbsync.run.jobs import plan_jobs
 
 HAND_WRITTEN = """\
 # my config: keep this comment

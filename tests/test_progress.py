@@ -19,11 +19,11 @@ import orjson
 import pexpect
 from conftest import assert_valid_events, write_config
 
-from pdbsync.jobs import Job
-from pdbsync.render import FILE_PROGRESS_SECONDS, JsonRenderer
-from pdbsync.rsync import build_argv
-from pdbsync.runs import RunSettings, run_sync
-from pdbsync.worker import PROGRESS_INTERVAL
+from pdbsync.report.render import FILE_PROGRESS_SECONDS, JsonRenderer
+from pdbsync.rsync.program import build_argv
+from pdbsync.run.driver import RunSettings, run_sync
+from pdbsync.run.jobs import Job
+from pdbsync.run.worker import PROGRESS_INTERVAL
 
 COLUMNS = 100
 _LIVE_FRAME = re.compile(r"\r(\[t[01]\] (\d+)% [^\r\n]*)")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from pdbsync.context import Environment
+from pdbsync.cli.context import Environment
 from pdbsync.events import make_event
-from pdbsync.render import TextRenderer, live_line, plan_block
+from pdbsync.report.render import TextRenderer, live_line, plan_block
 
 _PLAN = {
     "delete_enabled": True,

@@ -11,7 +11,7 @@ from conftest import run_cli, write_config
 from test_numbers import FAKE_STATS_MOTD, motd_mirror  # noqa: F401 - the fixture
 
 from pdbsync.events import make_event
-from pdbsync.render import TextRenderer
+from pdbsync.report.render import TextRenderer
 from pdbsync.units import progress_text
 
 STATS_BLOCK = [

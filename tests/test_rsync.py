@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pdbsync import rsync
-from pdbsync.lines import LineSplitter
+from pdbsync.rsync import program as rsync
+from pdbsync.rsync.lines import LineSplitter
 
 
 def test_argv_is_flags_progress_stats_then_source_and_dest():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pdbsync.jobs import Job
-from pdbsync.scheduler import FAIL_FAST_KILL_CAUSE, FAIL_FAST_REASON, RunState, Scheduler
+from pdbsync.run.jobs import Job
+from pdbsync.run.scheduler import FAIL_FAST_KILL_CAUSE, FAIL_FAST_REASON, RunState, Scheduler
 
 
 def _jobs(*names: str) -> list[Job]:

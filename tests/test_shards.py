@@ -7,9 +7,9 @@ import json
 import pytest
 from conftest import run_cli
 
+from pdbsync.batch.shards import Shard, assign, resolve_shard, shard_of_task
+from pdbsync.batch.slurm import SlurmJob, expand_path
 from pdbsync.errors import UsageError
-from pdbsync.shards import Shard, assign, resolve_shard, shard_of_task
-from pdbsync.slurm import SlurmJob, expand_path
 
 NAMES = [f"t{i}" for i in range(11)]
 

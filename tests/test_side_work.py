@@ -13,9 +13,9 @@ import pytest
 from conftest import write_config
 
 import pdbsync
-from pdbsync import runner
 from pdbsync.messages import RsyncStarted
-from pdbsync.runner import Collector, _Running
+from pdbsync.run import collector as runner
+from pdbsync.run.collector import Collector, _Running
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""Split targets (pdbsync.split): a target as several rsyncs must leave exactly the tree
+"""Split targets (pdbsync.split.parts): a target as several rsyncs must leave exactly the tree
 one rsync with the same options leaves, against a real daemon, with and without chroot."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import pytest
 from conftest import assert_valid_events, run_cli
 from local_mirror import LocalMirror
 
-from pdbsync import split
-from pdbsync.jobs import Job
-from pdbsync.summary import SyncResult
+from pdbsync.report.summary import SyncResult
+from pdbsync.run.jobs import Job
+from pdbsync.run.parts import merge_results
+from pdbsync.split import parts as split
 
 # -- a source tree with everything that can go wrong ----------------------------------
 
@@ -679,11 +680,11 @@ def test_merge_takes_the_worst_status_and_names_its_part():
         _part(2, "cancelled", exit_code=20, error="cancelled by SIGTERM"),
         _part(3, "failed", exit_code=23, error="rsync: send_files failed"),
     ]
-    merged = split.merge_results([j for j, _ in pairs], [r for _, r in pairs])
+    merged = merge_results([j for j, _ in pairs], [r for _, r in pairs])
     assert (merged.status, merged.exit_code) == ("failed", 23)
     assert merged.error == "part 3/3: rsync: send_files failed"
     pairs = [_part(1, "success", exit_code=0), _part(2, "cancelled", exit_code=20, error="x")]
-    merged = split.merge_results([j for j, _ in pairs], [r for _, r in pairs])
+    merged = merge_results([j for j, _ in pairs], [r for _, r in pairs])
     assert merged.status == "cancelled" and merged.error == "part 2/3: x"
 
 

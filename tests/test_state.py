@@ -1,4 +1,4 @@
-"""pdbsync.state: the history and per-target index, bounded and safe to share."""
+"""pdbsync.store.history: the history and per-target index, bounded and safe to share."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import orjson
 import pytest
 from conftest import run_cli, write_config
 
-from pdbsync import state
+from pdbsync.store import history as state
 
 
 def _result(name: str, status: str, finished: str, **extra) -> dict:
@@ -244,7 +244,7 @@ def test_a_fifo_where_a_state_file_belongs_neither_hangs_nor_fails_a_sync(name, 
     state files opens them non-blocking and refuses what is not a regular file)."""
     from conftest import run_cli
 
-    from pdbsync import rsync
+    from pdbsync.rsync import program as rsync
 
     directory = state.state_dir()
     directory.mkdir(parents=True, exist_ok=True)

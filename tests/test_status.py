@@ -10,8 +10,8 @@ import orjson
 import pytest
 from conftest import LiveRun, run_cli, write_config
 
-from pdbsync import state
-from pdbsync.status import format_age, parse_duration
+from pdbsync.store import history as state
+from pdbsync.store.views import format_age, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import pytest
 
 from pdbsync import contracts
 from pdbsync.errors import ExitCode
-from pdbsync.render import summary_block
-from pdbsync.summary import (
+from pdbsync.report.render import summary_block
+from pdbsync.report.summary import (
     Summary,
     SyncResult,
     summary_json,
@@ -127,7 +127,7 @@ def test_an_invalid_summary_is_caught_before_anything_is_written():
     data = _summary(_result("a", "success")).to_dict()
     data["totals"]["total"] = -1
     with pytest.raises(AssertionError, match=r"totals\.total"):
-        validate_summary(data)  # pdbsync.runs validates before it writes anything
+        validate_summary(data)  # pdbsync.run.driver validates before it writes anything
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ def test_a_summary_that_could_not_be_written_fails_the_run(results, interrupted,
 
 
 def test_run_writes_the_summary_it_reports(tmp_path):
-    from pdbsync.runs import RunSettings, run_sync
+    from pdbsync.run.driver import RunSettings, run_sync
 
     events = []
     summary = run_sync([], RunSettings(summary_path=tmp_path / "s.json"), events.append)
@@ -153,7 +153,7 @@ def test_run_writes_the_summary_it_reports(tmp_path):
 
 
 def test_run_with_an_unwritable_summary_says_so_in_its_last_event():
-    from pdbsync.runs import RunSettings, run_sync
+    from pdbsync.run.driver import RunSettings, run_sync
 
     events = []
     summary = run_sync([], RunSettings(summary_path=Path("/dev/full")), events.append)

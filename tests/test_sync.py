@@ -10,7 +10,8 @@ from pathlib import Path
 
 from conftest import assert_valid_events, run_cli, write_config
 
-from pdbsync import contracts, rsync
+from pdbsync import contracts
+from pdbsync.rsync import program as rsync
 
 
 def _tree_files(root: Path) -> list[str]:

@@ -18,7 +18,7 @@ from local_mirror import LocalMirror
 
 import pdbsync
 from pdbsync.errors import UsageError
-from pdbsync.render import TextRenderer
+from pdbsync.report.render import TextRenderer
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_control_and_bidi_characters_are_escaped_in_text_and_kept_in_json(
     ],
 )
 def test_visible_escapes_what_a_terminal_would_obey(raw, shown):
-    from pdbsync.render import visible
+    from pdbsync.report.render import visible
 
     assert visible(raw) == shown
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pdbsync.throttle import Throttle
+from pdbsync.report.throttle import Throttle
 
 
 class Clock:

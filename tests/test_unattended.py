@@ -431,8 +431,8 @@ def test_invalid_utf8_file_names_keep_json_valid(tmp_path):
 
 
 def test_worker_decodes_invalid_utf8_lines_with_replacement():
-    from pdbsync.jobs import Job
-    from pdbsync.worker import _Attempt
+    from pdbsync.run.jobs import Job
+    from pdbsync.run.worker import _Attempt
 
     sent = []
     attempt = _Attempt(Job("t", "h::m/", Path("/tmp/x"), ("rsync",)), sent.append)
@@ -460,7 +460,7 @@ def test_python_dash_m_entry_point_reports_version():
 def test_lock_left_held_by_a_dead_worker_is_released_after_a_grace_period():
     import multiprocessing
 
-    from pdbsync.supervisor import STUCK_LOCK_SECONDS, StuckLockWatch
+    from pdbsync.run.supervisor import STUCK_LOCK_SECONDS, StuckLockWatch
 
     lock = multiprocessing.get_context("fork").Lock()
     watch = StuckLockWatch()
@@ -490,7 +490,7 @@ def test_shutting_down_a_pool_with_a_half_read_task_ends_quietly(capfd):
     import struct
     import threading
 
-    from pdbsync import supervisor
+    from pdbsync.run import supervisor
 
     failures = []
     previous_hook = threading.excepthook

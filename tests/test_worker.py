@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pdbsync.jobs import Job
-from pdbsync.worker import BATCH_EVENTS, _Attempt, backoff_delay, failure_reason
+from pdbsync.run.jobs import Job
+from pdbsync.run.worker import BATCH_EVENTS, _Attempt, backoff_delay, failure_reason
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ def test_the_last_redraws_say_how_far_a_transfer_without_stats_got():
 
 
 def test_redraws_are_counted_even_when_quiet_hides_them():
-    from pdbsync.options import RsyncOptions
+    from pdbsync.config.options import RsyncOptions
 
     sent = []
     attempt = _attempt(sent, options=RsyncOptions(quiet=True))
@@ -121,7 +121,7 @@ def test_no_redraw_means_nothing_transferred():
 
 
 def test_result_numbers_prefer_the_stats_block_then_the_redraws_and_keep_null_for_no_rsync():
-    from pdbsync.worker import _transferred
+    from pdbsync.run.worker import _transferred
 
     job = Job("t", "h::m/", Path("/x"), ("rsync",))
     attempt = _attempt([])

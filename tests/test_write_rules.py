@@ -1,4 +1,4 @@
-"""No path a run writes in lies in or around another target's tree (pdbsync.write_rules).
+"""No path a run writes in lies in or around another target's tree (pdbsync.config.write_rules).
 
 A matrix: each key of target ``a`` (its dest, partial dir, backup dir, and every output
 flag) against target ``b``'s dest, inside it and holding it, spelled plainly, through a
@@ -452,7 +452,10 @@ def test_the_library_refuses_a_summary_on_the_config_file(four_targets, tmp_path
 
 
 def test_the_state_files_listed_are_those_the_modules_write():
-    from pdbsync import mirror_choice, split, state, write_rules
+    from pdbsync.config import write_rules
+    from pdbsync.mirrors import choice as mirror_choice
+    from pdbsync.split import parts as split
+    from pdbsync.store import history as state
 
     for name in (
         state.HISTORY_FILE,
@@ -468,7 +471,7 @@ def test_the_state_files_listed_are_those_the_modules_write():
 
 
 def test_which_dest_holds_a_path_and_which_lies_in_it_match_a_pairwise_check():
-    from pdbsync import write_rules
+    from pdbsync.config import write_rules
 
     rng = random.Random(7)
     names = ["a", "b", "ab", "a-b", "c"]

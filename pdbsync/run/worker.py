@@ -1,0 +1,646 @@
+"""The pool worker: runs one job's rsync and streams its output to the parent.
+
+Each worker process owns at most one rsync child at a time. It reads rsync's stdout
+and stderr together from one selector loop (no thread per pipe, no deadlock when one
+pipe fills), turns its lines into events and sends them in batches over the shared
+queue, so a verbose rsync is not slowed down by one queue message per line; runs of
+plain output lines travel as lists of strings (:class:`~pdbsync.messages.OutputLines`),
+not as a dict each. The target's result goes through the same queue after its last line.
+
+Messages on the queue are the small types of :mod:`pdbsync.messages`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import random
+import re
+import select
+import selectors
+import signal
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.queues import Queue
+from typing import Any
+
+from pdbsync.events import make_event, utc_now
+from pdbsync.messages import (
+    EventBatch,
+    JobFinished,
+    Message,
+    OutputLines,
+    RsyncStarted,
+    WorkerStarted,
+)
+from pdbsync.report.summary import SyncResult
+from pdbsync.report.throttle import Throttle
+from pdbsync.rsync import program as rsync_lang
+from pdbsync.rsync.lines import LineSplitter
+from pdbsync.run import locks
+from pdbsync.run.jobs import Job
+from pdbsync.run.plan_mode import plan_event, target_plan
+from pdbsync.units import progress_text
+
+#: Send a batch when it holds this many events (output lines count one each), or when it
+#: is this old (seconds).
+BATCH_EVENTS = 500
+BATCH_SECONDS = 0.1
+#: At most one progress event per target per this many seconds (the last always goes).
+PROGRESS_INTERVAL = 0.25
+#: How many trailing stderr lines explain a failure.
+ERROR_LINES = 5
+_READ_SIZE = 1 << 16
+_SMALL_READ = 1 << 12
+_PIPE_SIZE = 1 << 20
+_GATHER_SECONDS = 0.005
+#: stdout lines a plan drops: blank ones, and dry-run "created directory DEST" (it was not).
+_PLAN_NOISE = re.compile(r"^\s*$|^created directory ")
+_PR_SET_PDEATHSIG = 1
+
+#: The signals that stop a run (the parent's handlers and the workers' share this list):
+#: Slurm and ``timeout`` send SIGTERM, a closed terminal or ssh session SIGHUP, Ctrl-C
+#: SIGINT, schedulers' early warnings SIGUSR1/SIGUSR2.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+#: After asking rsync to stop (SIGTERM to its process group), how long it gets to tidy
+#: up (its partial file goes to the partial dir) before the group is SIGKILLed.
+RSYNC_STOP_GRACE = 1.5
+
+_queue: Queue | None = None
+_prctl: Callable[..., int] | None = None
+_parent_pid: int | None = None
+#: The stop signal this worker received (sticky: a stopped worker starts no rsync again).
+_stopped_by: str | None = None
+#: The rsync this worker runs right now, for the signal handlers.
+_rsync: subprocess.Popen[bytes] | None = None
+#: Written to by the signal handler so a retry's wait ends at once (read end, write end).
+_wakeup: tuple[int, int] | None = None
+#: The lock on the current job's dest (pdbsync.run.locks), held from before its first rsync
+#: until its result is sent.
+_dest_lock: locks.DestLock | None = None
+
+
+def _release_dest_lock() -> None:
+    global _dest_lock
+    if _dest_lock is not None:
+        _dest_lock.release()
+        _dest_lock = None
+
+
+def init_worker(queue: Queue, parent_pid: int) -> None:
+    """Pool initializer: keep the queue, tie this worker's life to the main process, and
+    make a stop signal stop this worker's rsync rather than the worker.
+
+    A stop signal that reaches every process of the run at once (Slurm signals the
+    whole job, ``timeout`` and a closing terminal the whole process group) would
+    otherwise kill idle and busy workers alike: the pool would fork replacements, and the
+    targets would look like crashes. Instead a worker ends its rsync's whole process
+    tree, reports the job, and waits to be taken down by the parent. SIGINT is ignored:
+    Ctrl-C reaches the whole foreground group and the parent decides.
+    """
+    global _queue, _prctl, _parent_pid, _wakeup
+    _queue = queue
+    _parent_pid = parent_pid
+    _wakeup = os.pipe()
+    for fd in _wakeup:
+        os.set_blocking(fd, False)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in STOP_SIGNALS:
+        if signum != signal.SIGINT:
+            signal.signal(signum, _on_stop_signal)
+    signal.signal(signal.SIGALRM, _on_stop_grace_over)
+    try:
+        # The interpreter is linked against libc: no find_library (it runs ldconfig).
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        _prctl = None
+    if _prctl is not None:
+        # SIGTERM when the main process dies, however it dies (kill -9, the OOM killer).
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # it died before the line above
+        os._exit(0)
+
+
+def _parent_gone() -> bool:
+    return _parent_pid is not None and os.getppid() != _parent_pid
+
+
+def _on_stop_signal(signum: int, _frame: object) -> None:
+    """Stop this worker's rsync (its whole process group), or leave if there is nothing
+    to do and nobody to report to."""
+    global _stopped_by
+    if _stopped_by is None:
+        _stopped_by = signal.Signals(signum).name
+    if _wakeup is not None:
+        with contextlib.suppress(OSError):
+            os.write(_wakeup[1], b"!")
+    if _rsync is not None and _rsync.returncode is None:
+        _signal_group(_rsync.pid, signal.SIGTERM)
+        signal.setitimer(signal.ITIMER_REAL, RSYNC_STOP_GRACE)
+    elif _parent_gone():
+        os._exit(0)
+
+
+def _on_stop_grace_over(_signum: int, _frame: object) -> None:
+    """rsync did not stop in RSYNC_STOP_GRACE after SIGTERM: SIGKILL its whole group."""
+    if _rsync is not None:
+        _signal_group(_rsync.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)  # rsync leads its own session: its receiver is in it too
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pgid, signum)
+
+
+def _die_with_parent() -> None:
+    """In the rsync child, before exec: get SIGTERM when this worker dies, however it dies."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _wait_unless_stopped(seconds: float) -> None:
+    """Sleep ``seconds`` (a retry's backoff), but wake at once on a stop signal."""
+    if _stopped_by is not None:
+        return
+    if _wakeup is None:
+        time.sleep(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while _stopped_by is None and (left := deadline - time.monotonic()) > 0:
+        select.select([_wakeup[0]], [], [], left)
+        with contextlib.suppress(BlockingIOError):
+            os.read(_wakeup[0], 64)
+
+
+def rsync_environment() -> dict[str, str]:
+    """The environment for rsync: ours, with numbers printed the way the parsers expect."""
+    env = dict(os.environ)
+    ctype = env.pop("LC_ALL", None) or env.get("LC_CTYPE") or env.get("LANG")
+    if ctype:
+        env["LC_CTYPE"] = ctype
+    env["LC_NUMERIC"] = "C"
+    return env
+
+
+class _Attempt:
+    """Reads one rsync run's two pipes and turns the lines into batched events."""
+
+    def __init__(self, job: Job, send: Callable[[Message], None]) -> None:
+        self.job = job
+        self.send = send
+        self.batch: list[dict[str, Any] | OutputLines] = []
+        self.batch_size = 0  # events in the batch, each output line counted
+        self.batch_started = time.monotonic()
+        # output lines not yet in the batch: all of one stream, read at out_ts
+        self.out: list[str] = []
+        self.out_stream = "stdout"
+        self.out_ts = ""
+        self.marks = {"part": job.part, "parts": job.parts} if job.parts else None
+        self.stderr_head: list[str] = []  # the first lines often name the cause...
+        self.stderr_tail: deque[str] = deque(maxlen=ERROR_LINES)  # ...the last its effect
+        self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
+        # only rsync's closing --stats block counts, not a motd that reads like one
+        self.stats_block = rsync_lang.StatsBlock(self.size_base)
+        self.redraws: Throttle[tuple[str, str]] = Throttle(PROGRESS_INTERVAL)  # (line, ts)
+        # What the transfer had done if it ends without its stats block (cancelled,
+        # failed): the last redraw (its bytes), and the last one with a file count
+        # (redraws in the middle of a file carry no xfr#). Kept as text, parsed once.
+        self.last_redraw: str | None = None
+        self.last_counted_redraw: str | None = None
+        self.itemized = rsync_lang.ItemizedCounts() if job.plan else None
+        # quiet: rsync's stdout is read for its numbers but not shown (see options.quiet)
+        self.quiet = bool(getattr(job.options, "quiet", False)) and not job.plan
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self._close_lines()  # the lines before it go first
+        self._add(event, 1)
+
+    def _add(self, item: dict[str, Any] | OutputLines, size: int) -> None:
+        if not self.batch:
+            self.batch_started = time.monotonic()
+        self.batch.append(item)
+        self.batch_size += size
+        if self.batch_size >= BATCH_EVENTS:
+            self.flush()
+
+    def _close_lines(self) -> None:
+        """Move the pending output lines into the batch, BATCH_EVENTS lines at most per
+        message (a pipe read of short lines holds a thousand)."""
+        lines = self.out
+        if not lines:
+            return
+        self.out = []
+        start = 0
+        while start < len(lines):
+            room = BATCH_EVENTS - self.batch_size
+            piece = lines if start == 0 and len(lines) <= room else lines[start : start + room]
+            start += len(piece)
+            self._add(
+                OutputLines(self.job.name, self.out_ts, self.out_stream, piece, self.marks),
+                len(piece),
+            )
+
+    def flush(self) -> None:
+        self._close_lines()
+        if self.batch:
+            self.send(EventBatch(self.batch))
+            self.batch = []
+            self.batch_size = 0
+
+    def handle_lines(self, stream: str, raw_lines: list[bytes]) -> None:
+        if not raw_lines:
+            return
+        ts = utc_now()  # one clock read per chunk, not per line
+        # One decode per chunk: UTF-8 resynchronises at every \n, so this is the same as
+        # decoding line by line (invalid bytes become U+FFFD either way).
+        lines = b"\n".join(raw_lines).decode("utf-8", "replace").split("\n")
+        self.out_ts, self.out_stream = ts, stream
+        if stream == "stderr":
+            kept = []
+            for line in lines:
+                if line.strip():  # rsync ends a progress line with a "\n" before an error
+                    kept.append(line)
+                    if len(self.stderr_head) < ERROR_LINES:
+                        self.stderr_head.append(line)
+                    else:
+                        self.stderr_tail.append(line)
+            self.out = kept
+            self._close_lines()
+            return
+        feed_stats = self.stats_block.feed  # every stdout line: a motd block must be left behind
+        for line in lines:
+            is_stats = feed_stats(line)
+            if self.itemized is not None and self.itemized.feed(line):
+                continue  # a plan counts itemized lines: a big tree has millions of them
+            if (line[:1] == " " or line[:1].isdigit()) and rsync_lang.is_progress(line):
+                self.last_redraw = line
+                if "xfr#" in line:
+                    self.last_counted_redraw = line
+                if not self.quiet:
+                    self.progress(line, ts)
+                continue
+            if self.quiet or not line or line.isspace():
+                continue  # a blank line is no event, and shows nothing
+            held = self.redraws.held
+            if held is not None and _is_final_redraw(held[0]):
+                # rsync's final redraw goes out before the --stats block that follows it;
+                # an ordinary redraw stays held (with -v one comes after every file).
+                self.emit_progress(*held)
+                self.redraws.release()
+            if self.itemized is not None and (is_stats or _PLAN_NOISE.match(line)):
+                continue  # the plan event says it all
+            self.out.append(line)  # an output event, sent with its neighbours
+        self._close_lines()
+
+    def stderr_kept(self) -> list[str]:
+        """The first and last few stderr lines of this attempt."""
+        return [*self.stderr_head, *self.stderr_tail]
+
+    def progress(self, line: str, ts: str) -> None:
+        """Send at most one redraw per PROGRESS_INTERVAL; hold the latest one.
+
+        Only redraws that are sent get parsed: with ``-v`` rsync redraws after every
+        file, and most of those are never shown.
+        """
+        if self.redraws.offer((line, ts)) is not None:
+            self.emit_progress(line, ts)
+
+    def emit_progress(self, line: str, ts: str) -> None:
+        fields = rsync_lang.parse_progress(line, self.size_base)
+        if fields is not None:
+            self.emit(make_event("progress", self.job.name, progress_text(fields), ts, **fields))
+
+    def transferred_so_far(self) -> tuple[int, int]:
+        """(files, bytes) this attempt had transferred, by its last progress redraws.
+
+        For an rsync that ended without its closing ``--stats`` block (stopped, or
+        failed half-way): the redraw's byte count includes the file in flight, its
+        ``xfr#N`` counts whole files. No redraw at all means nothing was transferred.
+        """
+        last = rsync_lang.parse_progress(self.last_redraw or "", self.size_base) or {}
+        counted = rsync_lang.parse_progress(self.last_counted_redraw or "", self.size_base) or {}
+        return counted.get("files_transferred") or 0, last.get("bytes") or 0  # type: ignore[return-value]
+
+    def run(self) -> int:
+        """Run rsync to completion; its exit code (negative: killed by that signal).
+
+        Returns only once rsync's whole process tree is gone: its pipes close when the
+        last process holding them (rsync and the receiver it forks) exits.
+        """
+        global _rsync
+        proc = subprocess.Popen(
+            self.job.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=rsync_environment(),
+            start_new_session=True,  # Ctrl-C reaches pdb-sync, which then stops rsync
+            preexec_fn=_die_with_parent,
+            pass_fds=_dest_lock_fds(),  # the dest lock lives as long as any rsync of it
+        )
+        _rsync = proc
+        if _stopped_by is not None:  # the stop signal came while rsync was being started
+            _signal_group(proc.pid, signal.SIGTERM)
+            signal.setitimer(signal.ITIMER_REAL, RSYNC_STOP_GRACE)
+        self.send(RsyncStarted(self.job.key, proc.pid))
+        try:
+            self._read_until_closed(proc)
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:  # a bug in reading must not leave rsync writing alone
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _rsync = None
+            self.send(RsyncStarted(self.job.key, None))  # that pid is no longer ours to kill
+        held = self.redraws.release()
+        if held is not None:
+            self.emit_progress(*held)
+        self.flush()
+        return code
+
+    def _read_until_closed(self, proc: subprocess.Popen[bytes]) -> None:
+        """Read both pipes in one selector loop until rsync closes them."""
+        assert proc.stdout is not None and proc.stderr is not None
+        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+        selector = selectors.DefaultSelector()
+        for stream, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            os.set_blocking(pipe.fileno(), False)
+            _widen_pipe(pipe.fileno())
+            selector.register(pipe.fileno(), selectors.EVENT_READ, stream)
+        open_streams = 2
+        try:
+            while open_streams:
+                wait = (
+                    BATCH_SECONDS - (time.monotonic() - self.batch_started) if self.batch else None
+                )
+                for key, _ in selector.select(max(wait, 0.0) if wait is not None else None):
+                    stream = key.data
+                    try:
+                        chunk = os.read(key.fd, _READ_SIZE)
+                    except BlockingIOError:
+                        continue
+                    if chunk:
+                        self.handle_lines(stream, splitters[stream].feed(chunk))
+                        if len(chunk) < _SMALL_READ:
+                            # rsync writes each line on its own; let a few gather
+                            # rather than wake up once per line.
+                            time.sleep(_GATHER_SECONDS)
+                    else:
+                        selector.unregister(key.fd)
+                        open_streams -= 1
+                        self.handle_lines(stream, splitters[stream].close())
+                if self.batch and time.monotonic() - self.batch_started >= BATCH_SECONDS:
+                    self.flush()
+        finally:
+            selector.close()
+            proc.stdout.close()
+            proc.stderr.close()
+
+
+def _is_final_redraw(line: str) -> bool:
+    """rsync's last redraw of a transfer: nothing left to check, or 100%."""
+    return "to-chk=0/" in line or " 100% " in line
+
+
+def _widen_pipe(fd: int) -> None:
+    """Give the pipe room for a second or more of rsync's output (Linux: up to 1 MiB).
+
+    With the default 64 KiB, a moment in which this worker is not scheduled fills the
+    pipe and rsync, blocked on a write, stalls the whole transfer.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+
+
+def backoff_delay(attempt: int, fixed: float | None) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: fixed, or 1, 2, 4, ... 30 + jitter."""
+    if fixed is not None:
+        return fixed
+    base = min(2 ** (attempt - 1), 30)
+    return base + random.uniform(0, base * 0.1)
+
+
+def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
+    """Run ``job`` with its retries, sending events through ``send``; return its result."""
+    started_at = utc_now()
+    started = time.monotonic()
+    send(WorkerStarted(job.key, os.getpid()))
+    send(
+        EventBatch(
+            [
+                make_event(
+                    "sync_started",
+                    job.name,
+                    "Planning (dry run)..." if job.plan else "Starting sync...",
+                    started_at,
+                    url=job.url,
+                    dest=str(job.dest),
+                    argv=list(job.argv),
+                    pid=os.getpid(),
+                )
+            ]
+        )
+    )
+    refused = _lock_dest(job, send, started_at, started)
+    if refused is not None:
+        return refused
+    max_attempts = job.retry.retries + 1
+    attempt = 0
+    code: int | None = None
+    runner: _Attempt | None = None
+    error: str | None = None
+    while attempt < max_attempts:
+        if _stopped_by is not None:
+            break  # a stopped worker starts no (further) attempt
+        attempt += 1
+        runner = _Attempt(job, send)
+        # Where the dest resolves is checked before creating it and again after: a link
+        # swapped in since planning must not redirect mkdir's or rsync's writes.
+        moved = job.dest_moved()
+        if moved is None and not job.plan:  # a plan changes nothing on disk
+            try:
+                (job.resolved_dest or job.dest).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                code, error = None, f"cannot create destination {job.dest}: {exc.strerror}"
+                break
+            moved = job.dest_moved()
+        if moved is not None:
+            code, error = None, moved
+            break
+        try:
+            code = runner.run()
+        except OSError as exc:
+            code, error = None, f"cannot start rsync: {exc}"
+            break
+        switched = job.next_mirror(code, runner.stderr_kept())
+        if switched is not None:  # could not connect: the next best mirror, one more attempt
+            job, max_attempts = switched, max_attempts + 1
+        elif (
+            code == 0
+            or attempt >= max_attempts
+            or not rsync_lang.is_transient(code, runner.stderr_kept())
+        ):
+            break
+        delay = backoff_delay(attempt, job.retry.delay)
+        meaning = rsync_lang.exit_meaning(code)
+        send(
+            EventBatch(
+                [
+                    make_event(
+                        "retry",
+                        job.name,
+                        f"Retry {attempt}/{max_attempts - 1} after {delay:.0f}s "
+                        f"(exit {code}: {meaning})",
+                        attempt=attempt + 1,
+                        max_attempts=max_attempts,
+                        delay_s=round(delay, 3),
+                        exit_code=code,
+                        exit_meaning=meaning,
+                        url=job.url,
+                        mirror=job.mirror,
+                    )
+                ]
+            )
+        )
+        _wait_unless_stopped(delay)
+    duration = time.monotonic() - started
+    stats = runner.stats_block.result(code) if runner is not None else {}
+    files_transferred, bytes_transferred = _transferred(job, code, runner, stats)
+    if job.plan and code == 0 and runner is not None and runner.itemized is not None:
+        plan = target_plan(job, stats, runner.itemized)
+        send(EventBatch([plan_event(job.name, plan)]))
+    if code == 0:
+        status = "success"
+    elif _stopped_by is not None:  # the parent names the cause; this says what happened here
+        status = "cancelled"
+        error = f"rsync stopped by {_stopped_by}" if attempt else f"not started: {_stopped_by}"
+    else:
+        status = "failed"
+        if error is None and runner is not None:
+            error = failure_reason(runner.stderr_kept()) or rsync_lang.exit_meaning(code)
+    return SyncResult(
+        name=job.name,
+        url=job.url,
+        dest=str(job.dest),
+        status=status,
+        exit_code=code,
+        exit_meaning=rsync_lang.exit_meaning(code),
+        error=error,
+        attempts=attempt,
+        started_at=started_at,
+        finished_at=utc_now(),
+        duration_s=round(duration, 3),
+        files_transferred=files_transferred,
+        bytes_transferred=bytes_transferred,
+        stats={} if job.plan else stats,  # a dry run's stats are in the plan event
+        mirror=job.mirror,
+        mirror_reason=job.mirror_reason,
+        unlocked=job.unlocked,
+    )
+
+
+def _transferred(
+    job: Job, code: int | None, runner: _Attempt | None, stats: dict[str, object]
+) -> tuple[int | None, int | None]:
+    """(files, bytes) the target's last attempt transferred, for its result.
+
+    From rsync's closing ``--stats`` block when it printed one; otherwise (stopped,
+    failed half-way) from its last progress redraws, so a cancelled target still says
+    what it had done. ``None`` only for what never ran rsync, and for a plan, which
+    transfers nothing (what it would transfer is in its plan event).
+    """
+    if job.plan or runner is None or code is None:
+        return None, None
+    if "files_transferred" in stats:
+        return stats["files_transferred"], stats.get("transferred_size")  # type: ignore[return-value]
+    return runner.transferred_so_far()
+
+
+def failure_reason(stderr_lines: list[str]) -> str | None:
+    """The stderr line that says why rsync failed.
+
+    rsync's closing ``rsync error: ... (code N)`` only repeats the exit code and
+    ``*** Skipping ...`` notes are consequences; the cause is an ``@ERROR:`` line from
+    the daemon or an ``rsync: ...`` line (``mkdir ... failed: Read-only file system``).
+    The first cause wins: later ones are usually its echoes.
+    """
+    lines = [line.strip() for line in stderr_lines if line.strip()]
+    for prefixes in (("@ERROR",), ("rsync:", "rsync(")):
+        causes = [line for line in lines if line.startswith(prefixes)]
+        if causes:
+            return causes[0]
+    other = [line for line in lines if not line.startswith(("rsync error:", "***"))]
+    if other:
+        return other[-1]
+    return lines[-1] if lines else None
+
+
+def _dest_lock_fds() -> tuple[int, ...]:
+    return () if _dest_lock is None else (_dest_lock.fd,)
+
+
+def _lock_dest(
+    job: Job, send: Callable[[Message], None], started_at: str, started: float
+) -> SyncResult | None:
+    """Take the lock on ``job.dest`` (pdbsync.run.locks) before any rsync of it starts; the
+    job's result if it never gets it (``--lock-timeout``, or a stop signal while
+    waiting, or a lock that cannot be taken: ``failed``). A plan writes nothing and
+    takes no lock; a job the run's preflight marked ``unlocked`` runs without one."""
+    global _dest_lock
+    if job.plan or job.parts:  # a split target's lock is held by the parent (pdbsync.split.parts)
+        return None
+    if job.unlocked is not None:  # the file system cannot lock: warned once, before the run
+        return None
+    outcome = locks.take(
+        job.resolved_dest or job.dest,
+        job.name,
+        job.lock_timeout,
+        stopped=lambda: _stopped_by,
+        wait=_wait_unless_stopped,
+        emit=lambda event: send(EventBatch([event])),
+    )
+    _dest_lock = outcome.lock
+    if outcome.status is None:
+        return None
+    result = SyncResult.without_outcome(job, outcome.status, outcome.reason)
+    result.started_at = started_at
+    result.duration_s = round(time.monotonic() - started, 3)
+    return result
+
+
+def run_job(job: Job) -> None:
+    """Pool entry point: run ``job`` and send its result; never raises into the pool."""
+    assert _queue is not None, "init_worker was not called"
+    send = _queue.put if not job.parts else _part_sender(_queue.put, job)
+    try:
+        result = execute(job, send)
+    except Exception as exc:  # a bug must fail this target, not hang the run
+        result = SyncResult.without_outcome(job, "failed", f"internal error in worker: {exc!r}")
+    finally:
+        _release_dest_lock()
+    if _parent_gone():  # nobody left to report to (kill -9 of pdb-sync): rsync is gone too
+        os._exit(0)
+    send(JobFinished(job.key, result.to_dict()))
+
+
+def _part_sender(send: Callable[[Message], None], job: Job) -> Callable[[Message], None]:
+    """``send`` that marks every event of a split target's part with ``part``/``parts``
+    (the target's ``name`` stays, so consumers group parts under their target)."""
+    marks = {"part": job.part, "parts": job.parts}
+
+    def send_part(message: Message) -> None:
+        if isinstance(message, EventBatch):
+            for event in message.events:
+                if isinstance(event, dict):  # OutputLines carry their marks already
+                    event.update(marks)
+        send(message)
+
+    return send_part
