@@ -464,3 +464,25 @@ def test_an_unreadable_answer_is_not_remembered(tmp_path):
     with pytest.raises(program.EnvironmentProblem, match="cannot tell the rsync version"):
         program.inspect_rsync(str(script))
     assert not program._remembered_version_path().exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "final"),
+    [
+        ("  1,234,567 100%    1.23MB/s    0:00:01 (xfr#40, to-chk=0/40)", True),
+        ("          0 100%    0.00kB/s    0:00:00 (xfr#0, to-chk=0/40)", True),
+        ("    123,456  42%    1.23MB/s    0:00:01 (xfr#4, to-chk=0/40)", True),
+        ("    123,456 100%    1.23MB/s    0:00:01", True),
+        ("    123,456  42%    1.23MB/s    0:00:01 (xfr#4, to-chk=12/40)", False),
+        ("    123,456  42%    1.23MB/s    0:00:01", False),
+        # nothing left among the files listed so far: the renderer's rule always said
+        # final, the worker's said not (it matched "to-chk=0/"); one rule now says final
+        ("    123,456  42%    1.23MB/s    0:00:01 (xfr#4, ir-chk=0/40)", True),
+        ("file 100% done to-chk=0/", False),  # not a redraw at all
+    ],
+)
+def test_one_final_redraw_rule_for_the_worker_and_the_renderer(line, final):
+    """The worker holds redraws as text, the renderer as parsed fields: both ask one rule."""
+    assert output.is_final_redraw_line(line) is final
+    fields = output.parse_progress(line)
+    assert (fields is not None and output.is_final_redraw(fields)) is final

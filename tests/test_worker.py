@@ -80,6 +80,29 @@ def test_progress_redraws_are_thinned_but_the_last_one_is_kept():
     assert not [e for e in events if e.get("line") == ""], "a blank line is no event"
 
 
+@pytest.mark.parametrize(
+    ("held", "released"),
+    [
+        (b"  9,000  40%  1.00MB/s  0:00:01 (xfr#4, to-chk=0/10)", True),
+        (b"  9,000  40%  1.00MB/s  0:00:01 (xfr#4, ir-chk=0/10)", True),  # as the renderer
+        (b"  9,000 100%  1.00MB/s  0:00:01", True),
+        (b"  9,000  40%  1.00MB/s  0:00:01 (xfr#4, to-chk=6/10)", False),
+    ],
+)
+def test_a_held_final_redraw_goes_out_before_the_line_after_it(held, released):
+    """The final-redraw rule of pdbsync.rsync.output, as the worker applies it: a held
+    final redraw is sent before the next line; an ordinary one stays held."""
+    sent = []
+    attempt = _attempt(sent)
+    first = b"  1,000   5%  1.00MB/s  0:00:09 (xfr#1, to-chk=9/10)"
+    attempt.handle_lines("stdout", [first, held, b"a file"])  # the first is sent, held waits
+    attempt.flush()
+    events = [e for message in sent for e in message.expanded()]
+    kinds = [(e["type"], e.get("bytes") or e.get("line")) for e in events]
+    expect = [("progress", 1000), ("progress", 9000), ("output", "a file")]
+    assert kinds == (expect if released else [expect[0], expect[2]])
+
+
 # -- what a result says was transferred -------------------------------------------------
 
 MOTD = [b"Welcome", b"Number of files: 5", b"Total transferred file size: 999,999,999 bytes", b""]
