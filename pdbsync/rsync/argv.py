@@ -23,17 +23,17 @@ PLAN_FLAGS = ("--dry-run", "--itemize-changes")
 
 @dataclass(frozen=True)
 class RsyncArgv:
-    """``rsync [PART RULES] FLAGS FILTERS [PLAN|PROGRESS] --stats -- SOURCE DEST/``.
+    """``rsync [PART RULES] FLAGS FILTERS PLAN|PROGRESS --stats -- SOURCE DEST/``.
 
-    ``flags``: the target's options but its filters (pdbsync.config.options.build_flags);
-    ``filters``: its ``--include``/``--exclude`` rules, includes first (rsync takes the
-    first rule that matches); ``part_filters``: a split part's hide/protect rules
-    (pdbsync.split.parts), put before everything so they narrow the target's own rules
-    and no rule of the target can re-include what the part does not own.
+    ``flags``: the target's options but its filters (pdbsync.config.options.option_flags);
+    ``filters``: its ``--include``/``--exclude`` rules (``filter_flags``), includes first
+    (rsync takes the first rule that matches); ``part_filters``: a split part's
+    hide/protect rules (pdbsync.split.parts), put before everything so they narrow the
+    target's own rules and no rule of the target can re-include what the part does not own.
 
     The source is used as written: with a trailing slash rsync copies the contents of
     the remote directory into DEST, without one it creates DEST/<basename>. Partial
-    files are the flags' business (``build_flags`` passes ``--partial-dir`` only while
+    files are the flags' business (``option_flags`` passes ``--partial-dir`` only while
     ``partial`` is on), so ``--no-partial`` really means none.
     """
 
@@ -45,14 +45,10 @@ class RsyncArgv:
     part_filters: tuple[str, ...] = ()
     #: ``--dry-run --itemize-changes`` instead of progress redraws (pdbsync.run.plan_mode)
     plan: bool = False
-    progress: bool = True
 
     def render(self) -> list[str]:
         """The exact argv to exec."""
-        if self.plan:
-            mode: tuple[str, ...] = PLAN_FLAGS
-        else:
-            mode = (PROGRESS_FLAG,) if self.progress else ()
+        mode = PLAN_FLAGS if self.plan else (PROGRESS_FLAG,)
         return [
             self.program,
             *self.part_filters,
@@ -64,11 +60,6 @@ class RsyncArgv:
             self.source,
             self.dest.rstrip("/") + "/",
         ]
-
-    @property
-    def options(self) -> tuple[str, ...]:
-        """Every option word, part rules first, as they come in :meth:`render`."""
-        return (*self.part_filters, *self.flags, *self.filters)
 
 
 #: Short options of rsync that take an argument: in ``-e ssh`` or ``-essh`` the rest of
