@@ -290,8 +290,9 @@ class _Attempt:
                 continue
             if self.quiet or not line or line.isspace():
                 continue  # a blank line is no event, and shows nothing
-            self._release_final_redraw()
-            if self._plan_hides(line, is_stats):
+            if self.redraws.held is not None:
+                self._release_final_redraw()
+            if self.itemized is not None and (is_stats or _PLAN_NOISE.match(line)):
                 continue  # the plan event says it all
             self.out.append(line)  # an output event, sent with its neighbours
 
@@ -309,9 +310,6 @@ class _Attempt:
         if held is not None and rsync_output.is_final_redraw_line(held[0]):
             self.emit_progress(*held)
             self.redraws.release()
-
-    def _plan_hides(self, line: str, is_stats: bool) -> bool:
-        return self.itemized is not None and (is_stats or _PLAN_NOISE.match(line) is not None)
 
     def stderr_kept(self) -> list[str]:
         """The first and last few stderr lines of this attempt."""
