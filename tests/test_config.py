@@ -11,10 +11,10 @@ from conftest import run_cli, write_config
 
 from pdbsync.config.load import (
     SHARED_TREE_HELP,
+    check_file,
     dest_overlaps,
     find_config,
     load_config,
-    validate_file,
 )
 from pdbsync.errors import ConfigError
 
@@ -372,8 +372,8 @@ def test_validate_judges_resolved_dests_with_the_root_from_pdb_sync_dir(tmp_path
     elsewhere.mkdir()
     (pdb / "link").symlink_to(elsewhere)
     path = _config(tmp_path, f'[sync.custom.a]\nurl = "{GOOD_URL}"\ndest = "link/a"\n')
-    assert validate_file(path) == []  # no mirror root known: nothing to resolve against
-    (problem,) = validate_file(path, {"PDB_SYNC_DIR": str(pdb)})
+    assert check_file(path).problems == []  # no mirror root known: nothing to resolve against
+    (problem,) = check_file(path, {"PDB_SYNC_DIR": str(pdb)}).problems
     assert problem == (
         f"{path}: sync.custom.a.dest: '{pdb}/link/a' resolves to '{elsewhere}/a', outside "
         f"pdb_dir '{pdb}'; refused: a symlink must not take rsync (and its deletes) out of "

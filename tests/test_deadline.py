@@ -10,6 +10,7 @@ import pytest
 from conftest import LiveRun, assert_valid_events, run_cli, write_config
 
 from pdbsync.errors import UsageError
+from pdbsync.rsync.argv import RsyncArgv
 from pdbsync.run.deadline import Deadline, parse_deadline, resolve_deadline
 from pdbsync.run.jobs import Job
 from pdbsync.run.scheduler import RunState, Scheduler
@@ -18,7 +19,9 @@ NOW = 1_800_000_000.0
 
 
 def _jobs(*names: str) -> list[Job]:
-    return [Job(name, f"h::m/{name}/", Path(f"/d/{name}"), ("rsync",)) for name in names]
+    return [
+        Job(name, f"h::m/{name}/", Path(f"/d/{name}"), RsyncArgv("rsync", "", "")) for name in names
+    ]
 
 
 @pytest.mark.parametrize(

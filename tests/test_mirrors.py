@@ -18,7 +18,7 @@ from local_mirror import free_port
 from pdbsync.config.load import load_config
 from pdbsync.errors import ConfigError
 from pdbsync.mirrors import registry as mirrors
-from pdbsync.rsync.program import build_argv
+from pdbsync.rsync.argv import RsyncArgv
 from pdbsync.run.jobs import Job
 
 MMCIF = "structures/divided/mmCIF/"
@@ -310,12 +310,11 @@ def test_a_mirror_that_fails_to_connect_falls_back_to_the_next_best(tmp_path, mi
 
 
 def test_a_non_connection_failure_does_not_switch_mirror():
-    argv = build_argv("rsync", "rsync://a/m/x/", "/d")
     job = Job(
         "t",
         "rsync://a/m/x/",
         Path("/d"),
-        tuple(argv),
+        RsyncArgv("rsync", "rsync://a/m/x/", "/d"),
         mirror="a",
         mirror_reason="auto: ...",
         fallbacks=(("b", "rsync://b/m/x/"),),

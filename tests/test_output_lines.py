@@ -21,7 +21,7 @@ from pdbsync.messages import EventBatch, OutputLines
 from pdbsync.report.artifacts import StderrTail
 from pdbsync.report.event_log import EventLog
 from pdbsync.report.render import JsonRenderer, TextRenderer, json_lines
-from pdbsync.rsync.program import parse_progress
+from pdbsync.rsync.output import parse_progress
 from pdbsync.units import progress_text
 
 TS = "2026-12-03T03:00:00.000000Z"

@@ -22,7 +22,8 @@ from local_mirror import LocalMirror
 from pdbsync import contracts
 from pdbsync.report.render import JsonRenderer, TextRenderer
 from pdbsync.report.summary import SyncResult
-from pdbsync.rsync.program import ItemizedCounts, build_argv
+from pdbsync.rsync.argv import RsyncArgv
+from pdbsync.rsync.output import ItemizedCounts
 from pdbsync.run.driver import RunSettings, run_plan, run_sync
 from pdbsync.run.jobs import Job, RetryPolicy
 from pdbsync.run.plan_mode import PlanSummary
@@ -30,8 +31,8 @@ from pdbsync.run.plan_mode import PlanSummary
 
 def _job(name: str, url: str, dest: Path, flags: tuple[str, ...], plan: bool = False) -> Job:
     """A job with explicit rsync flags (the config has no flags key until issue 3)."""
-    argv = build_argv(shutil.which("rsync") or "rsync", url, str(dest), flags, plan=plan)
-    return Job(name=name, url=url, dest=dest, argv=tuple(argv), plan=plan)
+    command = RsyncArgv(shutil.which("rsync") or "rsync", url, str(dest), flags, plan=plan)
+    return Job(name=name, url=url, dest=dest, command=command, plan=plan)
 
 
 def _events(out: io.BytesIO) -> list[dict]:

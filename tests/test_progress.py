@@ -20,7 +20,7 @@ import pexpect
 from conftest import assert_valid_events, write_config
 
 from pdbsync.report.render import FILE_PROGRESS_SECONDS, JsonRenderer
-from pdbsync.rsync.program import build_argv
+from pdbsync.rsync.argv import RsyncArgv
 from pdbsync.run.driver import RunSettings, run_sync
 from pdbsync.run.jobs import Job
 from pdbsync.run.worker import PROGRESS_INTERVAL
@@ -68,8 +68,9 @@ def test_bwlimit_gives_several_throttled_progress_events_with_monotonic_bytes(
 ):
     url = mirror.url("ftp_data", "structures/divided/mmCIF/")
     dest = tmp_path / "mmcif"
-    argv = build_argv(shutil.which("rsync") or "rsync", url, str(dest), ("-a", "--bwlimit=16"))
-    job = Job(name="slow", url=url, dest=dest, argv=tuple(argv))
+    rsync = shutil.which("rsync") or "rsync"
+    command = RsyncArgv(rsync, url, str(dest), ("-a", "--bwlimit=16"))
+    job = Job(name="slow", url=url, dest=dest, command=command)
     out = io.BytesIO()
     summary = run_sync([job], RunSettings(), JsonRenderer(out))
     assert int(summary.exit_code) == 0

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from pdbsync.rsync import program as rsync
+from pdbsync.rsync import argv as rsync_argv
+from pdbsync.rsync import exits, output, program
 from pdbsync.rsync.lines import LineSplitter
 
 
 def test_argv_is_flags_progress_stats_then_source_and_dest():
-    # partial files are the flags' business (options.build_flags), not build_argv's
-    argv = rsync.build_argv("/usr/bin/rsync", "host::mod/x/", "/srv/pdb/x", ["-a"])
+    # partial files are the flags' business (options.build_flags), not the argv's
+    argv = rsync_argv.RsyncArgv("/usr/bin/rsync", "host::mod/x/", "/srv/pdb/x", ("-a",)).render()
     assert argv == [
         "/usr/bin/rsync",
         "-a",
@@ -32,7 +33,7 @@ def test_argv_is_flags_progress_stats_then_source_and_dest():
 
 
 def test_a_given_partial_dir_is_not_doubled():
-    argv = rsync.build_argv("rsync", "h::m/", "/d", ["-a", "--partial-dir=.p"])
+    argv = rsync_argv.RsyncArgv("rsync", "h::m/", "/d", ("-a", "--partial-dir=.p")).render()
     assert [a for a in argv if a.startswith("--partial-dir")] == ["--partial-dir=.p"]
 
 
@@ -50,7 +51,7 @@ def test_a_given_partial_dir_is_not_doubled():
     ],
 )
 def test_exit_meanings(code, meaning):
-    assert rsync.exit_meaning(code) == meaning
+    assert exits.exit_meaning(code) == meaning
 
 
 #: What rsync 3.5 really prints on stderr when the daemon hangs up on a missing path.
@@ -74,25 +75,25 @@ CONNECTION_RESET = ["rsync: [Receiver] read error: Connection reset by peer (104
     ],
 )
 def test_network_and_remote_hiccups_are_transient_by_their_code_alone(code, why):
-    assert rsync.exit_meaning(code) == why
-    assert rsync.is_transient(code, [])
-    assert rsync.is_transient(code, CONNECTION_RESET)
+    assert exits.exit_meaning(code) == why
+    assert exits.is_transient(code, [])
+    assert exits.is_transient(code, CONNECTION_RESET)
 
 
 @pytest.mark.parametrize("code", [1, 2, 3, 4, 5, 6, 11, 13, 14, 15, 16, 19, 20, 21, 22, 23, 25])
 def test_other_codes_are_not_transient_whatever_stderr_says(code):
-    assert not rsync.is_transient(code, [])
-    assert not rsync.is_transient(code, CONNECTION_RESET)
-    assert not rsync.is_transient(code, ["rsync: connection unexpectedly closed", "timeout"])
+    assert not exits.is_transient(code, [])
+    assert not exits.is_transient(code, CONNECTION_RESET)
+    assert not exits.is_transient(code, ["rsync: connection unexpectedly closed", "timeout"])
 
 
 @pytest.mark.parametrize("code", [None, 0, -15, 99])
 def test_success_signals_and_unknown_codes_are_not_transient(code):
-    assert not rsync.is_transient(code, CONNECTION_RESET)
+    assert not exits.is_transient(code, CONNECTION_RESET)
 
 
 def test_missing_source_path_is_not_retried_despite_the_connection_reset():
-    assert not rsync.is_transient(23, MISSING_PATH)
+    assert not exits.is_transient(23, MISSING_PATH)
 
 
 @pytest.mark.parametrize("code", [10, 12, 23, 24, 30])
@@ -106,7 +107,7 @@ def test_missing_source_path_is_not_retried_despite_the_connection_reset():
     ],
 )
 def test_permanent_local_causes_veto_a_retry_for_any_code(code, stderr):
-    assert not rsync.is_transient(code, [stderr, *CONNECTION_RESET])
+    assert not exits.is_transient(code, [stderr, *CONNECTION_RESET])
 
 
 @pytest.mark.parametrize(
@@ -118,26 +119,26 @@ def test_permanent_local_causes_veto_a_retry_for_any_code(code, stderr):
     ],
 )
 def test_exit_5_refusals_are_not_retried(stderr):
-    assert not rsync.is_transient(5, [stderr])
+    assert not exits.is_transient(5, [stderr])
 
 
 def test_busy_daemon_is_transient_despite_code_5():
-    assert rsync.is_transient(5, ["@ERROR: max connections (10) reached -- try again later"])
+    assert exits.is_transient(5, ["@ERROR: max connections (10) reached -- try again later"])
 
 
 def test_busy_daemon_with_a_full_disk_is_still_not_retried():
     busy = "@ERROR: max connections (10) reached -- try again later"
-    assert not rsync.is_transient(5, [busy, "mkdir failed: No space left on device (28)"])
+    assert not exits.is_transient(5, [busy, "mkdir failed: No space left on device (28)"])
 
 
 def test_the_busy_phrase_alone_does_not_make_other_codes_transient():
     busy = ["@ERROR: max connections (10) reached -- try again later"]
-    assert not rsync.is_transient(23, busy)
-    assert not rsync.is_transient(5, ["max connections reached, please retry"])
+    assert not exits.is_transient(23, busy)
+    assert not exits.is_transient(5, ["max connections reached, please retry"])
 
 
 def test_progress2_line_is_parsed():
-    fields = rsync.parse_progress(
+    fields = output.parse_progress(
         "      1,234,567  45%   10.20MB/s    0:01:23 (xfr#12, to-chk=100/2000)"
     )
     assert fields == {
@@ -152,15 +153,15 @@ def test_progress2_line_is_parsed():
 
 
 def test_progress2_line_without_counts_and_with_ir_chk():
-    assert rsync.parse_progress("  0   0%    0.00kB/s    0:00:00")["files_total"] is None
+    assert output.parse_progress("  0   0%    0.00kB/s    0:00:00")["files_total"] is None
     assert (
-        rsync.parse_progress("  9 1% 1.00kB/s 0:00:01 (xfr#1, ir-chk=5/9)")["files_to_check"] == 5
+        output.parse_progress("  9 1% 1.00kB/s 0:00:01 (xfr#1, ir-chk=5/9)")["files_to_check"] == 5
     )
 
 
 @pytest.mark.parametrize("line", ["sent 1,411 bytes  received 8,649 bytes", "abc 12%", ""])
 def test_other_lines_are_not_progress(line):
-    assert rsync.parse_progress(line) is None
+    assert output.parse_progress(line) is None
 
 
 @pytest.mark.parametrize(
@@ -168,7 +169,7 @@ def test_other_lines_are_not_progress(line):
     [("1,234", 1234), ("0", 0), ("1.50K", 1536), ("2M", 2 * 1024**2), ("1.00G", 1024**3)],
 )
 def test_sizes_in_units_of_1024(text, value):
-    assert rsync.parse_output_size(text, base=1024) == value
+    assert output.parse_output_size(text, base=1024) == value
 
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rsync"
@@ -187,31 +188,35 @@ def _argv(name: str) -> list[str]:
     return ["rsync", *RUNS[name]["flags"]]
 
 
-def _stats(name: str) -> dict:
-    return rsync.parse_stats(_lines(name), rsync.size_base(_argv(name)))
+def _stats(name: str, base: int | None = None) -> dict:
+    """The fields of the ``--stats`` block that ends a fixture's stdout."""
+    block = output.StatsBlock(rsync_argv.size_base(_argv(name)) if base is None else base)
+    for line in _lines(name):
+        block.feed(line)
+    return block.fields
 
 
 @pytest.mark.parametrize("name", ["plain", "compress", "nochange", "delete", "plan_delete"])
 def test_exact_stats_match_the_tree_on_disk(name):
     stats = _stats(name)
     for key, value in RUNS[name]["expect"].items():
-        if key in rsync.STATS_FIELDS:
+        if key in output.STATS_FIELDS:
             assert stats[key] == value, key
     source = MANIFEST["source"]
     assert stats["files_total_by_type"] == {"reg": source["files"], "dir": source["dirs"]}
-    assert set(stats) == set(rsync.STATS_FIELDS)
+    assert set(stats) == set(output.STATS_FIELDS)
 
 
 @pytest.mark.parametrize(
     ("name", "base"), [("human", 1000), ("human2", 1024), ("delete_human", 1000)]
 )
 def test_human_readable_sizes_are_read_in_the_base_the_flags_chose(name, base):
-    assert rsync.size_base(_argv(name)) == base
+    assert rsync_argv.size_base(_argv(name)) == base
     stats = _stats(name)
     total = MANIFEST["source"]["bytes"]
     # rsync rounds to two decimals of its unit (here M): within half a hundredth of it
     assert abs(stats["total_size"] - total) <= 0.005 * base**2
-    wrong_base = rsync.parse_stats(_lines(name), 2024 - base)["total_size"]
+    wrong_base = _stats(name, 2024 - base)["total_size"]
     assert abs(wrong_base - total) > 0.005 * base**2, "the base made no difference"
     # counts keep exact thousands separators even under -h
     assert stats["files_total"] == RUNS[name]["expect"]["files_total"]
@@ -245,7 +250,7 @@ def test_dry_run_speedup_line_is_read():
 
 @pytest.mark.parametrize("name", ["plan_delete", "delete"])
 def test_itemized_lines_count_creations_updates_and_deletions(name):
-    counts = rsync.ItemizedCounts()
+    counts = output.ItemizedCounts()
     other = [line for line in _lines(name) if not counts.feed(line)]
     expect = RUNS[name]["expect"]
     assert (counts.created, counts.updated, counts.deleted) == (
@@ -260,7 +265,7 @@ def test_itemized_lines_count_creations_updates_and_deletions(name):
 
 
 def test_progress_bytes_from_a_real_run_never_go_down():
-    values = [rsync.parse_progress(line) for line in _lines("plain")]
+    values = [output.parse_progress(line) for line in _lines("plain")]
     progress = [v for v in values if v is not None]
     assert len(progress) > 10
     assert all(a["bytes"] <= b["bytes"] for a, b in itertools.pairwise(progress))
@@ -290,7 +295,7 @@ def test_progress_bytes_from_a_real_run_never_go_down():
 )
 def test_hand_written_stats_lines(line, base, key, value):
     into: dict = {}
-    assert rsync.parse_stats_line(line, into, base)
+    assert output.parse_stats_line(line, into, base)
     assert into[key] == value
 
 
@@ -306,13 +311,13 @@ def test_hand_written_stats_lines(line, base, key, value):
 )
 def test_other_lines_are_not_stats(line):
     into: dict = {}
-    assert not rsync.parse_stats_line(line, into)
+    assert not output.parse_stats_line(line, into)
     assert into == {}
 
 
 def test_by_type_breakdown_of_a_big_count():
     into: dict = {}
-    rsync.parse_stats_line(
+    output.parse_stats_line(
         "Number of files: 1,234,567 (reg: 1,200,000, dir: 34,560, link: 7)", into
     )
     assert into["files_total"] == 1_234_567
@@ -333,7 +338,7 @@ def test_by_type_breakdown_of_a_big_count():
     ],
 )
 def test_human_readable_level_from_argv(argv, level):
-    assert rsync.human_readable_level(argv) == level
+    assert rsync_argv.human_readable_level(argv) == level
 
 
 @pytest.mark.parametrize(
@@ -347,11 +352,11 @@ def test_human_readable_level_from_argv(argv, level):
     ],
 )
 def test_deletes_from_argv(argv, expected):
-    assert rsync.deletes(argv) is expected
+    assert rsync_argv.deletes(argv) is expected
 
 
 def test_progress_line_with_human_sizes():
-    fields = rsync.parse_progress(
+    fields = output.parse_progress(
         "          1.23M  45%   10.20MB/s    0:01:23 (xfr#12, to-chk=100/2000)"
     )
     assert fields is not None
@@ -370,8 +375,8 @@ FAKE_MOTD = [
 ]
 
 
-def _fed(lines: list[str], base: int = 1000) -> rsync.StatsBlock:
-    block = rsync.StatsBlock(base)
+def _fed(lines: list[str], base: int = 1000) -> output.StatsBlock:
+    block = output.StatsBlock(base)
     for line in lines:
         block.feed(line)
     return block
@@ -385,7 +390,7 @@ def test_a_motd_before_a_real_run_does_not_touch_its_stats():
 
 
 def test_a_motd_followed_by_a_transfer_without_stats_gives_no_stats():
-    redraws = [line for line in _lines("plain") if rsync.is_progress(line)]
+    redraws = [line for line in _lines("plain") if output.is_progress(line)]
     assert _fed([*FAKE_MOTD, *redraws, ""]).result(0) == {}
     assert _fed([*FAKE_MOTD, "receiving incremental file list", "x.cif"]).result(0) == {}
 
@@ -419,7 +424,7 @@ def test_blank_lines_inside_and_after_the_block_keep_it():
 
 
 def test_feed_says_which_lines_belong_to_the_block():
-    block = rsync.StatsBlock()
+    block = output.StatsBlock()
     assert not block.feed("Total file size: 5 bytes")  # no block open yet
     assert block.feed("Number of files: 3")
     assert block.feed("Total file size: 5 bytes")
@@ -441,13 +446,13 @@ def _counting_rsync(directory: Path, version: str) -> tuple[Path, Path]:
 def test_rsync_version_is_asked_once_across_runs_and_again_when_rsync_changes(tmp_path):
     script, calls = _counting_rsync(tmp_path, "3.2.7")
     for _ in range(3):  # three runs: each process starts with an empty in-memory cache
-        rsync._version_text.cache_clear()
-        assert rsync.inspect_rsync(str(script)).version == (3, 2, 7)
+        program._version_text.cache_clear()
+        assert program.inspect_rsync(str(script)).version == (3, 2, 7)
     assert calls.read_text().count("run") == 1
     script.unlink()  # an upgrade replaces the binary
     script, calls = _counting_rsync(tmp_path, "3.4.1")
-    rsync._version_text.cache_clear()
-    assert rsync.inspect_rsync(str(script)).version == (3, 4, 1)
+    program._version_text.cache_clear()
+    assert program.inspect_rsync(str(script)).version == (3, 4, 1)
     assert calls.read_text().count("run") == 2
 
 
@@ -455,7 +460,29 @@ def test_an_unreadable_answer_is_not_remembered(tmp_path):
     script = tmp_path / "rsync"
     script.write_text("#!/bin/sh\necho 'not rsync'\n")
     script.chmod(0o755)
-    rsync._version_text.cache_clear()
-    with pytest.raises(rsync.EnvironmentProblem, match="cannot tell the rsync version"):
-        rsync.inspect_rsync(str(script))
-    assert not rsync._remembered_version_path().exists()
+    program._version_text.cache_clear()
+    with pytest.raises(program.EnvironmentProblem, match="cannot tell the rsync version"):
+        program.inspect_rsync(str(script))
+    assert not program._remembered_version_path().exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "final"),
+    [
+        ("  1,234,567 100%    1.23MB/s    0:00:01 (xfr#40, to-chk=0/40)", True),
+        ("          0 100%    0.00kB/s    0:00:00 (xfr#0, to-chk=0/40)", True),
+        ("    123,456  42%    1.23MB/s    0:00:01 (xfr#4, to-chk=0/40)", True),
+        ("    123,456 100%    1.23MB/s    0:00:01", True),
+        ("    123,456  42%    1.23MB/s    0:00:01 (xfr#4, to-chk=12/40)", False),
+        ("    123,456  42%    1.23MB/s    0:00:01", False),
+        # nothing left among the files listed so far: the renderer's rule always said
+        # final, the worker's said not (it matched "to-chk=0/"); one rule now says final
+        ("    123,456  42%    1.23MB/s    0:00:01 (xfr#4, ir-chk=0/40)", True),
+        ("file 100% done to-chk=0/", False),  # not a redraw at all
+    ],
+)
+def test_one_final_redraw_rule_for_the_worker_and_the_renderer(line, final):
+    """The worker holds redraws as text, the renderer as parsed fields: both ask one rule."""
+    assert output.is_final_redraw_line(line) is final
+    fields = output.parse_progress(line)
+    assert (fields is not None and output.is_final_redraw(fields)) is final

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pdbsync.rsync.argv import RsyncArgv
 from pdbsync.run.jobs import Job
 from pdbsync.run.scheduler import FAIL_FAST_KILL_CAUSE, FAIL_FAST_REASON, RunState, Scheduler
 
 
 def _jobs(*names: str) -> list[Job]:
-    return [Job(name, f"h::m/{name}/", Path(f"/d/{name}"), ("rsync",)) for name in names]
+    return [
+        Job(name, f"h::m/{name}/", Path(f"/d/{name}"), RsyncArgv("rsync", "", "")) for name in names
+    ]
 
 
 def _names(jobs: list[Job]) -> list[str]:
@@ -78,7 +81,7 @@ def _weighed(name: str, expected: float | None, host: str = "h", part: int = 0) 
         name,
         f"rsync://{host}:873/m/{name}/",
         Path(f"/d/{name}"),
-        ("rsync",),
+        RsyncArgv("rsync", "", ""),
         expected=expected,
         part=part,
         parts=4 if part else 0,

@@ -16,6 +16,7 @@ from conftest import assert_valid_events, run_cli
 from local_mirror import LocalMirror
 
 from pdbsync.report.summary import SyncResult
+from pdbsync.rsync.argv import RsyncArgv
 from pdbsync.run.jobs import Job
 from pdbsync.run.parts import merge_results
 from pdbsync.split import parts as split
@@ -638,8 +639,10 @@ def test_a_kept_listing_is_for_the_same_size_bounds_only(tmp_path):
     assert split.parse_listing(lines, 1_000, None).dirs == {"ab": 5_000_000, "cd": 20_000}
 
     def job(*flags: str) -> Job:
-        argv = ("rsync", "-a", *flags, "--", "rsync://h/m/", "/d/")
-        return Job(name="t", url="rsync://h/m/", dest=Path("/d"), argv=argv)
+        filters = tuple(flag for flag in flags if flag.startswith("--exclude"))
+        others = tuple(flag for flag in flags if flag not in filters)
+        command = RsyncArgv("rsync", "rsync://h/m/", "/d", ("-a", *others), filters)
+        return Job(name="t", url="rsync://h/m/", dest=Path("/d"), command=command)
 
     listing = split.Listing({"ab": 500, "cd": 20_000}, 0, 1.0, listed_at=1000.0)
     split.keep_listings(tmp_path, {"t": (split.listing_key(job("--max-size=100000")), listing)})
@@ -669,7 +672,14 @@ def test_parse_listing_sums_bytes_per_top_level_directory():
 
 
 def _part(part: int, status: str, **fields) -> tuple[Job, SyncResult]:
-    job = Job(name="t", url="rsync://h/m/", dest=Path("/d"), argv=("rsync",), part=part, parts=3)
+    job = Job(
+        name="t",
+        url="rsync://h/m/",
+        dest=Path("/d"),
+        command=RsyncArgv("rsync", "", ""),
+        part=part,
+        parts=3,
+    )
     result = SyncResult(name="t", url=job.url, dest="/d", status=status, attempts=1, **fields)
     return job, result
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import assert_valid_events, run_cli, write_config
 
 from pdbsync import contracts
-from pdbsync.rsync import program as rsync
+from pdbsync.rsync import output as rsync_output
 
 
 def _tree_files(root: Path) -> list[str]:
@@ -194,7 +194,7 @@ def test_completed_lines_and_summary_carry_the_key_stats(four_targets, archive, 
     assert f"source {len(list((archive / 'sifts').rglob('*'))) + 1} files" in completed
     summary = json.loads(summary_path.read_text())
     sifts = next(r for r in summary["results"] if r["name"] == "sifts")
-    assert set(sifts["stats"]) == set(rsync.STATS_FIELDS)
+    assert set(sifts["stats"]) == set(rsync_output.STATS_FIELDS)
     assert sifts["stats"]["files_total_by_type"]["reg"] == len(sifts_files)
     totals = summary["totals"]
     assert totals["files_created"] == sum(r["stats"]["files_created"] for r in summary["results"])

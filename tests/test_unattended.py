@@ -431,11 +431,13 @@ def test_invalid_utf8_file_names_keep_json_valid(tmp_path):
 
 
 def test_worker_decodes_invalid_utf8_lines_with_replacement():
+    from pdbsync.rsync.argv import RsyncArgv
     from pdbsync.run.jobs import Job
     from pdbsync.run.worker import _Attempt
 
     sent = []
-    attempt = _Attempt(Job("t", "h::m/", Path("/tmp/x"), ("rsync",)), sent.append)
+    command = RsyncArgv("rsync", "h::m/", "/tmp/x")
+    attempt = _Attempt(Job("t", "h::m/", Path("/tmp/x"), command), sent.append)
     attempt.handle_lines("stdout", [b"caf\xe9 \xff"])
     attempt.flush()
     ((batch,),) = [(message.expanded(),) for message in sent]

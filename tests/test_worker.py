@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from pdbsync.rsync.argv import RsyncArgv
+from pdbsync.rsync.exits import failure_reason
 from pdbsync.run.jobs import Job
-from pdbsync.run.worker import BATCH_EVENTS, _Attempt, backoff_delay, failure_reason
+from pdbsync.run.worker import BATCH_EVENTS, _Attempt, backoff_delay
 
 
 @pytest.mark.parametrize(
@@ -47,7 +49,9 @@ def test_failure_reason_of_nothing_is_none():
 
 def test_lines_are_sent_in_batches_not_one_message_each():
     sent = []
-    attempt = _Attempt(Job("t", "h::m/", Path("/x"), ("rsync",)), sent.append)
+    attempt = _Attempt(
+        Job("t", "h::m/", Path("/x"), RsyncArgv("rsync", "h::m/", "/x")), sent.append
+    )
     attempt.handle_lines("stdout", [f"file{i}".encode() for i in range(BATCH_EVENTS * 2 + 7)])
     attempt.flush()
     assert [len(message.expanded()) for message in sent] == [BATCH_EVENTS, BATCH_EVENTS, 7]
@@ -58,7 +62,9 @@ def test_lines_are_sent_in_batches_not_one_message_each():
 
 def test_progress_redraws_are_thinned_but_the_last_one_is_kept():
     sent = []
-    attempt = _Attempt(Job("t", "h::m/", Path("/x"), ("rsync",)), sent.append)
+    attempt = _Attempt(
+        Job("t", "h::m/", Path("/x"), RsyncArgv("rsync", "h::m/", "/x")), sent.append
+    )
     redraws = [
         f"  {i},000  {i}%  1.00MB/s  0:00:0{i % 10} (xfr#{i}, to-chk={100 - i}/100)"
         for i in range(1, 101)
@@ -74,6 +80,29 @@ def test_progress_redraws_are_thinned_but_the_last_one_is_kept():
     assert not [e for e in events if e.get("line") == ""], "a blank line is no event"
 
 
+@pytest.mark.parametrize(
+    ("held", "released"),
+    [
+        (b"  9,000  40%  1.00MB/s  0:00:01 (xfr#4, to-chk=0/10)", True),
+        (b"  9,000  40%  1.00MB/s  0:00:01 (xfr#4, ir-chk=0/10)", True),  # as the renderer
+        (b"  9,000 100%  1.00MB/s  0:00:01", True),
+        (b"  9,000  40%  1.00MB/s  0:00:01 (xfr#4, to-chk=6/10)", False),
+    ],
+)
+def test_a_held_final_redraw_goes_out_before_the_line_after_it(held, released):
+    """The final-redraw rule of pdbsync.rsync.output, as the worker applies it: a held
+    final redraw is sent before the next line; an ordinary one stays held."""
+    sent = []
+    attempt = _attempt(sent)
+    first = b"  1,000   5%  1.00MB/s  0:00:09 (xfr#1, to-chk=9/10)"
+    attempt.handle_lines("stdout", [first, held, b"a file"])  # the first is sent, held waits
+    attempt.flush()
+    events = [e for message in sent for e in message.expanded()]
+    kinds = [(e["type"], e.get("bytes") or e.get("line")) for e in events]
+    expect = [("progress", 1000), ("progress", 9000), ("output", "a file")]
+    assert kinds == (expect if released else [expect[0], expect[2]])
+
+
 # -- what a result says was transferred -------------------------------------------------
 
 MOTD = [b"Welcome", b"Number of files: 5", b"Total transferred file size: 999,999,999 bytes", b""]
@@ -87,7 +116,9 @@ REDRAWS = [
 
 
 def _attempt(sent: list, **job_fields) -> _Attempt:
-    return _Attempt(Job("t", "h::m/", Path("/x"), ("rsync",), **job_fields), sent.append)
+    return _Attempt(
+        Job("t", "h::m/", Path("/x"), RsyncArgv("rsync", "h::m/", "/x"), **job_fields), sent.append
+    )
 
 
 def test_a_motd_read_before_the_transfer_is_not_its_stats_block():
@@ -123,7 +154,7 @@ def test_no_redraw_means_nothing_transferred():
 def test_result_numbers_prefer_the_stats_block_then_the_redraws_and_keep_null_for_no_rsync():
     from pdbsync.run.worker import _transferred
 
-    job = Job("t", "h::m/", Path("/x"), ("rsync",))
+    job = Job("t", "h::m/", Path("/x"), RsyncArgv("rsync", "h::m/", "/x"))
     attempt = _attempt([])
     attempt.handle_lines("stdout", [*REDRAWS, b"", b"Number of files: 9"])
     block = [b"Number of regular files transferred: 7", b"Total transferred file size: 70 bytes"]
@@ -133,5 +164,5 @@ def test_result_numbers_prefer_the_stats_block_then_the_redraws_and_keep_null_fo
     assert _transferred(job, 20, attempt, attempt.stats_block.result(20)) == (4, 9000)
     assert _transferred(job, None, attempt, {}) == (None, None)  # rsync never started
     assert _transferred(job, 0, None, {}) == (None, None)
-    plan = Job("t", "h::m/", Path("/x"), ("rsync",), plan=True)
+    plan = Job("t", "h::m/", Path("/x"), RsyncArgv("rsync", "h::m/", "/x"), plan=True)
     assert _transferred(plan, 0, attempt, stats) == (None, None)

@@ -22,15 +22,15 @@ from pdbsync import contracts, paths
 from pdbsync.config import compat, options
 from pdbsync.errors import ConfigError, UsageError
 from pdbsync.mirrors import registry as mirrors
+from pdbsync.rsync import url as rsync_url
 
 #: Target names end up in log prefixes, file names and Slurm job names.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: Characters that mean something to a shell or to rsync's argument parsing.
 UNSAFE_URL_CHARS = set(" \t\n\r;|&$`<>()'\"\\*?{}[]!#~^")
-_DAEMON_URL = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])::(?P<path>[^:]*)$")
-_RSYNC_URL = re.compile(
-    r"^rsync://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?/(?P<path>.*)$"
-)
+#: The hosts a target's source may name: a DNS name or IPv4 address, or an IPv6 address
+#: in brackets (pdbsync.rsync.url reads any host; this is what a config may give).
+_SOURCE_HOST = re.compile(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]")
 
 CONFIG_HELP = (
     "create one with 'pdb-sync config init', or point to one with --config PATH or PDB_SYNC_CONFIG"
@@ -481,11 +481,6 @@ def check_file(path: Path, environ: Mapping[str, str] | None = None) -> FileChec
     return FileCheck([f"{path}: {problem}" for problem in found], None if found else config)
 
 
-def validate_file(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Every problem of the config at ``path``, one line each (see :func:`check_file`)."""
-    return check_file(path, environ).problems
-
-
 def target_options(
     config: Config, name: str, cli: options.Layer | None = None
 ) -> options.RsyncOptions:
@@ -554,19 +549,22 @@ def url_problem(url: str) -> str | None:
         return f"{url!r} contains characters unsafe in a shell or rsync argument: {shown}"
     if url.startswith("-") or " -" in url or "--" in url:
         return f"{url!r} looks like an embedded rsync option; give only the source URL"
-    match = _DAEMON_URL.match(url) or _RSYNC_URL.match(url)
-    if not match:
+    parsed = rsync_url.daemon(url)
+    if (
+        parsed is None
+        or not _SOURCE_HOST.fullmatch(parsed.host)
+        or (not parsed.scheme and ":" in parsed.path)  # host::module:x
+    ):
         return (
             f"{url!r} is not an rsync daemon URL; use host::module/path or "
             "rsync://host[:port]/module/path"
         )
-    if paths.escapes(match["path"]):
+    if paths.escapes(parsed.path):
         return f"{url!r} contains '..'; name the module path directly"
-    if not match["path"].strip("/"):
+    if not parsed.path.strip("/"):
         return f"{url!r} names no rsync module"
-    port = match.groupdict().get("port")
-    if port is not None and not 0 < int(port) < 65536:
-        return f"{url!r} has port {port}, outside 1..65535"
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return f"{url!r} has port {parsed.port}, outside 1..65535"
     return None
 
 

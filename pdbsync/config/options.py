@@ -61,10 +61,6 @@ class OptionSpec:
     cli: str | None  # the CLI flag on `sync` (None: config only)
     help: str
 
-    @property
-    def legacy_key(self) -> str:
-        return LEGACY_PREFIX + self.key
-
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("delete", "bool", "--delete", "--delete", "delete local files gone upstream"),
@@ -591,9 +587,14 @@ def cli_layer(values: Mapping[str, Any], base_dir: Path) -> Layer:
 
 
 def build_flags(options: RsyncOptions) -> list[str]:
-    """The rsync flags for ``options``: ``-a``, the booleans, the values, then filters.
+    """The rsync flags for ``options``: ``-a``, the booleans, the values, then filters
+    (:func:`option_flags`, then :func:`filter_flags`)."""
+    return option_flags(options) + filter_flags(options)
 
-    Includes come before excludes because rsync uses the first rule that matches.
+
+def option_flags(options: RsyncOptions) -> list[str]:
+    """The rsync flags for ``options`` but its filters: ``-a``, the booleans, the values.
+
     ``partial`` becomes ``--partial-dir=DIR`` alone (never bare ``--partial``, which
     would leave a cut-off file under its final name); off (the default), rsync gets
     neither flag and deletes a cut-off file, so a failed transfer leaves none behind.
@@ -611,7 +612,13 @@ def build_flags(options: RsyncOptions) -> list[str]:
                 continue  # partial = false: no partial files kept anywhere
             if value is not None:
                 flags.append(f"{spec.rsync}={value}")
-    flags += [f"--include={pattern}" for pattern in options.include]
+    return flags
+
+
+def filter_flags(options: RsyncOptions) -> list[str]:
+    """The target's include/exclude rules as rsync flags. Includes come before excludes
+    because rsync uses the first rule that matches."""
+    flags = [f"--include={pattern}" for pattern in options.include]
     if options.include_from:
         flags.append(f"--include-from={options.include_from}")
     flags += [f"--exclude={pattern}" for pattern in options.exclude]

@@ -10,20 +10,17 @@ at a daemon on 127.0.0.1). Everything here is pure: probing lives in pdbsync.mir
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pdbsync.rsync import url as rsync_url
+from pdbsync.rsync.url import RSYNC_PORT
 
 #: The mirror value that means "the lowest-latency reachable mirror, measured".
 AUTO = "auto"
 #: The default ``[sync] mirror`` when a target gives ``path`` and nobody names one.
 DEFAULT_MIRROR = "rcsb"
-
-_RSYNC_URL = re.compile(r"^rsync://(?P<host>\[[^\]]+\]|[^/:]+)(?::(?P<port>\d+))?/")
-_DAEMON_URL = re.compile(r"^(?P<host>\[[^\]]+\]|[^:/]+)::")
-#: rsync's daemon port when a URL gives none.
-RSYNC_PORT = 873
 
 
 @dataclass(frozen=True)
@@ -67,20 +64,16 @@ BUILTIN: tuple[Mirror, ...] = (
 
 def endpoint(url: str) -> tuple[str, int]:
     """(host, port) of an rsync daemon URL (``host::module`` or ``rsync://host[:port]/``)."""
-    match = _RSYNC_URL.match(url)
-    if match:
-        return match["host"].strip("[]"), int(match["port"] or RSYNC_PORT)
-    match = _DAEMON_URL.match(url)
-    if match:
-        return match["host"].strip("[]"), RSYNC_PORT
-    raise ValueError(f"{url!r} is not an rsync daemon URL")
+    parsed = rsync_url.daemon(url)
+    if parsed is None:
+        raise ValueError(f"{url!r} is not an rsync daemon URL")
+    return parsed.address, RSYNC_PORT if parsed.port is None else parsed.port
 
 
 def module(url: str) -> str:
     """The daemon module a URL names (``ftp_data`` of ``rsync://h:33444/ftp_data/x``)."""
-    match = _RSYNC_URL.match(url) or _DAEMON_URL.match(url)
-    rest = url[match.end() :] if match else url
-    return rest.split("/", 1)[0]
+    parsed = rsync_url.daemon(url)
+    return parsed.module if parsed is not None else url.split("/", 1)[0]
 
 
 def registry(config_mirrors: Mapping[str, Any] | None = None) -> dict[str, Mirror]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import orjson
 
 from pdbsync.report.throttle import Throttle
-from pdbsync.rsync.program import STATS_INITIALS, StatsBlock
+from pdbsync.rsync.output import STATS_INITIALS, StatsBlock, is_final_redraw
 from pdbsync.units import human_bytes, human_rate, seconds_text, time_text
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ class TextRenderer(Renderer):
         throttle = self.redraws.get(name) if name is not None else None
         if throttle is None or throttle.held is None:
             return False
-        if kind != "sync_finished" and not _is_final(throttle.held):
+        if kind != "sync_finished" and not is_final_redraw(throttle.held):
             return False
         self._line(throttle.release())  # the transfer's final state, in order
         return True
@@ -317,7 +317,7 @@ class _StatsHider:
     block, and drops them once the target's result shows they were.
 
     A block counts as rsync's own only if nothing but blank lines follows it before the
-    target ends (:class:`pdbsync.rsync.program.StatsBlock`'s rule): a daemon's motd can read like
+    target ends (:class:`pdbsync.rsync.output.StatsBlock`'s rule): a daemon's motd can read like
     statistics, and it must still be shown. So candidate lines (and the blank lines
     around them) wait; any other stdout line releases them in order, and at
     ``sync_finished`` they are dropped when the result has ``stats`` (rsync printed its
@@ -420,12 +420,7 @@ def json_lines(lines: OutputLines) -> bytes:
 
 
 def _is_final_held(throttle: Throttle[dict[str, Any]]) -> bool:
-    return throttle.held is not None and _is_final(throttle.held)
-
-
-def _is_final(progress: dict[str, Any]) -> bool:
-    """rsync's last redraw of a transfer: nothing left to check."""
-    return progress.get("files_to_check") == 0 or progress.get("percent") == 100
+    return throttle.held is not None and is_final_redraw(throttle.held)
 
 
 def summary_block(summary: dict[str, Any]) -> str:

@@ -9,15 +9,12 @@ one host at a time (pdbsync.run.scheduler).
 
 from __future__ import annotations
 
-import re
+from pdbsync.rsync import url as rsync_url
 
 #: How many rsync processes may talk to one mirror host at once, unless configured.
 DEFAULT_MAX_PER_HOST = 4
 #: The bounds of ``[sync] max_per_host`` and ``--max-per-host``.
 MAX_PER_HOST_LIMIT = 100
-
-_RSYNC_URL = re.compile(r"^rsync://(?P<host>\[[^\]]*\]|[^/:]+)")
-_DAEMON_URL = re.compile(r"^(?P<host>\[[^\]]*\]|[^:/]+)::")
 
 
 def host_of(url: str) -> str:
@@ -26,5 +23,5 @@ def host_of(url: str) -> str:
     The port is left out on purpose: two daemons of one machine share its uplink and
     its operator's patience. A url of neither form (a local path) is its own "host".
     """
-    match = _RSYNC_URL.match(url) or _DAEMON_URL.match(url)
-    return match["host"].lower() if match else url
+    parsed = rsync_url.daemon(url)
+    return parsed.host.lower() if parsed is not None else url

@@ -38,7 +38,7 @@ from pdbsync.messages import (
     lines_sink,
 )
 from pdbsync.report.summary import SyncResult
-from pdbsync.rsync.program import exit_meaning
+from pdbsync.rsync.exits import exit_meaning
 from pdbsync.run.deadline import Deadline
 from pdbsync.run.jobs import Job
 from pdbsync.run.parts import merge_plans, merge_results

@@ -16,11 +16,11 @@ from typing import Any
 from pdbsync import paths
 from pdbsync.config import write_rules
 from pdbsync.config.load import Config, option_path_problems, resolve_dests, target_options
-from pdbsync.config.options import Layer, RsyncOptions, build_flags
+from pdbsync.config.options import Layer, RsyncOptions, filter_flags, option_flags
 from pdbsync.errors import ConfigError, UsageError
 from pdbsync.events import make_event
-from pdbsync.rsync import program as rsync_lang
-from pdbsync.rsync.program import build_argv
+from pdbsync.rsync.argv import RsyncArgv
+from pdbsync.rsync.exits import is_connection_failure
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class Job:
     name: str
     url: str
     dest: Path  # as rsync is given it: pdb_dir / dest
-    argv: tuple[str, ...]
+    #: the rsync command line as a value; :attr:`argv` renders it
+    command: RsyncArgv
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     description: str = ""
     #: the resolved options argv was built from (with the layer of each value)
@@ -72,6 +73,11 @@ class Job:
     unlocked: str | None = None
 
     @property
+    def argv(self) -> tuple[str, ...]:
+        """The exact argv the worker runs (:meth:`RsyncArgv.render`)."""
+        return tuple(self.command.render())
+
+    @property
     def key(self) -> str:
         """The job's own name in the run: the target name, or ``mmcif 2/4`` for a part
         (target names cannot contain spaces, so keys never collide)."""
@@ -83,15 +89,13 @@ class Job:
         Only a connection failure moves on (refused, unreachable, no daemon answer): any
         other failure would be the same on every mirror. None: no switch.
         """
-        if not self.fallbacks or not rsync_lang.is_connection_failure(code, stderr_lines):
+        if not self.fallbacks or not is_connection_failure(code, stderr_lines):
             return None
         (mirror, url), rest = self.fallbacks[0], self.fallbacks[1:]
-        argv = list(self.argv)
-        argv[len(argv) - 2] = url  # build_argv ends with "--", url, dest
         return replace(
             self,
             url=url,
-            argv=tuple(argv),
+            command=replace(self.command, source=url),
             mirror=mirror,
             mirror_reason=f"fallback: {self.mirror} could not be connected to",
             fallbacks=rest,
@@ -186,7 +190,14 @@ def plan_jobs(
                 f"target {name!r} uses mirror 'auto', which is chosen by measuring the "
                 "mirrors first: call pdbsync.preflight.resolve_auto(config, names, environ)"
             )
-        argv = build_argv(rsync, target.url, str(dest), build_flags(resolved), plan=plan)
+        command = RsyncArgv(
+            rsync,
+            target.url,
+            str(dest),
+            flags=tuple(option_flags(resolved)),
+            filters=tuple(filter_flags(resolved)),
+            plan=plan,
+        )
         fallbacks: tuple[tuple[str, str], ...] = ()
         if target.mirror_reason.startswith("auto") and target.path is not None:
             fallbacks = tuple(
@@ -199,7 +210,7 @@ def plan_jobs(
                 name=name,
                 url=target.url,
                 dest=dest,
-                argv=tuple(argv),
+                command=command,
                 retry=RetryPolicy(resolved.retry, resolved.retry_delay),
                 description=target.description,
                 options=resolved,

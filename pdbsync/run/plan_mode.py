@@ -21,7 +21,8 @@ from pdbsync.batch.origin import RunPlace
 from pdbsync.errors import ExitCode
 from pdbsync.events import make_event
 from pdbsync.report.summary import SyncResult, run_exit_code, status_counts
-from pdbsync.rsync.program import ItemizedCounts, deletes
+from pdbsync.rsync.argv import deletes
+from pdbsync.rsync.output import ItemizedCounts
 from pdbsync.run.jobs import Job
 from pdbsync.units import human_bytes
 

@@ -19,6 +19,7 @@ from contextlib import suppress
 from typing import Any
 
 from pdbsync import log
+from pdbsync.rsync.process import group_alive, kill_group, kill_process
 from pdbsync.run import worker
 from pdbsync.run.jobs import Job
 
@@ -225,27 +226,3 @@ def _free_lock_of_the_dead(lock: Any, look: float) -> None:
         lock.release()  # free, or briefly held by one of the pool's threads
     else:
         lock.release()
-
-
-def kill_group(pgid: int, signum: int) -> None:
-    """Signal rsync's whole process group (rsync leads its own session; the receiver it
-    forks is in the same group), or the lone process if the group is gone."""
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        kill_process(pgid, signum)
-
-
-def kill_process(pid: int, signum: int) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

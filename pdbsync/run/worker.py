@@ -25,6 +25,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from typing import Any
 
@@ -39,8 +40,11 @@ from pdbsync.messages import (
 )
 from pdbsync.report.summary import SyncResult
 from pdbsync.report.throttle import Throttle
-from pdbsync.rsync import program as rsync_lang
+from pdbsync.rsync import argv as rsync_argv
+from pdbsync.rsync import exits
+from pdbsync.rsync import output as rsync_output
 from pdbsync.rsync.lines import LineSplitter
+from pdbsync.rsync.process import kill_group
 from pdbsync.run import locks
 from pdbsync.run.jobs import Job
 from pdbsync.run.plan_mode import plan_event, target_plan
@@ -139,7 +143,7 @@ def _on_stop_signal(signum: int, _frame: object) -> None:
         with contextlib.suppress(OSError):
             os.write(_wakeup[1], b"!")
     if _rsync is not None and _rsync.returncode is None:
-        _signal_group(_rsync.pid, signal.SIGTERM)
+        kill_group(_rsync.pid, signal.SIGTERM)
         signal.setitimer(signal.ITIMER_REAL, RSYNC_STOP_GRACE)
     elif _parent_gone():
         os._exit(0)
@@ -148,15 +152,7 @@ def _on_stop_signal(signum: int, _frame: object) -> None:
 def _on_stop_grace_over(_signum: int, _frame: object) -> None:
     """rsync did not stop in RSYNC_STOP_GRACE after SIGTERM: SIGKILL its whole group."""
     if _rsync is not None:
-        _signal_group(_rsync.pid, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)  # rsync leads its own session: its receiver is in it too
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pgid, signum)
+        kill_group(_rsync.pid, signal.SIGKILL)
 
 
 def _die_with_parent() -> None:
@@ -205,16 +201,16 @@ class _Attempt:
         self.marks = {"part": job.part, "parts": job.parts} if job.parts else None
         self.stderr_head: list[str] = []  # the first lines often name the cause...
         self.stderr_tail: deque[str] = deque(maxlen=ERROR_LINES)  # ...the last its effect
-        self.size_base = rsync_lang.size_base(job.argv)  # -h and -hh print sizes differently
+        self.size_base = rsync_argv.size_base(job.argv)  # -h and -hh print sizes differently
         # only rsync's closing --stats block counts, not a motd that reads like one
-        self.stats_block = rsync_lang.StatsBlock(self.size_base)
+        self.stats_block = rsync_output.StatsBlock(self.size_base)
         self.redraws: Throttle[tuple[str, str]] = Throttle(PROGRESS_INTERVAL)  # (line, ts)
         # What the transfer had done if it ends without its stats block (cancelled,
         # failed): the last redraw (its bytes), and the last one with a file count
         # (redraws in the middle of a file carry no xfr#). Kept as text, parsed once.
         self.last_redraw: str | None = None
         self.last_counted_redraw: str | None = None
-        self.itemized = rsync_lang.ItemizedCounts() if job.plan else None
+        self.itemized = rsync_output.ItemizedCounts() if job.plan else None
         # quiet: rsync's stdout is read for its numbers but not shown (see options.quiet)
         self.quiet = bool(getattr(job.options, "quiet", False)) and not job.plan
 
@@ -254,7 +250,7 @@ class _Attempt:
             self.batch = []
             self.batch_size = 0
 
-    def handle_lines(self, stream: str, raw_lines: list[bytes]) -> None:  # noqa: C901
+    def handle_lines(self, stream: str, raw_lines: list[bytes]) -> None:
         if not raw_lines:
             return
         ts = utc_now()  # one clock read per chunk, not per line
@@ -263,41 +259,57 @@ class _Attempt:
         lines = b"\n".join(raw_lines).decode("utf-8", "replace").split("\n")
         self.out_ts, self.out_stream = ts, stream
         if stream == "stderr":
-            kept = []
-            for line in lines:
-                if line.strip():  # rsync ends a progress line with a "\n" before an error
-                    kept.append(line)
-                    if len(self.stderr_head) < ERROR_LINES:
-                        self.stderr_head.append(line)
-                    else:
-                        self.stderr_tail.append(line)
-            self.out = kept
-            self._close_lines()
-            return
+            self._stderr_lines(lines)
+        else:
+            self._stdout_lines(lines, ts)
+        self._close_lines()
+
+    def _stderr_lines(self, lines: list[str]) -> None:
+        """Keep the non-blank stderr lines as output, and the first and last few to
+        explain a failure."""
+        kept = []
+        for line in lines:
+            if line.strip():  # rsync ends a progress line with a "\n" before an error
+                kept.append(line)
+                if len(self.stderr_head) < ERROR_LINES:
+                    self.stderr_head.append(line)
+                else:
+                    self.stderr_tail.append(line)
+        self.out = kept
+
+    def _stdout_lines(self, lines: list[str], ts: str) -> None:
+        """Sort stdout lines into the stats block, a plan's counts, progress redraws and
+        plain output."""
         feed_stats = self.stats_block.feed  # every stdout line: a motd block must be left behind
         for line in lines:
             is_stats = feed_stats(line)
             if self.itemized is not None and self.itemized.feed(line):
                 continue  # a plan counts itemized lines: a big tree has millions of them
-            if (line[:1] == " " or line[:1].isdigit()) and rsync_lang.is_progress(line):
-                self.last_redraw = line
-                if "xfr#" in line:
-                    self.last_counted_redraw = line
-                if not self.quiet:
-                    self.progress(line, ts)
+            if (line[:1] == " " or line[:1].isdigit()) and rsync_output.is_progress(line):
+                self._redraw(line, ts)
                 continue
             if self.quiet or not line or line.isspace():
                 continue  # a blank line is no event, and shows nothing
-            held = self.redraws.held
-            if held is not None and _is_final_redraw(held[0]):
-                # rsync's final redraw goes out before the --stats block that follows it;
-                # an ordinary redraw stays held (with -v one comes after every file).
-                self.emit_progress(*held)
-                self.redraws.release()
+            if self.redraws.held is not None:
+                self._release_final_redraw()
             if self.itemized is not None and (is_stats or _PLAN_NOISE.match(line)):
                 continue  # the plan event says it all
             self.out.append(line)  # an output event, sent with its neighbours
-        self._close_lines()
+
+    def _redraw(self, line: str, ts: str) -> None:
+        self.last_redraw = line
+        if "xfr#" in line:
+            self.last_counted_redraw = line
+        if not self.quiet:
+            self.progress(line, ts)
+
+    def _release_final_redraw(self) -> None:
+        """rsync's final redraw goes out before the line that follows it (the ``--stats``
+        block); an ordinary redraw stays held (with -v one comes after every file)."""
+        held = self.redraws.held
+        if held is not None and rsync_output.is_final_redraw_line(held[0]):
+            self.emit_progress(*held)
+            self.redraws.release()
 
     def stderr_kept(self) -> list[str]:
         """The first and last few stderr lines of this attempt."""
@@ -313,7 +325,7 @@ class _Attempt:
             self.emit_progress(line, ts)
 
     def emit_progress(self, line: str, ts: str) -> None:
-        fields = rsync_lang.parse_progress(line, self.size_base)
+        fields = rsync_output.parse_progress(line, self.size_base)
         if fields is not None:
             self.emit(make_event("progress", self.job.name, progress_text(fields), ts, **fields))
 
@@ -324,8 +336,8 @@ class _Attempt:
         failed half-way): the redraw's byte count includes the file in flight, its
         ``xfr#N`` counts whole files. No redraw at all means nothing was transferred.
         """
-        last = rsync_lang.parse_progress(self.last_redraw or "", self.size_base) or {}
-        counted = rsync_lang.parse_progress(self.last_counted_redraw or "", self.size_base) or {}
+        last = rsync_output.parse_progress(self.last_redraw or "", self.size_base) or {}
+        counted = rsync_output.parse_progress(self.last_counted_redraw or "", self.size_base) or {}
         return counted.get("files_transferred") or 0, last.get("bytes") or 0  # type: ignore[return-value]
 
     def run(self) -> int:
@@ -347,7 +359,7 @@ class _Attempt:
         )
         _rsync = proc
         if _stopped_by is not None:  # the stop signal came while rsync was being started
-            _signal_group(proc.pid, signal.SIGTERM)
+            kill_group(proc.pid, signal.SIGTERM)
             signal.setitimer(signal.ITIMER_REAL, RSYNC_STOP_GRACE)
         self.send(RsyncStarted(self.job.key, proc.pid))
         try:
@@ -355,7 +367,7 @@ class _Attempt:
             code = proc.wait()
         finally:
             if proc.poll() is None:  # a bug in reading must not leave rsync writing alone
-                _signal_group(proc.pid, signal.SIGKILL)
+                kill_group(proc.pid, signal.SIGKILL)
                 proc.wait()
             signal.setitimer(signal.ITIMER_REAL, 0)
             _rsync = None
@@ -405,11 +417,6 @@ class _Attempt:
             proc.stderr.close()
 
 
-def _is_final_redraw(line: str) -> bool:
-    """rsync's last redraw of a transfer: nothing left to check, or 100%."""
-    return "to-chk=0/" in line or " 100% " in line
-
-
 def _widen_pipe(fd: int) -> None:
     """Give the pipe room for a second or more of rsync's output (Linux: up to 1 MiB).
 
@@ -428,113 +435,33 @@ def backoff_delay(attempt: int, fixed: float | None) -> float:
     return base + random.uniform(0, base * 0.1)
 
 
-def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:  # noqa: C901
+def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
     """Run ``job`` with its retries, sending events through ``send``; return its result."""
     started_at = utc_now()
     started = time.monotonic()
     send(WorkerStarted(job.key, os.getpid()))
-    send(
-        EventBatch(
-            [
-                make_event(
-                    "sync_started",
-                    job.name,
-                    "Planning (dry run)..." if job.plan else "Starting sync...",
-                    started_at,
-                    url=job.url,
-                    dest=str(job.dest),
-                    argv=list(job.argv),
-                    pid=os.getpid(),
-                )
-            ]
-        )
-    )
+    send(EventBatch([_started_event(job, started_at)]))
     refused = _lock_dest(job, send, started_at, started)
     if refused is not None:
         return refused
-    max_attempts = job.retry.retries + 1
-    attempt = 0
-    code: int | None = None
-    runner: _Attempt | None = None
-    error: str | None = None
-    while attempt < max_attempts:
-        if _stopped_by is not None:
-            break  # a stopped worker starts no (further) attempt
-        attempt += 1
-        runner = _Attempt(job, send)
-        # Where the dest resolves is checked before creating it and again after: a link
-        # swapped in since planning must not redirect mkdir's or rsync's writes.
-        moved = job.dest_moved()
-        if moved is None and not job.plan:  # a plan changes nothing on disk
-            try:
-                (job.resolved_dest or job.dest).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                code, error = None, f"cannot create destination {job.dest}: {exc.strerror}"
-                break
-            moved = job.dest_moved()
-        if moved is not None:
-            code, error = None, moved
-            break
-        try:
-            code = runner.run()
-        except OSError as exc:
-            code, error = None, f"cannot start rsync: {exc}"
-            break
-        switched = job.next_mirror(code, runner.stderr_kept())
-        if switched is not None:  # could not connect: the next best mirror, one more attempt
-            job, max_attempts = switched, max_attempts + 1
-        elif (
-            code == 0
-            or attempt >= max_attempts
-            or not rsync_lang.is_transient(code, runner.stderr_kept())
-        ):
-            break
-        delay = backoff_delay(attempt, job.retry.delay)
-        meaning = rsync_lang.exit_meaning(code)
-        send(
-            EventBatch(
-                [
-                    make_event(
-                        "retry",
-                        job.name,
-                        f"Retry {attempt}/{max_attempts - 1} after {delay:.0f}s "
-                        f"(exit {code}: {meaning})",
-                        attempt=attempt + 1,
-                        max_attempts=max_attempts,
-                        delay_s=round(delay, 3),
-                        exit_code=code,
-                        exit_meaning=meaning,
-                        url=job.url,
-                        mirror=job.mirror,
-                    )
-                ]
-            )
-        )
-        _wait_unless_stopped(delay)
+    tried = _attempts(job, send)
     duration = time.monotonic() - started
+    job, code, runner = tried.job, tried.code, tried.runner
     stats = runner.stats_block.result(code) if runner is not None else {}
     files_transferred, bytes_transferred = _transferred(job, code, runner, stats)
     if job.plan and code == 0 and runner is not None and runner.itemized is not None:
         plan = target_plan(job, stats, runner.itemized)
         send(EventBatch([plan_event(job.name, plan)]))
-    if code == 0:
-        status = "success"
-    elif _stopped_by is not None:  # the parent names the cause; this says what happened here
-        status = "cancelled"
-        error = f"rsync stopped by {_stopped_by}" if attempt else f"not started: {_stopped_by}"
-    else:
-        status = "failed"
-        if error is None and runner is not None:
-            error = failure_reason(runner.stderr_kept()) or rsync_lang.exit_meaning(code)
+    status, error = _outcome(tried)
     return SyncResult(
         name=job.name,
         url=job.url,
         dest=str(job.dest),
         status=status,
         exit_code=code,
-        exit_meaning=rsync_lang.exit_meaning(code),
+        exit_meaning=exits.exit_meaning(code),
         error=error,
-        attempts=attempt,
+        attempts=tried.attempts,
         started_at=started_at,
         finished_at=utc_now(),
         duration_s=round(duration, 3),
@@ -545,6 +472,111 @@ def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:  # noqa: C
         mirror_reason=job.mirror_reason,
         unlocked=job.unlocked,
     )
+
+
+def _started_event(job: Job, started_at: str) -> dict[str, Any]:
+    return make_event(
+        "sync_started",
+        job.name,
+        "Planning (dry run)..." if job.plan else "Starting sync...",
+        started_at,
+        url=job.url,
+        dest=str(job.dest),
+        argv=list(job.argv),
+        pid=os.getpid(),
+    )
+
+
+@dataclass
+class _Tried:
+    """What a job's attempts came to: the job as last run (another mirror after a
+    connection failure), how many attempts started, the last exit code and reader, and
+    why no rsync ran or went on (None: rsync's exit code says it)."""
+
+    job: Job
+    attempts: int = 0
+    code: int | None = None
+    runner: _Attempt | None = None
+    error: str | None = None
+
+
+def _attempts(job: Job, send: Callable[[Message], None]) -> _Tried:
+    """Run rsync until it succeeds, fails for good, runs out of retries or is stopped;
+    a connection failure moves to the next fallback mirror for one more attempt."""
+    tried = _Tried(job)
+    max_attempts = job.retry.retries + 1
+    while tried.attempts < max_attempts and _stopped_by is None:  # a stopped worker starts none
+        tried.attempts += 1
+        runner = tried.runner = _Attempt(tried.job, send)
+        problem = _prepare_dest(tried.job)
+        if problem is not None:
+            tried.code, tried.error = None, problem
+            break
+        try:
+            tried.code = runner.run()
+        except OSError as exc:
+            tried.code, tried.error = None, f"cannot start rsync: {exc}"
+            break
+        switched = tried.job.next_mirror(tried.code, runner.stderr_kept())
+        if switched is not None:  # could not connect: the next best mirror, one more attempt
+            tried.job, max_attempts = switched, max_attempts + 1
+        elif (
+            tried.code == 0
+            or tried.attempts >= max_attempts
+            or not exits.is_transient(tried.code, runner.stderr_kept())
+        ):
+            break
+        delay = backoff_delay(tried.attempts, tried.job.retry.delay)
+        send(EventBatch([_retry_event(tried, max_attempts, delay)]))
+        _wait_unless_stopped(delay)
+    return tried
+
+
+def _prepare_dest(job: Job) -> str | None:
+    """Create the dest (not for a plan, which changes nothing on disk); why rsync must
+    not start, if it cannot be created or no longer resolves where it did. Where the
+    dest resolves is checked before creating it and again after: a link swapped in
+    since planning must not redirect mkdir's or rsync's writes."""
+    moved = job.dest_moved()
+    if moved is None and not job.plan:
+        try:
+            (job.resolved_dest or job.dest).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"cannot create destination {job.dest}: {exc.strerror}"
+        moved = job.dest_moved()
+    return moved
+
+
+def _retry_event(tried: _Tried, max_attempts: int, delay: float) -> dict[str, Any]:
+    meaning = exits.exit_meaning(tried.code)
+    return make_event(
+        "retry",
+        tried.job.name,
+        f"Retry {tried.attempts}/{max_attempts - 1} after {delay:.0f}s "
+        f"(exit {tried.code}: {meaning})",
+        attempt=tried.attempts + 1,
+        max_attempts=max_attempts,
+        delay_s=round(delay, 3),
+        exit_code=tried.code,
+        exit_meaning=meaning,
+        url=tried.job.url,
+        mirror=tried.job.mirror,
+    )
+
+
+def _outcome(tried: _Tried) -> tuple[str, str | None]:
+    """The job's status and error: the parent names a stop's cause, this says what
+    happened here."""
+    if tried.code == 0:
+        return "success", None
+    if _stopped_by is not None:
+        if tried.attempts:
+            return "cancelled", f"rsync stopped by {_stopped_by}"
+        return "cancelled", f"not started: {_stopped_by}"
+    error = tried.error
+    if error is None and tried.runner is not None:
+        error = exits.failure_reason(tried.runner.stderr_kept()) or exits.exit_meaning(tried.code)
+    return "failed", error
 
 
 def _transferred(
@@ -562,25 +594,6 @@ def _transferred(
     if "files_transferred" in stats:
         return stats["files_transferred"], stats.get("transferred_size")  # type: ignore[return-value]
     return runner.transferred_so_far()
-
-
-def failure_reason(stderr_lines: list[str]) -> str | None:
-    """The stderr line that says why rsync failed.
-
-    rsync's closing ``rsync error: ... (code N)`` only repeats the exit code and
-    ``*** Skipping ...`` notes are consequences; the cause is an ``@ERROR:`` line from
-    the daemon or an ``rsync: ...`` line (``mkdir ... failed: Read-only file system``).
-    The first cause wins: later ones are usually its echoes.
-    """
-    lines = [line.strip() for line in stderr_lines if line.strip()]
-    for prefixes in (("@ERROR",), ("rsync:", "rsync(")):
-        causes = [line for line in lines if line.startswith(prefixes)]
-        if causes:
-            return causes[0]
-    other = [line for line in lines if not line.startswith(("rsync error:", "***"))]
-    if other:
-        return other[-1]
-    return lines[-1] if lines else None
 
 
 def _dest_lock_fds() -> tuple[int, ...]:

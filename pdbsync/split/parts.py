@@ -65,8 +65,6 @@ MIN_PIECE = 0.05
 AUTO_GRAIN = 4
 #: The most parts a target is split into (as --parallel's bound).
 MAX_PARTS = 100
-#: Filter flags of the target that decide what is listed (and copied).
-_FILTER_FLAGS = ("--include=", "--exclude=", "--include-from=", "--exclude-from=", "--filter=")
 #: Connection flags a listing keeps, so it gives up as the transfer would.
 _CONNECT_FLAGS = ("--timeout=", "--contimeout=")
 _LIST_LINE = re.compile(r"^(?P<perms>\S{10})\s+(?P<size>[\d,.]+)\s+\S+\s+\S+\s(?P<name>.*)$")
@@ -96,15 +94,24 @@ class Listing:
 
 def listing_argv(job: Job) -> list[str]:
     """``rsync --list-only -r`` of the job's source with its filter and timeout flags."""
-    kept = [a for a in job.argv[1:] if a.startswith(_FILTER_FLAGS + _CONNECT_FLAGS)]
-    return [job.argv[0], "--list-only", "-r", "--no-motd", "-8", *kept, "--", job.url]
+    command = job.command
+    connect = [flag for flag in command.flags if flag.startswith(_CONNECT_FLAGS)]
+    return [
+        command.program,
+        *("--list-only", "-r", "--no-motd", "-8"),
+        *command.part_filters,
+        *connect,
+        *command.filters,
+        "--",
+        job.url,
+    ]
 
 
 def size_bounds(job: Job) -> tuple[int | None, int | None]:
     """The job's ``--min-size``/``--max-size`` (None: unbounded): rsync lists the files
     outside them but does not move them, so they weigh nothing in a part."""
     bounds: dict[str, int | None] = {"--min-size=": None, "--max-size=": None}
-    for arg in job.argv[1:]:
+    for arg in job.command.flags:
         for flag in bounds:
             if arg.startswith(flag) and arg[len(flag) :].isdigit():
                 bounds[flag] = int(arg[len(flag) :])
@@ -227,13 +234,13 @@ def run_listings(
 
 
 def _filters(job: Job) -> list[str]:
-    return [a for a in job.argv[1:] if a.startswith(_FILTER_FLAGS)]
+    return [*job.command.part_filters, *job.command.filters]
 
 
 def _pattern_files(job: Job) -> list[str]:
     """The files the job's ``--include-from``/``--exclude-from`` flags name."""
     flags = ("--include-from=", "--exclude-from=")
-    return [a.split("=", 1)[1] for a in job.argv[1:] if a.startswith(flags)]
+    return [a.split("=", 1)[1] for a in job.command.filters if a.startswith(flags)]
 
 
 def listing_key(job: Job) -> dict[str, Any]:
@@ -568,14 +575,14 @@ def part_filters(groups: Sequence[Sequence[str]], index: int) -> list[str]:
 
 
 def part_jobs(job: Job, groups: Sequence[Sequence[str]], loads: Sequence[int]) -> list[Job]:
-    """The jobs of a split target: the target's argv with each part's filters first
-    (rsync takes the first rule that matches, and these only hide and protect top-level
-    names the part does not own), every other flag kept as it was."""
+    """The jobs of a split target: the target's command with each part's filters, which
+    go first (rsync takes the first rule that matches, and these only hide and protect
+    top-level names the part does not own), every other flag kept as it was."""
     parts = len(groups)
     return [
         replace(
             job,
-            argv=(job.argv[0], *part_filters(groups, index), *job.argv[1:]),
+            command=replace(job.command, part_filters=tuple(part_filters(groups, index))),
             part=index + 1,
             parts=parts,
             expected=float(loads[index]),
@@ -584,7 +591,7 @@ def part_jobs(job: Job, groups: Sequence[Sequence[str]], loads: Sequence[int]) -
     ]
 
 
-def expand(  # noqa: C901
+def expand(
     jobs: Sequence[Job],
     *,
     split: int | str | None = None,
@@ -605,65 +612,12 @@ def expand(  # noqa: C901
 
     directory = directory or state.state_dir()
     wanted = {job.name: (split if split is not None else job.split) for job in jobs}
-    candidates = []
-    for job in jobs:
-        ask = wanted[job.name]
-        if ask in (None, 1):
-            continue
-        if not job.url.endswith("/"):
-            log.info("{}: not split: its url has no trailing '/' ({})", job.name, job.url)
-            continue
-        clearing = clears_filters(job)
-        if clearing:
-            log.info("{}: not split: {}", job.name, clearing)
-            continue
-        candidates.append(job)
-    listings: dict[str, Listing] = {}
-    kept = cached_listings(directory) if candidates else {}
-    keys = {job.name: listing_key(job) for job in candidates}
-    now = time.time()
-    to_list = []
-    for job in candidates:
-        found = cached_listing(kept.get(job.name), keys[job.name], now)
-        if found is None:
-            to_list.append(job)
-        else:
-            listings[job.name] = found
-            age = (now - found.listed_at) / 3600
-            log.info("{}: sizes from the listing of {:.1f} h ago", job.name, age)
-    if to_list:
-        fresh = {}
-        for name, outcome in run_listings(to_list, max_per_host, cancel).items():
-            if isinstance(outcome, str):
-                log.warning("{}: not split: {}", name, outcome)
-                continue
-            listings[name] = outcome
-            fresh[name] = (keys[name], outcome)
-            log.info(
-                "{}: listed {} top-level directories, {} bytes in {:.2f}s",
-                name,
-                len(outcome.dirs),
-                outcome.total,
-                outcome.seconds,
-            )
-        if fresh:
-            keep_listings(directory, fresh)
+    candidates = [job for job in jobs if _may_split(job, wanted[job.name])]
+    listings = _listings(candidates, directory, max_per_host, cancel)
     weights = expected_weights(jobs, listings, directory)
-    known = [w for w in weights.values() if w is not None]
-    average = sum(known) / len(known) if known else 0.0
     hosts = {host_of(job.url) for job in jobs}
     streams = min(parallel, max_per_host * len(hosts))
-    # What the run will hold besides the "auto" targets: a target with split = N as its
-    # N even parts, every other job whole.
-    line: dict[str, float] = {}
-    for job in jobs:
-        weight = weights[job.name] if weights[job.name] is not None else average
-        count = 1
-        if job.name in listings and wanted[job.name] != "auto":
-            count = min(part_count(wanted[job.name], len(listings[job.name].dirs))[0], MAX_PARTS)
-            count = max(count, 1)
-        for index in range(count):
-            line[job.name if count == 1 else f"{job.name}\0{index}"] = weight / count
+    line = _stream_line(jobs, wanted, weights, listings)
     auto = auto_loads(
         line, {n: len(listings[n].dirs) for n in listings if wanted[n] == "auto"}, streams
     )
@@ -677,38 +631,125 @@ def expand(  # noqa: C901
             expanded.append(weighed)
             continue
         if job.name in auto:
-            loads_wanted: int | list[float] = auto[job.name]
-            count = len(auto[job.name])
             share = listing.total / total if total > 0 else 1.0
             why = f"auto: {share:.0%} of the bytes over {streams} streams"
+            parts, lock = _split_job(weighed, listing, auto[job.name], why)
         else:
             count, why = part_count(wanted[job.name], len(listing.dirs))
-            loads_wanted = count
-        if count > MAX_PARTS:
-            count, loads_wanted = MAX_PARTS, MAX_PARTS
-        groups = balance(listing.dirs, loads_wanted, listing.other_bytes) if count > 1 else []
-        if len(groups) < 2:
-            log.info("{}: not split ({})", job.name, why)
-            expanded.append(weighed)
-            continue
-        if not job.plan:
-            lock = _take_lock(job)
-            if lock is None:
-                log.info("{}: not split: its dest's lock is held or cannot be taken", job.name)
-                expanded.append(weighed)
-                continue
+            parts, lock = _split_job(weighed, listing, count, why)
+        expanded += parts
+        if lock is not None:
             held.append(lock)
-        loads = [sum(listing.dirs[n] for n in group) for group in groups]
-        loads[-1] += listing.other_bytes
-        log.info(
-            "{}: {} parts ({}), bytes per part: {}",
-            job.name,
-            len(groups),
-            why,
-            ", ".join(f"{load:,}" for load in loads),
-        )
-        expanded += part_jobs(job, groups, loads)
     return expanded, held
+
+
+def _may_split(job: Job, ask: int | str | None) -> bool:
+    """Whether the job asks for a split and can have one (said in the log if not)."""
+    if ask in (None, 1):
+        return False
+    if not job.url.endswith("/"):
+        log.info("{}: not split: its url has no trailing '/' ({})", job.name, job.url)
+        return False
+    clearing = clears_filters(job)
+    if clearing:
+        log.info("{}: not split: {}", job.name, clearing)
+        return False
+    return True
+
+
+def _listings(
+    candidates: Sequence[Job], directory: Path, max_per_host: int, cancel: Any
+) -> dict[str, Listing]:
+    """The listing of each candidate's source: the kept one while it is fresh (see
+    :func:`listing_key`), else a new one, which is kept; a failed listing leaves its
+    target unsplit."""
+    listings: dict[str, Listing] = {}
+    kept = cached_listings(directory) if candidates else {}
+    keys = {job.name: listing_key(job) for job in candidates}
+    now = time.time()
+    to_list = []
+    for job in candidates:
+        found = cached_listing(kept.get(job.name), keys[job.name], now)
+        if found is None:
+            to_list.append(job)
+        else:
+            listings[job.name] = found
+            age = (now - found.listed_at) / 3600
+            log.info("{}: sizes from the listing of {:.1f} h ago", job.name, age)
+    if not to_list:
+        return listings
+    fresh = {}
+    for name, outcome in run_listings(to_list, max_per_host, cancel).items():
+        if isinstance(outcome, str):
+            log.warning("{}: not split: {}", name, outcome)
+            continue
+        listings[name] = outcome
+        fresh[name] = (keys[name], outcome)
+        log.info(
+            "{}: listed {} top-level directories, {} bytes in {:.2f}s",
+            name,
+            len(outcome.dirs),
+            outcome.total,
+            outcome.seconds,
+        )
+    if fresh:
+        keep_listings(directory, fresh)
+    return listings
+
+
+def _stream_line(
+    jobs: Sequence[Job],
+    wanted: Mapping[str, int | str | None],
+    weights: Mapping[str, float | None],
+    listings: Mapping[str, Listing],
+) -> dict[str, float]:
+    """What the run will hold besides the "auto" targets, for :func:`auto_loads`: a
+    target with split = N as its N even parts, every other job whole (a job of unknown
+    weight as the average)."""
+    known = [w for w in weights.values() if w is not None]
+    average = sum(known) / len(known) if known else 0.0
+    line: dict[str, float] = {}
+    for job in jobs:
+        weight = weights[job.name]
+        weight = weight if weight is not None else average
+        count = 1
+        if job.name in listings and wanted[job.name] != "auto":
+            count = min(part_count(wanted[job.name], len(listings[job.name].dirs))[0], MAX_PARTS)
+            count = max(count, 1)
+        for index in range(count):
+            line[job.name if count == 1 else f"{job.name}\0{index}"] = weight / count
+    return line
+
+
+def _split_job(
+    job: Job, listing: Listing, loads_wanted: int | list[float], why: str
+) -> tuple[list[Job], DestLock | None]:
+    """The job's parts for these wanted loads (a count, or the loads), and the dest
+    lock the run holds for them; the job alone if it makes fewer than two parts, or
+    (a sync, not a plan) if its dest's lock cannot be taken now."""
+    count = len(loads_wanted) if isinstance(loads_wanted, list) else loads_wanted
+    if count > MAX_PARTS:
+        count, loads_wanted = MAX_PARTS, MAX_PARTS
+    groups = balance(listing.dirs, loads_wanted, listing.other_bytes) if count > 1 else []
+    if len(groups) < 2:
+        log.info("{}: not split ({})", job.name, why)
+        return [job], None
+    lock = None
+    if not job.plan:
+        lock = _take_lock(job)
+        if lock is None:
+            log.info("{}: not split: its dest's lock is held or cannot be taken", job.name)
+            return [job], None
+    loads = [sum(listing.dirs[n] for n in group) for group in groups]
+    loads[-1] += listing.other_bytes
+    log.info(
+        "{}: {} parts ({}), bytes per part: {}",
+        job.name,
+        len(groups),
+        why,
+        ", ".join(f"{load:,}" for load in loads),
+    )
+    return part_jobs(job, groups, loads), lock
 
 
 def _take_lock(job: Job, wait: Callable[[float], None] = time.sleep) -> DestLock | None:
