@@ -15,6 +15,7 @@ from typing import Any
 
 from pdbsync.cli.context import Environment
 from pdbsync.errors import ExitCode, PdbSyncError, UsageError
+from pdbsync.numbers import flag_whole
 
 
 def _write(env: Environment, data: bytes) -> None:
@@ -36,14 +37,7 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
-    return value
+_limit = flag_whole(0)
 
 
 # -- status --------------------------------------------------------------------------------
