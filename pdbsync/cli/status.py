@@ -69,6 +69,7 @@ def _cmd_status(args: argparse.Namespace, env: Environment) -> int:
     from pdbsync.config.load import find_config, load_config, target_rows
     from pdbsync.store import history as state
     from pdbsync.store import views as status
+    from pdbsync.times import format_utc
 
     config = load_config(find_config(args.config, env.environ))
     config_names = [row["name"] for row in target_rows(config)]
@@ -79,14 +80,14 @@ def _cmd_status(args: argparse.Namespace, env: Environment) -> int:
         raise UsageError(
             f"status: unknown target {unknown[0]!r}: not in {config.path} and never synced"
         )
-    now = status.utc_now()
+    now = status.now_utc()
     rows = status.target_statuses(states, config_names, args.names, now, args.max_age)
     ready = status.is_ready(rows)
     if args.format == "json":
         data = {
             "v": state.STATE_VERSION,
             "state_dir": str(directory),
-            "now": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "now": format_utc(now),
             "max_age_s": args.max_age,
             "ok": ready,
             "targets": [row.to_dict() for row in rows],
