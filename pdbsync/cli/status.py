@@ -244,7 +244,8 @@ def _artifacts() -> ModuleType:
 
 
 def _states(env: Environment) -> dict[str, Any] | None:
-    """Every target's state (pdbsync.store.history), or None when it cannot be read."""
+    """Every target's latest runs from the history (pdbsync.store.history), or None when
+    it cannot be read."""
     from pdbsync.store import history as state
 
     try:

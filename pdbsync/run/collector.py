@@ -1,9 +1,10 @@
-"""The run loop: hands jobs to the pool, turns worker messages into events and results.
+"""The collector, the parent's side of a run: hands jobs to the pool, turns worker
+messages into events and results.
 
 It joins the two halves of a run: the :class:`~pdbsync.run.scheduler.Scheduler` decides
 which job starts and what a failure or a cancel means for the rest (pure, tested
 without processes), and the :class:`~pdbsync.run.supervisor.Supervisor` owns the processes
-(pool, queue, dead workers, orphaned rsyncs, shutdown). The loop is the only consumer of
+(pool, queue, dead workers, orphaned rsyncs, shutdown). The collector is the only consumer of
 the queue and hands every event to one sink (the renderer, or a library caller's
 callback); it returns one :class:`SyncResult` per job in job order.
 

@@ -1,6 +1,6 @@
 """Which job starts next, and what a failure or a cancel means for the others.
 
-Pure bookkeeping: no processes, no clock, no queue. The run loop (pdbsync.run.collector) asks
+Pure bookkeeping: no processes, no clock, no queue. The collector (pdbsync.run.collector) asks
 :meth:`Scheduler.to_start` for the jobs to hand to the pool and tells it when a job
 finished or the run is cancelled; the scheduler answers which waiting jobs will never
 start and why. Everything that decides *order* or *whether* lives here, so it can be
@@ -63,7 +63,7 @@ class Scheduler:
     #: --deadline: a job not expected to finish before it never starts, and running jobs
     #: are stopped a margin before it (see :meth:`tick`)
     deadline: Deadline | None = None
-    #: Unix time as the run loop last told it (:meth:`tick`); the deadline rule's clock
+    #: Unix time as the collector last told it (:meth:`tick`); the deadline rule's clock
     now: float = 0.0
     #: at most this many running jobs per mirror host (pdbsync.rsync.hosts; None: no cap)
     max_per_host: int | None = None
@@ -141,7 +141,7 @@ class Scheduler:
     # -- the deadline rule (pdbsync.run.deadline) ------------------------------------------
 
     def tick(self, now: float) -> bool:
-        """The run loop's clock (Unix time) for the deadline rule; True once, when the
+        """The collector's clock (Unix time) for the deadline rule; True once, when the
         deadline's margin is reached and the running jobs must be stopped (the waiting
         ones are then ``skipped``). Without a deadline, or once stopping, nothing happens.
         """

@@ -1,7 +1,7 @@
 """``pdb-sync status`` and ``history``: the history (pdbsync.store.history) read for people
 and monitors.
 
-Pure functions over the state's data and the config's target names; the command line
+Pure functions over the history's per-target index and the config's target names; the command line
 (pdbsync.cli.status) loads both and prints what these return.
 """
 
