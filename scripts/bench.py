@@ -551,7 +551,7 @@ def stop_rows(exe: str, work: Path, archive: Path, out: Path, repeat: int) -> No
     )
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=13000)
     parser.add_argument(
@@ -606,13 +606,11 @@ def main() -> int:
         action="store_true",
         help="only the PDB-scale rows (fresh copy, re-sync, verbose json, peak RSS)",
     )
-    args = parser.parse_args()
-    if shutil.which("parallel") is None and not args.pdb_scale_only:
-        sys.exit("bench: GNU parallel is missing; PDB_SYNC_BENCH=1 bash scripts/bootstrap.sh")
-    exe = pdb_sync_exe()
-    work = args.workdir.resolve()
-    # pdb-sync's run history and caches go with the benchmark, not into the user's state.
-    os.environ["PDB_SYNC_STATE_DIR"] = str(work / "state")
+    return parser.parse_args()
+
+
+def mini_pdb_archive(args: argparse.Namespace, work: Path) -> Path:
+    """The generated mini-PDB the daemons serve, made again only when its shape changed."""
     archive = work / "archive"
     marker = archive / f".entries-{args.entries}-atoms-{args.atoms}"
     if not marker.exists() and not args.pdb_scale_only:
@@ -620,6 +618,158 @@ def main() -> int:
         files = generate(archive, entries=args.entries, atoms=args.atoms)
         marker.touch()
         print(f"bench: generated {len(files):,} files")
+    return archive
+
+
+def parallel_rows(
+    args: argparse.Namespace, exe: str, work: Path, out: Path, wan: LocalMirror
+) -> None:
+    """pdb-sync --parallel N vs GNU parallel and sequential rsync, over the slow mirror.
+
+    The check that both sides run the same rsync comes first, also with --skip-parallel.
+    """
+    config = write_config(work / "parallel.toml", wan, out)
+    runs = pdb_sync_argv(config)
+    if flags_of(runs) != RSYNC_FLAGS:
+        sys.exit(f"bench: pdb-sync now runs rsync {runs}; update RSYNC_FLAGS")
+    if args.skip_parallel:
+        return
+    sources = {name: wan.url("ftp_data", path) for name, path in TARGETS.items()}
+
+    def sequential() -> None:
+        fresh(out)
+        for name, url in sources.items():
+            run(["rsync", *RSYNC_FLAGS, url, f"{out / name}/"])
+
+    def gnu_parallel() -> None:
+        fresh(out)
+        jobs = "\n".join(f"{url} {out / name}/" for name, url in sources.items())
+        subprocess.run(
+            [
+                "parallel",
+                "-j",
+                str(args.parallel),
+                "--tag",
+                "--colsep",
+                " ",
+                "rsync",
+                *RSYNC_FLAGS,
+                "{1}",
+                "{2}",
+            ],
+            input=jobs.encode(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+
+    def pdb_sync_parallel() -> None:
+        fresh(out)
+        run([exe, "--config", str(config), "sync", "--all", "--parallel", str(args.parallel)])
+
+    medians = measure(
+        {
+            "rsync, sequential": sequential,
+            f"GNU parallel -j {args.parallel} --tag": gnu_parallel,
+            f"pdb-sync --parallel {args.parallel}": pdb_sync_parallel,
+        },
+        args.repeat,
+    )
+    report(
+        f"Parallel sync of {len(TARGETS)} targets ({args.entries:,} entries each; daemon "
+        f"--bwlimit={args.bwlimit})",
+        medians,
+        f"GNU parallel -j {args.parallel} --tag",
+        "pdb-sync within x1.05",
+    )
+
+
+def verbose_rows(
+    args: argparse.Namespace, exe: str, work: Path, out: Path, mirror: LocalMirror
+) -> None:
+    """One verbose rsync's lines through pdb-sync (text, json) vs rsync alone."""
+    verbose_config = write_config(
+        work / "verbose.toml", mirror, out, verbose=True, bwlimit=args.verbose_bwlimit
+    )
+    limit = [f"--bwlimit={args.verbose_bwlimit}"] if args.verbose_bwlimit else []
+    whole = mirror.url("ftp_data", "")
+    lines = subprocess.run(
+        ["rsync", "-a", "-v", "--itemize-changes", "--dry-run", whole, str(fresh(out))],
+        capture_output=True,
+        check=True,
+    ).stdout.count(b"\n")
+
+    verbose_argv = pdb_sync_argv(verbose_config)  # the very rsync pdb-sync runs
+    old_default_argv = [
+        "rsync", "-a", "-v", "--itemize-changes", "--partial-dir=.rsync-partial",
+        "--info=progress2", "--stats", *limit, whole, f"{out / 'everything'}/",
+    ]  # fmt: skip
+
+    def old_default_verbose() -> None:
+        fresh(out)
+        run(old_default_argv)
+
+    def raw_verbose() -> None:
+        fresh(out)
+        run(verbose_argv)
+
+    def piped_verbose() -> None:
+        """The cost of reading rsync's output through a pipe at all (``| cat``)."""
+        fresh(out)
+        rsync = subprocess.Popen(
+            verbose_argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        subprocess.run(["cat"], stdin=rsync.stdout, stdout=subprocess.DEVNULL, check=True)
+        assert rsync.stdout is not None
+        rsync.stdout.close()
+        if rsync.wait() != 0:
+            raise SystemExit("bench: rsync | cat failed")
+
+    def pdb_sync_verbose(fmt: str) -> Callable[[], None]:
+        def go() -> None:
+            fresh(out)
+            run([exe, "--config", str(verbose_config), "sync", "everything", "--format", fmt])
+
+        return go
+
+    medians = measure(
+        {
+            "rsync -v --itemize-changes > null": raw_verbose,
+            "  same, with the old --partial-dir": old_default_verbose,
+            "rsync ... | cat > null": piped_verbose,
+            "pdb-sync text > null": pdb_sync_verbose("text"),
+            "pdb-sync json > null": pdb_sync_verbose("json"),
+        },
+        args.repeat,
+    )
+    report(
+        f"Verbose output, one rsync, ~{lines:,} lines"
+        + (f" (rsync --bwlimit={args.verbose_bwlimit})" if args.verbose_bwlimit else ""),
+        medians,
+        "rsync -v --itemize-changes > null",
+        "text within x1.10, json within x1.20 (issue 10)",
+    )
+
+
+def version_row(exe: str) -> None:
+    version = [timed(lambda: run([exe, "--version"])) for _ in range(10)]
+    print(
+        f"\npdb-sync --version: median {statistics.median(version) * 1000:.0f} ms "
+        f"(min {min(version) * 1000:.0f} ms) over 10 runs   target: under 150 ms"
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("parallel") is None and not args.pdb_scale_only:
+        sys.exit("bench: GNU parallel is missing; PDB_SYNC_BENCH=1 bash scripts/bootstrap.sh")
+    exe = pdb_sync_exe()
+    work = args.workdir.resolve()
+    # pdb-sync's run history and caches go with the benchmark, not into the user's state.
+    os.environ["PDB_SYNC_STATE_DIR"] = str(work / "state")
+    archive = mini_pdb_archive(args, work)
     shm = Path("/dev/shm")
     out = args.out or (shm / "pdb-sync-bench" if shm.is_dir() else work / "out")
     if args.pdb_scale_only:
@@ -627,140 +777,15 @@ def main() -> int:
         return 0
     wan = LocalMirror(archive, work / "mirror-wan", daemon_args=(f"--bwlimit={args.bwlimit}",))
     with wan, LocalMirror(archive, work / "mirror") as mirror:
-        config = write_config(work / "parallel.toml", wan, out)
-        runs = pdb_sync_argv(config)
-        if flags_of(runs) != RSYNC_FLAGS:
-            sys.exit(f"bench: pdb-sync now runs rsync {runs}; update RSYNC_FLAGS")
-        sources = {name: wan.url("ftp_data", path) for name, path in TARGETS.items()}
-
-        def sequential() -> None:
-            fresh(out)
-            for name, url in sources.items():
-                run(["rsync", *RSYNC_FLAGS, url, f"{out / name}/"])
-
-        def gnu_parallel() -> None:
-            fresh(out)
-            jobs = "\n".join(f"{url} {out / name}/" for name, url in sources.items())
-            subprocess.run(
-                [
-                    "parallel",
-                    "-j",
-                    str(args.parallel),
-                    "--tag",
-                    "--colsep",
-                    " ",
-                    "rsync",
-                    *RSYNC_FLAGS,
-                    "{1}",
-                    "{2}",
-                ],
-                input=jobs.encode(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                check=True,
-            )
-
-        def pdb_sync_parallel() -> None:
-            fresh(out)
-            run([exe, "--config", str(config), "sync", "--all", "--parallel", str(args.parallel)])
-
-        medians = (
-            {}
-            if args.skip_parallel
-            else measure(
-                {
-                    "rsync, sequential": sequential,
-                    f"GNU parallel -j {args.parallel} --tag": gnu_parallel,
-                    f"pdb-sync --parallel {args.parallel}": pdb_sync_parallel,
-                },
-                args.repeat,
-            )
-        )
-        if medians:
-            report(
-                f"Parallel sync of {len(TARGETS)} targets ({args.entries:,} entries each; daemon "
-                f"--bwlimit={args.bwlimit})",
-                medians,
-                f"GNU parallel -j {args.parallel} --tag",
-                "pdb-sync within x1.05",
-            )
-
+        parallel_rows(args, exe, work, out, wan)
         startup_rows(args, exe, work, out)
-
-        verbose_config = write_config(
-            work / "verbose.toml", mirror, out, verbose=True, bwlimit=args.verbose_bwlimit
-        )
-        limit = [f"--bwlimit={args.verbose_bwlimit}"] if args.verbose_bwlimit else []
-        whole = mirror.url("ftp_data", "")
-        lines = subprocess.run(
-            ["rsync", "-a", "-v", "--itemize-changes", "--dry-run", whole, str(fresh(out))],
-            capture_output=True,
-            check=True,
-        ).stdout.count(b"\n")
-
-        verbose_argv = pdb_sync_argv(verbose_config)  # the very rsync pdb-sync runs
-        old_default_argv = [
-            "rsync", "-a", "-v", "--itemize-changes", "--partial-dir=.rsync-partial",
-            "--info=progress2", "--stats", *limit, whole, f"{out / 'everything'}/",
-        ]  # fmt: skip
-
-        def old_default_verbose() -> None:
-            fresh(out)
-            run(old_default_argv)
-
-        def raw_verbose() -> None:
-            fresh(out)
-            run(verbose_argv)
-
-        def piped_verbose() -> None:
-            """The cost of reading rsync's output through a pipe at all (``| cat``)."""
-            fresh(out)
-            rsync = subprocess.Popen(
-                verbose_argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-            subprocess.run(["cat"], stdin=rsync.stdout, stdout=subprocess.DEVNULL, check=True)
-            assert rsync.stdout is not None
-            rsync.stdout.close()
-            if rsync.wait() != 0:
-                raise SystemExit("bench: rsync | cat failed")
-
-        def pdb_sync_verbose(fmt: str) -> Callable[[], None]:
-            def go() -> None:
-                fresh(out)
-                run([exe, "--config", str(verbose_config), "sync", "everything", "--format", fmt])
-
-            return go
-
-        medians = measure(
-            {
-                "rsync -v --itemize-changes > null": raw_verbose,
-                "  same, with the old --partial-dir": old_default_verbose,
-                "rsync ... | cat > null": piped_verbose,
-                "pdb-sync text > null": pdb_sync_verbose("text"),
-                "pdb-sync json > null": pdb_sync_verbose("json"),
-            },
-            args.repeat,
-        )
-        report(
-            f"Verbose output, one rsync, ~{lines:,} lines"
-            + (f" (rsync --bwlimit={args.verbose_bwlimit})" if args.verbose_bwlimit else ""),
-            medians,
-            "rsync -v --itemize-changes > null",
-            "text within x1.10, json within x1.20 (issue 10)",
-        )
-
+        verbose_rows(args, exe, work, out, mirror)
     shutil.rmtree(out, ignore_errors=True)
     if args.pdb_entries:
         pdb_scale_rows(args, exe, work, out)
     validate_rows(exe, work)
     stop_rows(exe, work, archive, out, args.repeat)
-    version = [timed(lambda: run([exe, "--version"])) for _ in range(10)]
-    print(
-        f"\npdb-sync --version: median {statistics.median(version) * 1000:.0f} ms "
-        f"(min {min(version) * 1000:.0f} ms) over 10 runs   target: under 150 ms"
-    )
+    version_row(exe)
     return 0
 
 

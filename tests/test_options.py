@@ -587,3 +587,59 @@ def test_a_targets_config_values_are_checked_once(tmp_path, monkeypatch):
     assert calls == []
     assert (resolved.timeout, resolved.max_size, resolved.checksum) == (60, 5 * 1024**3, True)
     assert resolved.source("timeout") == "defaults" and resolved.source("checksum") == "preset safe"
+
+
+# -- one checker per kind ---------------------------------------------------------------
+
+
+def test_every_option_kind_has_exactly_one_checker():
+    """check_value looks a value's checker up by its row's kind: a new kind without a
+    checker would fail on the first value, a checker no row uses is dead code."""
+    from pdbsync.config.options import _CHECKS
+
+    assert {spec.kind for spec in OPTIONS} == set(_CHECKS)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("delete", "yes", "must be true or false, not 'yes'"),
+        ("modify_window", True, "must be a whole number, not True"),
+        ("modify_window", 1.5, "must be a whole number, not 1.5"),
+        ("modify_window", -1, "must not be negative, got -1"),
+        ("retry", -1, "must not be negative, got -1"),
+        ("timeout", 0, "must be greater than 0, got 0"),
+        ("retry_delay", "5", "must be a number of seconds, not '5'"),
+        ("retry_delay", False, "must be a number of seconds, not False"),
+        ("retry_delay", -0.5, "must not be negative, got -0.5"),
+        ("max_size", True, "not a size: True"),
+        ("exclude", {"a": 1}, "must be a list of patterns"),
+        ("exclude", ["ok", ""], "empty pattern"),
+        ("include", [3], "must be a string, not 3"),
+        ("chmod", 644, "must be a string, not 644"),
+        ("backup_dir", "", "empty path"),
+        ("partial_dir", "-x", "'-x' starts with '-' and would be read as an rsync option"),
+        ("include_from", 1, "must be a string, not 1"),
+        ("include_from", "", "empty path"),
+    ],
+)
+def test_each_kind_refuses_a_wrong_value_in_its_own_words(key, value, expected):
+    """The messages a library caller gets for values the config schema would have
+    caught first (so test_each_invalid_option_is_one_clear_line cannot see them)."""
+    with pytest.raises(ValueError) as caught:
+        check_value(key, value, None)
+    assert expected in str(caught.value)
+
+
+def test_each_kind_normalises_what_it_accepts(tmp_path):
+    patterns = tmp_path / "patterns.txt"
+    patterns.write_text("*.cif\n")
+    assert check_value("delete", True, None) is True
+    assert check_value("modify_window", 0, None) == 0
+    assert check_value("retry_delay", 2, None) == 2.0
+    assert isinstance(check_value("retry_delay", 2, None), float)
+    assert check_value("max_size", "1K", None) == 1024
+    assert check_value("exclude", "*.tmp", None) == ("*.tmp",)
+    assert check_value("exclude", ["a", "b"], None) == ("a", "b")
+    assert check_value("include_from", "patterns.txt", tmp_path) == str(patterns)
+    assert check_value("chmod", "Du+rwx,Fgo-w", None) == "Du+rwx,Fgo-w"

@@ -275,7 +275,7 @@ def _add_option_flags(sync: argparse.ArgumentParser) -> None:
             )
 
 
-def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
+def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:  # noqa: C901
     """Parse, call :mod:`pdbsync.api`, render, and turn the summary into the exit code."""
     from pdbsync import api
     from pdbsync.cli.batch import batch_run, expand_output_paths

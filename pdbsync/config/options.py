@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,59 +242,87 @@ def check_value(key: str, value: Any, base_dir: Path | None) -> Any:
     working directory for command-line values); the file must exist.
     """
     spec = SPECS[key]
-    kind = spec.kind
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, not {value!r}")
-        return value
-    if kind in ("int", "positive", "count"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number, not {value!r}")
-        if kind == "positive" and value <= 0:
-            raise ValueError(f"must be greater than 0, got {value}")
-        if value < 0:
-            raise ValueError(f"must not be negative, got {value}")
-        return value
-    if kind == "delay":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"must be a number of seconds, not {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"must be a finite number of seconds, not {value}")
-        if value > MAX_RETRY_DELAY:
-            raise ValueError(f"must be at most {MAX_RETRY_DELAY:.0f} seconds (a day), got {value}")
-        if value < 0:
-            raise ValueError(f"must not be negative, got {value}")
-        return float(value)
-    if kind == "size":
-        return parse_size(value)
-    if kind == "list":
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            raise ValueError(f"must be a list of patterns, not {value!r}")
-        for item in items:
-            problem = _pattern_problem(item)
-            if problem:
-                raise ValueError(problem)
-        return tuple(items)
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, not {value!r}")
-    if kind == "path":
-        problem = _path_problem(value)
+    return _CHECKS[spec.kind](spec, value, base_dir)
+
+
+# One checker per option kind (OptionSpec.kind), so a new kind is one function and one
+# row of _CHECKS. Each takes (spec, value, base_dir) and returns the normalised value.
+
+
+def _check_bool(spec: OptionSpec, value: Any, base_dir: Path | None) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
+def _check_whole(spec: OptionSpec, value: Any, base_dir: Path | None) -> int:
+    """``int`` and ``count`` may be 0; ``positive`` (a timeout, a rate) may not."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number, not {value!r}")
+    if spec.kind == "positive" and value <= 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+def _check_delay(spec: OptionSpec, value: Any, base_dir: Path | None) -> float:
+    """Seconds between attempts: finite and at most :data:`MAX_RETRY_DELAY` (inf or nan
+    would make a run hang or crash)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number of seconds, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number of seconds, not {value}")
+    if value > MAX_RETRY_DELAY:
+        raise ValueError(f"must be at most {MAX_RETRY_DELAY:.0f} seconds (a day), got {value}")
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return float(value)
+
+
+def _check_size(spec: OptionSpec, value: Any, base_dir: Path | None) -> int:
+    return parse_size(value)
+
+
+def _check_patterns(spec: OptionSpec, value: Any, base_dir: Path | None) -> tuple[str, ...]:
+    """One pattern or a list of them; none may read as an rsync option or filter rule."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"must be a list of patterns, not {value!r}")
+    for item in items:
+        problem = _pattern_problem(item)
         if problem:
             raise ValueError(problem)
-        path = Path(value).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        if not path.is_file():
-            raise ValueError(f"file {str(path)!r} does not exist")
-        return str(path)
+    return tuple(items)
+
+
+def _checked_text(value: Any) -> str:
+    """A string that rsync will read as a path, not as an option."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, not {value!r}")
     problem = _path_problem(value)
     if problem:
         raise ValueError(problem)
-    if key == "chmod" and not _CHMOD.match(value):
+    return value
+
+
+def _check_file(spec: OptionSpec, value: Any, base_dir: Path | None) -> str:
+    """A ``*_from`` file: relative to ``base_dir``, and it must exist now."""
+    path = Path(_checked_text(value)).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise ValueError(f"file {str(path)!r} does not exist")
+    return str(path)
+
+
+def _check_text(spec: OptionSpec, value: Any, base_dir: Path | None) -> str:
+    """A string option, with the rules of the two that have their own grammar."""
+    value = _checked_text(value)
+    if spec.key == "chmod" and not _CHMOD.match(value):
         raise ValueError(f"{value!r} is not an rsync --chmod spec (e.g. 'Du+rwx,Fgo-w')")
     if (
-        key in ("backup_dir", "partial_dir")
+        spec.key in ("backup_dir", "partial_dir")
         and not value.startswith("/")
         and ".." in value.split("/")
     ):
@@ -302,6 +330,19 @@ def check_value(key: str, value: Any, base_dir: Path | None) -> Any:
         # (An absolute one is checked against pdb_dir when the jobs are planned.)
         raise ValueError(f"{value!r} contains '..'; rsync would write outside the dest")
     return value
+
+
+_CHECKS: dict[str, Callable[[OptionSpec, Any, Path | None], Any]] = {
+    "bool": _check_bool,
+    "int": _check_whole,
+    "positive": _check_whole,
+    "count": _check_whole,
+    "delay": _check_delay,
+    "size": _check_size,
+    "list": _check_patterns,
+    "path": _check_file,
+    "str": _check_text,
+}
 
 
 @dataclass(frozen=True)

@@ -92,27 +92,48 @@ def check_output(output: Path, files: Sequence[Path]) -> None:
 
 def check_inputs(inputs: Sequence[ShardSummary], expect: int | None = None) -> None:
     """UsageError (one line naming the files and how they disagree) for a set of
-    summaries that cannot be the shards of one run."""
+    summaries that cannot be the shards of one run.
+
+    The checks run in this order, so a set with several faults is told the first one.
+    """
+    _refuse_repeated_files(inputs)
+    if expect is not None and not 1 <= expect <= MAX_SHARDS:
+        raise UsageError(f"summary merge: --expect {expect}: must be between 1 and {MAX_SHARDS}")
+    sharded = [shard for shard in inputs if shard.index is not None]
+    for shard in sharded:
+        _refuse_impossible_shard(shard)
+    _refuse_other_runs(sharded)
+    _refuse_repeated_index(sharded)
+    if expect is not None:
+        _refuse_other_expect(expect, inputs, sharded)
+
+
+def _refuse_repeated_files(inputs: Sequence[ShardSummary]) -> None:
+    """One file given twice (under any name) would count its targets twice."""
     files: dict[str, ShardSummary] = {}
     for shard in inputs:
         key = os.path.realpath(shard.file)
         if key in files:
             raise UsageError(f"summary merge: {shard.file} is given twice")
         files[key] = shard
-    if expect is not None and not 1 <= expect <= MAX_SHARDS:
-        raise UsageError(f"summary merge: --expect {expect}: must be between 1 and {MAX_SHARDS}")
-    sharded = [shard for shard in inputs if shard.index is not None]
-    for shard in sharded:
-        if shard.count > MAX_SHARDS:  # type: ignore[operator]
-            raise UsageError(
-                f"summary merge: {shard.file} says shard {shard.index}/{shard.count}: "
-                f"more shards than the {MAX_SHARDS} a Slurm array can have"
-            )
-        if shard.index > shard.count:  # type: ignore[operator]
-            raise UsageError(
-                f"summary merge: {shard.file} says shard {shard.index}/{shard.count}: "
-                "an index past the count"
-            )
+
+
+def _refuse_impossible_shard(shard: ShardSummary) -> None:
+    """A shard no Slurm array can have: a count past MAX_SHARDS, an index past its count."""
+    if shard.count > MAX_SHARDS:  # type: ignore[operator]
+        raise UsageError(
+            f"summary merge: {shard.file} says shard {shard.index}/{shard.count}: "
+            f"more shards than the {MAX_SHARDS} a Slurm array can have"
+        )
+    if shard.index > shard.count:  # type: ignore[operator]
+        raise UsageError(
+            f"summary merge: {shard.file} says shard {shard.index}/{shard.count}: "
+            "an index past the count"
+        )
+
+
+def _refuse_other_runs(sharded: Sequence[ShardSummary]) -> None:
+    """Shards of one run share its array job (where Slurm gave one) and its count."""
     jobs = [(shard, _array_job(shard)) for shard in sharded if _array_job(shard)]
     for shard, job in jobs[1:]:
         first, first_job = jobs[0]
@@ -128,6 +149,10 @@ def check_inputs(inputs: Sequence[ShardSummary], expect: int | None = None) -> N
                 f"summary merge: {first.file} is shard {first.index}/{first.count}, "
                 f"{shard.file} is shard {shard.index}/{shard.count}: the counts differ"
             )
+
+
+def _refuse_repeated_index(sharded: Sequence[ShardSummary]) -> None:
+    """Two summaries of one shard: a rerun's and the first's, or a copy."""
     seen: dict[int, ShardSummary] = {}
     for shard in sharded:
         if shard.index in seen:
@@ -136,14 +161,21 @@ def check_inputs(inputs: Sequence[ShardSummary], expect: int | None = None) -> N
                 f"{shard.index}/{shard.count}"
             )
         seen[shard.index] = shard  # type: ignore[index]
-    if expect is not None and sharded and expect != sharded[0].count:
+
+
+def _refuse_other_expect(
+    expect: int, inputs: Sequence[ShardSummary], sharded: Sequence[ShardSummary]
+) -> None:
+    """``--expect`` must agree with the shards' own count, or (unsharded summaries)
+    leave room for every summary given."""
+    if sharded and expect != sharded[0].count:
         first = sharded[0]
         raise UsageError(
             f"summary merge: --expect {expect}, but {first.file} is shard "
             f"{first.index}/{first.count}: the shards say {first.count}"
         )
     unsharded = [shard.file for shard in inputs if shard.index is None]
-    if expect is not None and not sharded and len(unsharded) > expect:
+    if not sharded and len(unsharded) > expect:
         raise UsageError(
             f"summary merge: --expect {expect}, but {len(unsharded)} summaries are given "
             f"({', '.join(unsharded)})"

