@@ -8,10 +8,10 @@ are documented in ``schemas/event.schema.json`` and docs/events.md.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pdbsync.contracts import SCHEMA_VERSION
+from pdbsync.times import utc_now  # the stamp every event carries (also imported from here)
 
 #: All event types, in the order a target's events appear.
 EVENT_TYPES = (
@@ -29,11 +29,6 @@ EVENT_TYPES = (
     "run_finished",
     "plan_finished",
 )
-
-
-def utc_now() -> str:
-    """The current time as RFC 3339 UTC with milliseconds, e.g. 2026-11-27T10:58:30.123Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def make_event(

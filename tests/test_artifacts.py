@@ -26,7 +26,7 @@ from pdbsync import units
 from pdbsync.cli.status import SUMMARY_FORMATS
 from pdbsync.report import artifacts
 from pdbsync.store import history as state
-from pdbsync.store.views import parse_time
+from pdbsync.times import parse_utc
 
 JUNIT_XSD = Path(__file__).parent / "fixtures" / "junit" / "junit-10.xsd"
 
@@ -174,7 +174,7 @@ def test_metrics_follow_the_summary(failed_run):
         "emdb": 0,
     }
     assert samples("pdb_sync_last_success_timestamp_seconds") == {
-        "sifts": pytest.approx(parse_time(results["sifts"]["finished_at"]).timestamp())
+        "sifts": pytest.approx(parse_utc(results["sifts"]["finished_at"]).timestamp())
     }
     (exit_sample,) = families["pdb_sync_run_exit_code"].samples
     assert exit_sample.value == summary["exit_code"] == 1
@@ -192,7 +192,7 @@ def test_metrics_remember_the_last_success_and_count_bytes_across_runs(targets, 
     assert run_cli("--config", str(targets), "sync", "sifts", "--metrics", str(metrics)).code == 1
     families = {f.name: f for f in text_string_to_metric_families(metrics.read_text())}
     (last,) = families["pdb_sync_last_success_timestamp_seconds"].samples
-    assert last.value == pytest.approx(parse_time(good).timestamp())
+    assert last.value == pytest.approx(parse_utc(good).timestamp())
     (counted,) = families["pdb_sync_bytes_transferred"].samples
     assert counted.name == "pdb_sync_bytes_transferred_total" and counted.value == first_bytes
 

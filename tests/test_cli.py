@@ -165,3 +165,54 @@ def test_number_flags_take_ascii_digits_only(flag, value):
     assert result.code == 2
     assert f"argument {flag}: expected " in result.stderr and repr(value) in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value"),
+    [
+        (("sync",), "--timeout", "\u0663"),  # the option table's whole numbers
+        (("sync",), "--bwlimit", "1_0"),
+        (("sync",), "--modify-window", " 2"),
+        pytest.param(("sync",), "--contimeout", "9" * 400, id="contimeout-400-digits"),
+        (("mirrors", "test"), "--timeout", "1e1"),
+        (("mirrors", "test"), "--timeout", "\u0663"),
+        (("mirrors", "test"), "--probes", "1_0"),
+        (("history",), "--limit", "\u0663"),
+        (("history",), "--limit", "2 "),
+    ],
+)
+def test_every_number_flag_reads_numbers_one_way(command, flag, value):
+    """Every whole-number and seconds flag goes through pdbsync.numbers: ASCII digits
+    only, one line naming the flag, before any config is read."""
+    result = run_cli(*command, flag, value)
+    assert result.code == 2
+    assert f"argument {flag}: expected " in result.stderr and repr(value) in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "expected"),
+    [
+        (("mirrors", "test"), "--timeout", "0", "must be more than 0, got 0"),
+        (("mirrors", "test"), "--timeout", "61", "must be between 0 and 60, got 61"),
+        (("mirrors", "test"), "--probes", "11", "must be between 1 and 10, got 11"),
+        (("history",), "--limit", "-1", "must be 0 or more, got -1"),
+    ],
+)
+def test_number_flags_out_of_range_say_the_range(command, flag, value, expected):
+    result = run_cli(*command, flag, value)
+    assert result.code == 2
+    assert f"argument {flag}: {expected} (see " in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "value", ["\u0663K", "1\u212a", pytest.param("1" * 400 + "K", id="400-digits")]
+)
+def test_min_free_reads_sizes_in_ascii(value):
+    """``\\d`` took other scripts' digits, the Kelvin sign passed as K and then crashed
+    the unit lookup (exit 70), and 400 digits overflowed int(float(...)) (exit 70)."""
+    result = run_cli("env", "doctor", "--min-free", value)
+    assert result.code == 2, result.stderr
+    assert "argument --min-free: " in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -206,6 +206,33 @@ def test_an_invalid_input_is_one_line_and_exit_2(shard_files, tmp_path):
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("where", "stamp"),
+    [
+        (("finished_at",), "2026-13-45T00:00:00Z"),
+        (("results", 0, "started_at"), "\u0662\u0660\u0662\u0666-01-01T00:00:00Z"),
+    ],
+)
+def test_a_stamp_that_is_no_time_is_one_line_and_exit_2(shard_files, tmp_path, where, stamp):
+    """The schema's pattern lets these through (``\\d`` is any script's digit in Python);
+    the merge computed the run's duration from them and crashed (exit 70)."""
+    data = json.loads(shard_files[1].read_text())
+    *parents, key = where
+    holder = data
+    for step in parents:
+        holder = holder[step]
+    holder[key] = stamp
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = run_cli("summary", "merge", str(shard_files[0]), str(bad))
+    assert result.code == 2, result.stderr
+    path = ".".join(str(step) for step in where).replace(".0.", "[0].")
+    assert result.stderr == (
+        f"pdb-sync: error: summary merge {bad}: not a valid pdb-sync summary: {path}: "
+        f"expected an ISO 8601 time such as 2026-01-01T12:00:00Z, got {stamp!r}\n"
+    )
+
+
 def test_rerun_failed_runs_only_what_did_not_succeed(mirror, tmp_path):
     config = write_config(
         tmp_path / "c.toml",

@@ -4,9 +4,11 @@ local daemon, a closed port or a silent listener: no real mirror is ever contact
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -25,12 +27,30 @@ MMCIF = "structures/divided/mmCIF/"
 
 
 @pytest.fixture
-def silent_port():
-    """A TCP listener that accepts connections and never says a word."""
+def silent():
+    """A TCP listener whose connections complete (in its backlog) and never hear a word."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
-        yield sock.getsockname()[1]
+        yield sock
+
+
+@pytest.fixture
+def silent_port(silent):
+    return silent.getsockname()[1]
+
+
+def _connections(listener: socket.socket) -> int:
+    """How many connections reached ``listener`` (accepted now, then closed)."""
+    listener.setblocking(False)
+    count = 0
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return count
+        conn.close()
+        count += 1
 
 
 def _daemon_protocol() -> str:
@@ -173,20 +193,16 @@ def test_mirrors_list_shows_builtins_and_config_overrides(tmp_path, mirror):
     }
 
 
-def test_mirrors_test_reports_reachable_refused_and_silent_within_bounds(
-    tmp_path, mirror, silent_port
-):
+def test_mirrors_test_reports_reachable_refused_and_silent(tmp_path, mirror, silent):
     closed = free_port()
     urls = {
         "rcsb": mirror.url("ftp_data"),
         "pdbj": f"rsync://127.0.0.1:{closed}/rsync/",
-        "pdbe": f"rsync://127.0.0.1:{silent_port}/pub/",
+        "pdbe": f"rsync://127.0.0.1:{silent.getsockname()[1]}/pub/",
         "wwpdb": mirror.url("no_such_module"),
     }
     path = _config(tmp_path, "", **urls)
-    started = time.monotonic()
     result = run_cli("--config", str(path), "mirrors", "test", "--format", "json", "--timeout", "1")
-    elapsed = time.monotonic() - started
     assert result.code == 1  # one or more unreachable
     data = orjson.loads(result.stdout)
     by_id = {r["id"]: r for r in data["results"]}
@@ -198,8 +214,62 @@ def test_mirrors_test_reports_reachable_refused_and_silent_within_bounds(
     assert not by_id["pdbj"]["reachable"] and "refused" in by_id["pdbj"]["error"].lower()
     assert not by_id["pdbe"]["reachable"] and "no answer within 1s" in by_id["pdbe"]["error"]
     assert data["fastest"] in {"rcsb", "wwpdb"}
-    # Probed at once: the silent listener costs one timeout, not one per mirror or probe.
-    assert elapsed < 3.5, elapsed
+    # A mirror that never answers costs one timeout, not one per probe: once its first
+    # probe failed, no second connection was made.
+    assert _connections(silent) == 1
+
+
+class _Rendezvous:
+    """Two rsync-daemon greeters on 127.0.0.1 that each answer a connection only once
+    the other one has been reached: both are reachable only if they are probed at once."""
+
+    def __init__(self) -> None:
+        self.listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
+        self.reached = [threading.Event(), threading.Event()]
+        self.threads = [
+            threading.Thread(target=self._serve, args=(side,), daemon=True) for side in (0, 1)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def url(self, side: int) -> str:
+        return f"rsync://127.0.0.1:{self.listeners[side].getsockname()[1]}/pub/"
+
+    def _serve(self, side: int) -> None:
+        with contextlib.suppress(OSError):  # closed by close()
+            while True:
+                conn, _ = self.listeners[side].accept()
+                self.reached[side].set()
+                threading.Thread(target=self._greet, args=(conn, side), daemon=True).start()
+
+    def _greet(self, conn: socket.socket, side: int) -> None:
+        with conn, contextlib.suppress(OSError):
+            if self.reached[1 - side].wait(timeout=30):
+                conn.sendall(b"@RSYNCD: 31.0\n@RSYNCD: EXIT\n")
+                conn.recv(100)  # until the client is done with it
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+
+
+def test_mirrors_are_probed_at_once(tmp_path, mirror):
+    """Probed one after the other, the first of two mirrors that wait for each other
+    would time out; probed at once (as ``mirrors test`` must, so that a silent mirror
+    costs the command one timeout, not one per mirror), both answer."""
+    pair = _Rendezvous()
+    try:
+        urls = _all_local(mirror, f"rsync://127.0.0.1:{free_port()}/x/")
+        urls.update(rcsb=pair.url(0), pdbj=pair.url(1))
+        path = _config(tmp_path, "", **urls)
+        result = run_cli(
+            "--config", str(path), "mirrors", "test", "rcsb", "pdbj", "--format", "json"
+        )
+    finally:
+        pair.close()
+    assert result.code == 0, result.stdout
+    by_id = {r["id"]: r for r in orjson.loads(result.stdout)["results"]}
+    assert by_id["rcsb"]["reachable"] and by_id["pdbj"]["reachable"], by_id
 
 
 def test_mirrors_test_of_named_ids_text(tmp_path, mirror):

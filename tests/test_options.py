@@ -363,6 +363,11 @@ def _fails(config: Path, *extra: str) -> str:
             "sync.custom.t.options.max_size: '10Q' is not a size",
         ),
         (
+            '[sync.custom.t.options]\nmax_size = "1\u212a"',  # the Kelvin sign, not K
+            "",
+            "sync.custom.t.options.max_size: '1\u212a' is not a size",
+        ),
+        (
             '[sync.custom.t.options]\nmin_size = "1G"\nmax_size = "1M"',
             "",
             "sync.custom.t.options.min_size: min_size is larger than max_size",
@@ -453,6 +458,9 @@ def test_missing_from_file_is_named_with_its_resolved_path(tmp_path):
     ("flags", "expected"),
     [
         (("--max-size", "10Q"), "--max-size: '10Q' is not a size"),
+        (("--max-size", "1\u212a"), "--max-size: '1\u212a' is not a size"),  # Kelvin sign
+        (("--min-size", "\u0663K"), "--min-size: '\u0663K' is not a size"),
+        (("--max-size", "1" * 40 + "K"), "--max-size: expected a number such as 2 or 0.5"),
         (("--timeout", "0"), "--timeout: must be greater than 0"),
         (("--exclude=-x",), "--exclude: '-x' starts with '-'"),
         (("--exclude-from", "nope.txt"), "--exclude-from: file"),

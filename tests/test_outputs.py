@@ -9,7 +9,6 @@ import os
 import socket
 import stat
 import threading
-import time
 from pathlib import Path
 
 import orjson
@@ -100,13 +99,15 @@ def test_fifo_is_written_in_place_and_stays_a_fifo(tmp_path):
 
 
 def test_fifo_without_a_reader_fails_within_the_bound(tmp_path, monkeypatch):
+    """It gives up after its own wait (here 0.3 s, not the default 5 s), and says so."""
     monkeypatch.setattr(outputs, "FIFO_WAIT_S", 0.3)
     fifo = tmp_path / "nobody.fifo"
     os.mkfifo(fifo)
-    started = time.monotonic()
-    with pytest.raises(OutputWriteError, match=r"^--summary x: cannot write: no process read"):
+    with pytest.raises(
+        OutputWriteError,
+        match=r"^--summary x: cannot write: no process read the FIFO within 0\.3 s",
+    ):
         write_file(fifo, b"{}", label="--summary x")
-    assert time.monotonic() - started < 5
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
 
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from conftest import assert_valid_events, run_cli, wait_until_none_mention, write_config
 from local_mirror import LocalMirror
-from slurm_cluster import KILL_WAIT, SlurmCluster, missing_reason
+from slurm_cluster import SlurmCluster, missing_reason
 
 from pdbsync import contracts
 
@@ -209,14 +209,13 @@ def test_scancel_mid_transfer_leaves_a_cancelled_summary_and_nothing_running(
     job_id = submitted.stdout.readline().split(";")[0].strip()
     stem = tmp_path / "logs" / f"pdb-sync-{job_id}"
     _wait_for_progress(stem.with_suffix(".events.jsonl"))
-    cancelled_at = time.monotonic()
     cluster.scancel(job_id)
     record = cluster.final_state(job_id)
     submitted.communicate(timeout=60)
-    # what Slurm recorded: the batch script (pdb-sync, exec'd) exited 143, no signal
+    # what Slurm recorded: the batch script (pdb-sync, exec'd) exited 143, no signal: it
+    # stopped by itself within KillWait (SIGKILLed after it, Slurm would record "0:9")
     assert (record["JobState"], record["ExitCode"]) == ("CANCELLED", "143:0"), record
     summary = _summary(stem.with_suffix(".json"))
-    assert time.monotonic() - cancelled_at < KILL_WAIT + 5
     assert summary["interrupted"] == "SIGTERM" and summary["exit_code"] == 143
     assert {r["status"] for r in summary["results"]} == {"cancelled"}
     big = next(r for r in summary["results"] if r["name"] == "big")

@@ -340,6 +340,25 @@ def test_a_history_record_of_the_wrong_shape_is_skipped_with_one_warning(shape, 
     assert BAD_RECORDS[shape] in history.read_bytes()
 
 
+def test_a_time_without_its_zone_is_skipped_not_a_crash(sifts_emdb):
+    """pdb-sync never writes a stamp without Z or an offset; a hand-written one passed the
+    check, and the age ``status`` computes from it was a TypeError (exit 70)."""
+    directory = state.state_dir()
+    _two_runs()
+    history = directory / state.HISTORY_FILE
+    lines = history.read_bytes().splitlines(keepends=True)
+    history.write_bytes(lines[0] + lines[1].replace(b'.000Z"', b'.000"'))  # the newest, naive
+    (directory / state.INDEX_FILE).unlink()  # so that status reads the history
+
+    status = run_cli("--config", str(sifts_emdb), "status", "--format", "json")
+    assert status.code == 0, status.stderr
+    (warning,) = _warnings(status.stderr)
+    assert f"{history} line 2: not a run record" in warning
+    assert "is not a time with its zone" in warning
+    rows = {row["name"]: row for row in orjson.loads(status.stdout)["targets"]}
+    assert rows["sifts"]["last_success"]["finished_at"] == "2026-01-01T00:00:01.000Z"
+
+
 def test_many_bad_records_are_one_warning(tmp_path):
     _two_runs()
     history = state.state_dir() / state.HISTORY_FILE

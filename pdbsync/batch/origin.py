@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunPlace:
+    """A run's origin: the host it ran on, its shard and its Slurm job, if any."""
+
     host: str | None = None
     shard: Shard | None = None
     slurm: SlurmJob | None = None

@@ -106,7 +106,8 @@ def job_end_time(environ: Mapping[str, str]) -> float | None:
     Any trouble asking (no squeue, a slow controller) means no deadline, never a failure.
     """
     import subprocess
-    from datetime import datetime
+
+    from pdbsync.times import parse_iso, unix_seconds
 
     job_id = environ.get("SLURM_JOB_ID", "").strip()
     if not job_id:
@@ -129,7 +130,7 @@ def job_end_time(environ: Mapping[str, str]) -> float | None:
         fields = line.split()
         if len(fields) == 2 and fields[0] == job_id:
             try:
-                return datetime.fromisoformat(fields[1]).timestamp()  # naive: local time
+                return unix_seconds(parse_iso(fields[1]))  # naive: local time
             except ValueError:
                 return None  # "N/A", "Unknown": no limit
     return None

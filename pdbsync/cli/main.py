@@ -264,7 +264,8 @@ def _add_option_flags(sync: argparse.ArgumentParser) -> None:
                 spec.cli, dest=dest, action="append", metavar="PATTERN", help=spec.help
             )
         else:
-            value_type = int if spec.kind in ("int", "positive") else str
+            # digits only (pdbsync.numbers); the range is check_value's, as in a config
+            value_type = flag_whole() if spec.kind in ("int", "positive") else str
             group.add_argument(
                 spec.cli,
                 dest=dest,

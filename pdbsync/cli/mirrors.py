@@ -12,6 +12,7 @@ from typing import Any
 
 from pdbsync.cli.context import Environment
 from pdbsync.errors import ExitCode
+from pdbsync.numbers import flag_decimal, flag_whole
 
 
 def _write(env: Environment, text: str) -> None:
@@ -20,23 +21,15 @@ def _write(env: Environment, text: str) -> None:
 
 
 def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value <= 60:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 60, got {text!r}")
+    """``mirrors test --timeout``: more than 0, at most a minute, digits only
+    (pdbsync.numbers): ``inf``, ``nan`` or ``1e9`` would reach the socket."""
+    value = flag_decimal(0, 60)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
 
 
-def _probes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 10, got {value}")
-    return value
+_probes = flag_whole(1, 10)
 
 
 # -- sync: flags and the step before the run ------------------------------------------

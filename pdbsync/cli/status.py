@@ -15,6 +15,7 @@ from typing import Any
 
 from pdbsync.cli.context import Environment
 from pdbsync.errors import ExitCode, PdbSyncError, UsageError
+from pdbsync.numbers import flag_whole
 
 
 def _write(env: Environment, data: bytes) -> None:
@@ -36,14 +37,7 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
-    return value
+_limit = flag_whole(0)
 
 
 # -- status --------------------------------------------------------------------------------
@@ -75,6 +69,7 @@ def _cmd_status(args: argparse.Namespace, env: Environment) -> int:
     from pdbsync.config.load import find_config, load_config, target_rows
     from pdbsync.store import history as state
     from pdbsync.store import views as status
+    from pdbsync.times import format_utc
 
     config = load_config(find_config(args.config, env.environ))
     config_names = [row["name"] for row in target_rows(config)]
@@ -85,14 +80,14 @@ def _cmd_status(args: argparse.Namespace, env: Environment) -> int:
         raise UsageError(
             f"status: unknown target {unknown[0]!r}: not in {config.path} and never synced"
         )
-    now = status.utc_now()
+    now = status.now_utc()
     rows = status.target_statuses(states, config_names, args.names, now, args.max_age)
     ready = status.is_ready(rows)
     if args.format == "json":
         data = {
             "v": state.STATE_VERSION,
             "state_dir": str(directory),
-            "now": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "now": format_utc(now),
             "max_age_s": args.max_age,
             "ok": ready,
             "targets": [row.to_dict() for row in rows],
@@ -249,7 +244,8 @@ def _artifacts() -> ModuleType:
 
 
 def _states(env: Environment) -> dict[str, Any] | None:
-    """Every target's state (pdbsync.store.history), or None when it cannot be read."""
+    """Every target's latest runs from the history (pdbsync.store.history), or None when
+    it cannot be read."""
     from pdbsync.store import history as state
 
     try:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pdbsync.errors import ConfigError
+from pdbsync.numbers import decimal
 
 #: The flags every transfer gets: archive mode (recursive, links, perms, times...).
 BASE_FLAGS = ("-a",)
@@ -171,7 +172,9 @@ class Layer:
 
 # -- sizes ------------------------------------------------------------------------------
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE)
+#: ASCII only (as every number: pdbsync.numbers): under IGNORECASE alone, ``\d`` takes
+#: other scripts' digits and ``K`` matches the Kelvin sign, which no unit below is.
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE | re.ASCII)
 _POWER = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
 
@@ -192,9 +195,10 @@ def parse_size(value: Any) -> int:
     match = _SIZE.match(value)
     if not match:
         raise ValueError(f"{value!r} is not a size; use a number with K, M, G or T (e.g. 10M, 5GB)")
-    number, unit, suffix = match[1], match[2].upper(), (match[3] or "").upper()
+    number = decimal(match[1])  # bounded length: 400 digits would overflow int(float())
+    unit, suffix = match[2].upper(), (match[3] or "").upper()
     base = 1000 if suffix == "B" else 1024  # "100B" is plain bytes: 1000**0
-    return int(float(number) * base ** _POWER[unit])
+    return int(number * base ** _POWER[unit])
 
 
 # -- one layer's values -----------------------------------------------------------------

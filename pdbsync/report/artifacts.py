@@ -59,7 +59,31 @@ def load_summary(path: Path, label: str) -> dict[str, Any]:
         raise UsageError(
             f"{label}: not a valid pdb-sync {schema} (schemas/{schema}.schema.json): {found[0]}"
         )
+    bad = _bad_stamp(data)
+    if bad:
+        raise UsageError(f"{label}: not a valid pdb-sync {schema}: {bad}")
     return data
+
+
+def _bad_stamp(data: Any, where: str = "") -> str | None:
+    """The first ``started_at``/``finished_at`` that the schema's pattern lets through
+    but is no time (``2026-13-45T...``, other scripts' digits), said with its path:
+    merging and the metrics compute with them."""
+    from pdbsync.times import parse_utc
+
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in items:
+        path = f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+        if key in ("started_at", "finished_at") and isinstance(value, str):
+            try:
+                parse_utc(value)
+            except ValueError as exc:
+                return f"{path.lstrip('.')}: {exc}"
+        elif isinstance(value, dict | list):
+            found = _bad_stamp(value, path)
+            if found:
+                return found
+    return None
 
 
 def text(data: Mapping[str, Any]) -> str:
@@ -311,9 +335,9 @@ def _plan_markdown(data: Mapping[str, Any]) -> str:
 def _timestamp(stamp: str | None) -> float | None:
     if not stamp:
         return None
-    from pdbsync.store.views import parse_time
+    from pdbsync.times import parse_utc
 
-    return parse_time(stamp).timestamp()
+    return parse_utc(stamp).timestamp()
 
 
 def prometheus_text(

@@ -35,12 +35,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pdbsync.batch.shards import MAX_SHARDS
 from pdbsync.errors import UsageError
+from pdbsync.times import seconds_between
 
 
 @dataclass(frozen=True)
@@ -186,13 +186,6 @@ def _array_job(shard: ShardSummary) -> str | None:
     return (shard.data.get("slurm") or {}).get("array_job_id")
 
 
-def _seconds_between(start: str, end: str) -> float:
-    def parse(stamp: str) -> datetime:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-    return max((parse(end) - parse(start)).total_seconds(), 0.0)
-
-
 def merge(inputs: Sequence[ShardSummary], expect: int | None = None) -> dict[str, Any]:
     """The merged summary (validated against schemas/summary.schema.json)."""
     from pdbsync import __version__
@@ -238,7 +231,7 @@ def merge(inputs: Sequence[ShardSummary], expect: int | None = None) -> dict[str
         parallel=max(shard.data["parallel"] for shard in inputs),
         started_at=started_at,
         finished_at=finished_at,
-        duration_s=_seconds_between(started_at, finished_at),
+        duration_s=seconds_between(started_at, finished_at),
         interrupted=interrupted,
     )
     complete = not (missing_shards or missing_targets or duplicated_targets)

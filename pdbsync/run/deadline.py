@@ -109,6 +109,7 @@ def parse_deadline(text: str, now: float | None = None) -> float | None:
 def _parse_time(text: str, now: float) -> float | None:
     from pdbsync.numbers import whole
     from pdbsync.store.views import parse_duration
+    from pdbsync.times import parse_iso, unix_seconds
 
     if text.lower() == "none":
         return None
@@ -131,15 +132,15 @@ def _parse_time(text: str, now: float) -> float | None:
             at += timedelta(days=1)
         return at.timestamp()
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = parse_iso(text)
     except ValueError:
         raise ValueError(
             f"expected +DURATION (+2h30m), a time (18:30), a date and time "
             f"(2026-01-01T12:00), Unix seconds or none, got {text!r}"
         ) from None
     try:
-        return (parsed if parsed.tzinfo else parsed.astimezone()).timestamp()
-    except (OverflowError, ValueError):  # year 1 in a zone east of UTC
+        return unix_seconds(parsed)  # without an offset: local time, as a person means it
+    except ValueError:  # year 1 in a zone east of UTC
         raise ValueError(f"{text!r} is not a time this machine can represent") from None
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pdbsync.run.jobs import Job
+from pdbsync.times import seconds_between
 
 _STATUS_RANK = {"failed": 0, "cancelled": 1, "skipped": 2, "success": 3}
 #: --stats fields that are not sums over the parts.
@@ -62,7 +63,7 @@ def merge_results(jobs: Sequence[Job], results: Sequence[Any]) -> Any:
     finished = [r.finished_at for _, r in pairs if r.finished_at]
     duration = max((r.duration_s for _, r in pairs), default=0.0)
     if started and finished:
-        duration = max(duration, _seconds_between(min(started), max(finished)))
+        duration = max(duration, seconds_between(min(started), max(finished)))
     files = [r.files_transferred for _, r in pairs if r.files_transferred is not None]
     sizes = [r.bytes_transferred for _, r in pairs if r.bytes_transferred is not None]
     error = None
@@ -103,15 +104,6 @@ def merge_results(jobs: Sequence[Job], results: Sequence[Any]) -> Any:
             for job, result in pairs
         ],
     )
-
-
-def _seconds_between(start: str, end: str) -> float:
-    from datetime import datetime
-
-    def parse(text: str) -> datetime:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-    return max(0.0, (parse(end) - parse(start)).total_seconds())
 
 
 def merge_plans(job: Job, plans: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

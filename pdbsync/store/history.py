@@ -47,6 +47,7 @@ import orjson
 
 from pdbsync import __version__, outputs
 from pdbsync.errors import ExitCode, PdbSyncError
+from pdbsync.times import is_utc_stamp
 
 #: Version of the records in ``history.jsonl`` and of ``targets.json``.
 STATE_VERSION = 1
@@ -429,20 +430,10 @@ def _value_problem(value: Any, expected: str) -> str | None:
     if expected == "text":
         return None if isinstance(value, str) else "is not a string"
     if expected == "time":
-        return None if _is_time(value) else "is not a time"
+        return None if is_utc_stamp(value) else "is not a time with its zone"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "is not a number"
     return None if expected != "int" or isinstance(value, int) else "is not a whole number"
-
-
-def _is_time(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
 
 
 def _entry_problem(entry: Any, kind: str, stamped: bool = False) -> str | None:

@@ -1,7 +1,7 @@
 """``pdb-sync status`` and ``history``: the history (pdbsync.store.history) read for people
 and monitors.
 
-Pure functions over the state's data and the config's target names; the command line
+Pure functions over the history's per-target index and the config's target names; the command line
 (pdbsync.cli.status) loads both and prints what these return.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pdbsync.times import parse_utc
 from pdbsync.units import LONGEST_SHOWN_S, human_bytes, seconds_text
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
@@ -33,11 +34,6 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f"must be longer than 0, got {text!r}")
     return seconds
-
-
-def parse_time(stamp: str) -> datetime:
-    """An RFC 3339 UTC time as pdb-sync writes it (``2026-11-27T10:58:30.123Z``)."""
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def format_age(seconds: float) -> str:
@@ -109,7 +105,7 @@ def target_statuses(
     for name in names:
         state = states.get(name, {})
         success = state.get("last_success")
-        age = (now - parse_time(success["finished_at"])).total_seconds() if success else None
+        age = (now - parse_utc(success["finished_at"])).total_seconds() if success else None
         stale = None
         # Targets gone from the config are shown but checked only when named: nobody
         # syncs them any more, so they would be stale forever.
@@ -137,7 +133,7 @@ def is_ready(rows: Sequence[TargetStatus]) -> bool:
 def _run_cell(entry: Mapping[str, Any] | None, now: datetime) -> str:
     if entry is None:
         return "never"
-    age = format_age((now - parse_time(entry["finished_at"])).total_seconds())
+    age = format_age((now - parse_utc(entry["finished_at"])).total_seconds())
     text = f"{entry['status']} {age} ago"
     if entry["status"] == "failed":
         code = entry.get("exit_code")
@@ -236,5 +232,6 @@ def target_history_lines(name: str, entries: Sequence[Mapping[str, Any]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def utc_now() -> datetime:
+def now_utc() -> datetime:
+    """The clock ages are measured against: aware, UTC, as the stamps read by parse_utc."""
     return datetime.now(UTC)
