@@ -28,6 +28,7 @@ class PdbSyncError(Exception):
     """An expected failure with a user-facing, single-line message."""
 
     exit_code: ExitCode = ExitCode.USAGE
+    message: str
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -60,6 +61,8 @@ class TargetsFailed(PdbSyncError):
     exception rather than a status to check. ``targets``: the names that did not succeed
     (empty when the run failed otherwise: an interrupt, or a summary that could not be
     written); ``exit_code``: what ``pdb-sync`` would exit with for the run."""
+
+    targets: list[str]
 
     def __init__(self, message: str, targets: list[str], exit_code: ExitCode) -> None:
         super().__init__(message)

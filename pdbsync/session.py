@@ -38,6 +38,10 @@ class Mirror:
     the state directory, Slurm's variables).
     """
 
+    config: Config
+    environ: Mapping[str, str]
+    options: RunOptions
+
     def __init__(
         self,
         config: ConfigLike = None,
@@ -45,9 +49,9 @@ class Mirror:
         *,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.environ: Mapping[str, str] = os.environ if environ is None else environ
-        self.config: Config = api.load_config(config, environ=self.environ)
-        self.options: RunOptions = RunOptions() if options is None else options
+        self.environ = os.environ if environ is None else environ
+        self.config = api.load_config(config, environ=self.environ)
+        self.options = RunOptions() if options is None else options
 
     def __repr__(self) -> str:
         return f"Mirror({str(self.config.path)!r})"
