@@ -2,11 +2,11 @@
 
 The library API (docs/api.md)::
 
-    import threading, pdbsync
+    import pdbsync
 
-    stop = threading.Event()
-    summary = pdbsync.sync("config.toml", ["mmcif"], parallel=4, cancel=stop)
-    print(summary.exit_code, [r.status for r in summary.results])
+    mirror = pdbsync.Mirror("config.toml")
+    result = mirror.sync(["mmcif"], parallel=4)
+    print(result["mmcif"].status, result.ok)
 
 Names are loaded on first use, so ``pdb-sync --version`` stays fast.
 """
@@ -19,6 +19,13 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _PUBLIC = {
+    "Mirror": "pdbsync.session",
+    "RunOptions": "pdbsync.api",
+    "Status": "pdbsync.report.summary",
+    "EventSink": "pdbsync.run.collector",
+    "CancelFlag": "pdbsync.run.collector",
+    "TargetsFailed": "pdbsync.errors",
+    "MAX_PARALLEL": "pdbsync.numbers",
     "sync": "pdbsync.api",
     "plan": "pdbsync.api",
     "prepare": "pdbsync.api",
@@ -35,15 +42,22 @@ _PUBLIC = {
     "EnvironmentProblem": "pdbsync.errors",
 }
 __all__ = [
+    "MAX_PARALLEL",
+    "CancelFlag",
     "Config",
     "ConfigError",
     "EnvironmentProblem",
+    "EventSink",
     "ExitCode",
     "Job",
+    "Mirror",
     "PdbSyncError",
     "PlanSummary",
+    "RunOptions",
+    "Status",
     "Summary",
     "SyncResult",
+    "TargetsFailed",
     "UsageError",
     "__version__",
     "load_config",
@@ -53,12 +67,22 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pdbsync.api import load_config, plan, prepare, sync
+    from pdbsync.api import RunOptions, load_config, plan, prepare, sync
     from pdbsync.config.load import Config
-    from pdbsync.errors import ConfigError, EnvironmentProblem, ExitCode, PdbSyncError, UsageError
-    from pdbsync.report.summary import Summary, SyncResult
+    from pdbsync.errors import (
+        ConfigError,
+        EnvironmentProblem,
+        ExitCode,
+        PdbSyncError,
+        TargetsFailed,
+        UsageError,
+    )
+    from pdbsync.numbers import MAX_PARALLEL
+    from pdbsync.report.summary import Status, Summary, SyncResult
+    from pdbsync.run.collector import CancelFlag, EventSink
     from pdbsync.run.jobs import Job
     from pdbsync.run.plan_mode import PlanSummary
+    from pdbsync.session import Mirror
 
 
 def __getattr__(name: str) -> Any:

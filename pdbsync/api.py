@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,14 @@ from pdbsync.config.load import Config
 from pdbsync.config.options import cli_layer
 from pdbsync.errors import UsageError
 from pdbsync.events import utc_now
+from pdbsync.numbers import MAX_PARALLEL
 from pdbsync.preflight import Preflight, resolve_auto
 from pdbsync.report.summary import Summary
 from pdbsync.rsync.program import check_rsync
-from pdbsync.run import locks
+from pdbsync.run import driver, locks
 from pdbsync.run.collector import CancelFlag, EventSink
 from pdbsync.run.deadline import Deadline
-from pdbsync.run.driver import RunSettings, run_plan, run_sync
+from pdbsync.run.driver import RunSettings
 from pdbsync.run.jobs import Job, plan_jobs, select_targets
 from pdbsync.run.plan_mode import PlanSummary
 
@@ -122,28 +123,31 @@ def _refuse_outputs(
 def _checked_jobs(
     config: ConfigLike,
     targets: TargetsLike,
-    overrides: Mapping[str, Any] | None,
-    pdb_dir: str | os.PathLike[str] | None,
+    options: RunOptions,
     plan: bool,
     environ: Mapping[str, str],
-    allow_vulnerable_rsync: bool,
     on_event: EventSink | None,
-    summary: str | os.PathLike[str] | None,
-    outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
+    files: Mapping[str, str | os.PathLike[str] | None],
 ) -> tuple[Config, list[Job]]:
-    """What :func:`sync` and :func:`plan` both do before they run: read the config once,
-    select the targets, run the preflight (:func:`_preflight`) and resolve the jobs, the
-    summary and the caller's ``outputs`` checked together by the write rules like the
-    jobs' own paths (:func:`_run_outputs`)."""
+    """What a sync and a plan both do before they run: read the config once, select the
+    targets, run the preflight (:func:`_preflight`) and resolve the jobs, the run's
+    ``files`` (:func:`_run_outputs`) checked together by the write rules like the jobs'
+    own paths."""
     loaded = load_config(config, environ=environ)
     names = _select(loaded, _target_names(targets))
-    checked = _preflight(loaded, names, environ, allow_vulnerable_rsync, on_event)
-    files = _run_outputs(summary, outputs)
+    checked = _preflight(loaded, names, environ, options.allow_vulnerable_rsync, on_event)
     if not names:  # nothing to plan; the files are still written
-        _refuse_outputs(loaded, pdb_dir, files, environ)
+        _refuse_outputs(loaded, options.pdb_dir, files, environ)
         return loaded, []
     jobs = _resolve_jobs(
-        checked.config, names, overrides, pdb_dir, plan, environ, checked.rsync.path, files
+        checked.config,
+        names,
+        options.overrides,
+        options.pdb_dir,
+        plan,
+        environ,
+        checked.rsync.path,
+        files,
     )
     return loaded, jobs
 
@@ -221,6 +225,153 @@ def _record(summary: Summary | PlanSummary, kind: str, environ: Mapping[str, str
         summary.history_error = exc.message
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a sync or a plan: every setting besides the config, the targets, where
+    events go and the cancel, in one value that can be kept, compared and reused
+    (``dataclasses.replace(options, parallel=8)``). Checked when made: a value out of
+    range is a :class:`~pdbsync.errors.UsageError` naming the field, before anything
+    runs or is created. The fields are those of :func:`sync`; ``lock_timeout`` applies
+    to a sync only (a plan takes no lock)."""
+
+    #: rsyncs at once, 1 to :data:`~pdbsync.numbers.MAX_PARALLEL`
+    parallel: int = 1
+    #: option values above every config layer, as on the command line
+    overrides: Mapping[str, Any] | None = None
+    #: also write the summary JSON there
+    summary: str | os.PathLike[str] | None = None
+    #: None, ``"wait"`` or ``"kill"``: after the first failure start no new target
+    fail_fast: str | None = None
+    #: the mirror root for this run (else the config's or ``PDB_SYNC_DIR``)
+    pdb_dir: str | os.PathLike[str] | None = None
+    #: ``N`` (1 to MAX_PARALLEL) or ``"auto"`` parts for every target; None: each target's
+    split: int | str | None = None
+    #: rsyncs per mirror host at once; None: ``[sync] max_per_host``, else 4
+    max_per_host: int | None = None
+    #: seconds to wait for another run's lock on a dest before skipping it; None: wait
+    lock_timeout: float | None = None
+    #: finish before this time (``"+2h"``, ``"18:30"``, Unix seconds, ``"auto"``)
+    deadline: str | None = None
+    #: stop transfers this many seconds before the deadline
+    deadline_margin: float = DEFAULT_MARGIN_S
+    #: ``"I/N"``: only this share of the jobs (``"auto"``: the Slurm array task's)
+    shard: str | None = None
+    #: run an rsync older than 3.4.0 even under ``[sync] require_safe_rsync = true``
+    allow_vulnerable_rsync: bool = False
+
+    def __post_init__(self) -> None:
+        _check_parallel(self.parallel)
+        if self.fail_fast not in (None, "wait", "kill"):
+            raise UsageError(f"fail_fast must be None, 'wait' or 'kill', got {self.fail_fast!r}")
+        _check_split(self.split, self.max_per_host)
+        timeout = self.lock_timeout
+        if timeout is not None and not (
+            isinstance(timeout, int | float)
+            and not isinstance(timeout, bool)
+            and 0 <= timeout < float("inf")
+        ):
+            raise UsageError(
+                f"lock_timeout must be a number of seconds, 0 or more, got {timeout!r}"
+            )
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """The command line's hooks into a run, kept out of :class:`RunOptions` and the
+    documented API (docs/api.md): they serve the CLI's own files and process model.
+
+    ``outputs``: the other files the caller writes for the run (label → path, e.g.
+    ``{"--events": path}``; None paths are skipped), refused with the summary by the
+    rules of docs/safety.md before anything runs. ``before_run``: called once every check
+    has passed (the write rules, the preflight, the lock paths) and before anything runs
+    or is written; the place to open such files, so a refused run leaves none behind.
+    ``start_method``: None (fork) or ``"forkserver"`` (pdbsync.run.supervisor)."""
+
+    outputs: Mapping[str, str | os.PathLike[str] | None] | None = None
+    before_run: Callable[[], None] | None = None
+    start_method: str | None = None
+
+    def ready(self) -> None:
+        """Every check has passed: let the caller open its files."""
+        if self.before_run is not None:
+            self.before_run()
+
+
+def sync_targets(
+    config: ConfigLike,
+    targets: TargetsLike,
+    options: RunOptions,
+    *,
+    on_event: EventSink | None = None,
+    cancel: CancelFlag | None = None,
+    environ: Mapping[str, str] | None = None,
+    hooks: RunHooks | None = None,
+) -> Summary:
+    """The one sync: :func:`sync`, :meth:`pdbsync.Mirror.sync` and ``pdb-sync sync`` all
+    run through here, so each gets every check and record (see :func:`sync`)."""
+    environ = os.environ if environ is None else environ
+    hooks = hooks or RunHooks()
+    files = _run_outputs(options.summary, hooks.outputs)
+    _check_output_paths(files)  # before a run that could take hours
+    loaded, planned = _checked_jobs(config, targets, options, False, environ, on_event, files)
+    to_run = _announce_dry_runs(planned, on_event)
+    if planned and not to_run:  # a dry run: nothing ran, nothing is written
+        hooks.ready()
+        return _dry_run_summary(options.parallel)
+    to_run, place, rule = batch_setup(
+        to_run, environ, options.shard, options.deadline, options.deadline_margin
+    )
+    if options.lock_timeout is not None:
+        to_run = [replace(job, lock_timeout=float(options.lock_timeout)) for job in to_run]
+    to_run, warnings = locks.preflight(to_run)  # exit 2 before anything is written
+    for warning in warnings:  # without on_event, the log says it (and each result)
+        if on_event is not None:
+            on_event(warning)
+        else:
+            log.warning("{}", warning["message"])
+    hooks.ready()
+    to_run, held, cap = split_jobs(
+        loaded, to_run, options.split, options.parallel, options.max_per_host, environ, cancel
+    )
+    settings = _settings(options, hooks, rule, place, cap)
+    try:
+        summary = driver.run_sync(to_run, settings, on_event, cancel)
+    finally:
+        for lock in held:
+            lock.release()
+    _record(summary, "sync", environ)
+    return summary
+
+
+def plan_targets(
+    config: ConfigLike,
+    targets: TargetsLike,
+    options: RunOptions,
+    *,
+    on_event: EventSink | None = None,
+    cancel: CancelFlag | None = None,
+    environ: Mapping[str, str] | None = None,
+    hooks: RunHooks | None = None,
+) -> PlanSummary:
+    """The one plan: :func:`plan`, :meth:`pdbsync.Mirror.plan` and ``pdb-sync sync
+    --plan`` all run through here (see :func:`plan`)."""
+    environ = os.environ if environ is None else environ
+    hooks = hooks or RunHooks()
+    files = _run_outputs(options.summary, hooks.outputs)
+    _check_output_paths(files)
+    loaded, planned = _checked_jobs(config, targets, options, True, environ, on_event, files)
+    planned, place, rule = batch_setup(
+        planned, environ, options.shard, options.deadline, options.deadline_margin
+    )
+    hooks.ready()
+    planned, _held, cap = split_jobs(
+        loaded, planned, options.split, options.parallel, options.max_per_host, environ, cancel
+    )
+    result = driver.run_plan(planned, _settings(options, hooks, rule, place, cap), on_event, cancel)
+    _record(result, "plan", environ)
+    return result
+
+
 def sync(
     config: ConfigLike = None,
     targets: TargetsLike = None,
@@ -245,7 +396,11 @@ def sync(
     before_run: Callable[[], None] | None = None,
 ) -> Summary:
     """Sync ``targets`` (None: all; an empty list: none; a str: that one target) of
-    ``config``, up to ``parallel`` rsyncs at once.
+    ``config``, up to ``parallel`` rsyncs at once: ``pdbsync.Mirror(config).sync(...)``
+    in one call, kept for the scripts written before :class:`pdbsync.Mirror`. The
+    keyword arguments are :class:`RunOptions`' fields, plus ``environ`` and the
+    command line's hooks (``start_method``, ``outputs``, ``before_run``: see
+    :class:`RunHooks`).
 
     The checks and records of ``pdb-sync sync`` apply: rsync must be found and new
     enough; an rsync older than 3.4.0 (CVE-2024-12084..12088) is a ``warning`` event,
@@ -253,24 +408,15 @@ def sync(
     ``allow_vulnerable_rsync``; the run is recorded in the history that ``pdb-sync
     status`` and ``history`` read (``summary.history_error`` says why it could not be).
 
-    Returns the :class:`Summary` (``.results``, ``.counts``, ``.exit_code``,
-    ``.to_dict()`` as written to ``summary``). ``on_event`` gets every event (the shapes
-    of schemas/event.schema.json). A set ``cancel`` stops the run cleanly: running rsyncs
+    Returns the :class:`Summary` (``.results``, ``summary["name"]``, ``.ok``,
+    ``.raise_for_failures()``, ``.counts``, ``.exit_code``, ``.to_dict()`` as written to
+    ``summary``). ``on_event`` gets every event (the shapes of
+    schemas/event.schema.json). A set ``cancel`` stops the run cleanly: running rsyncs
     are stopped, unfinished targets are ``cancelled``, ``interrupted`` is ``"cancel"``
     (or ``cancel.reason`` if it has one).
 
     A target whose options say ``dry_run`` is not run: its exact command goes out as a
     ``dry_run`` event and it is left out of the summary; the others run.
-    ``fail_fast``: ``"wait"`` or ``"kill"`` (see docs/unattended.md). ``start_method``:
-    None (fork; see :func:`pdbsync.run.supervisor.start_method`) or ``"forkserver"`` for a
-    host process with threads of its own.
-
-    For batch jobs (docs/unattended.md): ``lock_timeout``: seconds to wait for another
-    run's lock on a target's dest before skipping it (None: wait). ``deadline``: finish
-    before this time (``"+2h"``, ``"18:30"``, Unix seconds, ``"auto"``: the Slurm job's
-    end inside a job; None: no deadline); transfers stop ``deadline_margin`` seconds
-    before it. ``shard``: ``"I/N"`` runs only this share of the jobs (``"auto"``: the
-    Slurm array task's share; None: all).
 
     Every dest lock the run will take is checked before anything runs
     (:func:`pdbsync.run.locks.preflight`): anything but a regular file at a lock path raises
@@ -279,68 +425,25 @@ def sync(
     ``unlocked``) goes to ``on_event`` first (without ``on_event``: to the log, which is
     loguru's stderr handler unless the caller set up its own); each such target's result
     says why in ``unlocked``.
-
-    ``outputs``: the other files the caller writes for the run (label → path, e.g.
-    ``{"--events": path}``; None paths are skipped), refused with ``summary`` by the rules
-    of docs/safety.md before anything runs. ``before_run``: called once every check has
-    passed (the write rules, the preflight, the lock paths) and before anything runs or
-    is written; the place to open such files, so a refused run leaves none behind. Events
-    sent before it (a preflight ``warning``) go to ``on_event`` as always.
     """
-    environ = os.environ if environ is None else environ
-    settings = _settings(parallel, summary, fail_fast, start_method)
-    _check_split(split, max_per_host)  # before the preflight creates lock files
-    if lock_timeout is not None and not (
-        isinstance(lock_timeout, int | float) and 0 <= lock_timeout < float("inf")
-    ):
-        raise UsageError(
-            f"lock_timeout must be a number of seconds, 0 or more, got {lock_timeout!r}"
-        )
-    loaded, planned = _checked_jobs(
-        config,
-        targets,
-        overrides,
-        pdb_dir,
-        False,
-        environ,
-        allow_vulnerable_rsync,
-        on_event,
-        summary,
-        outputs,
+    options = RunOptions(
+        parallel=parallel,
+        overrides=overrides,
+        summary=summary,
+        fail_fast=fail_fast,
+        pdb_dir=pdb_dir,
+        split=split,
+        max_per_host=max_per_host,
+        lock_timeout=lock_timeout,
+        deadline=deadline,
+        deadline_margin=deadline_margin,
+        shard=shard,
+        allow_vulnerable_rsync=allow_vulnerable_rsync,
     )
-    to_run = _announce_dry_runs(planned, on_event)
-    if planned and not to_run:  # a dry run: nothing ran, nothing is written
-        if before_run is not None:
-            before_run()
-        now = utc_now()
-        return Summary(
-            results=[],
-            parallel=parallel,
-            started_at=now,
-            finished_at=now,
-            duration_s=0.0,
-            dry_run=True,
-        )
-    to_run, place, rule = batch_setup(to_run, environ, shard, deadline, deadline_margin)
-    if lock_timeout is not None:
-        to_run = [replace(job, lock_timeout=float(lock_timeout)) for job in to_run]
-    to_run, warnings = locks.preflight(to_run)  # exit 2 before anything is written
-    for warning in warnings:  # without on_event, the log says it (and each result)
-        if on_event is not None:
-            on_event(warning)
-        else:
-            log.warning("{}", warning["message"])
-    if before_run is not None:  # every check passed: the caller may open its files
-        before_run()
-    to_run, held, cap = split_jobs(loaded, to_run, split, parallel, max_per_host, environ, cancel)
-    settings = replace(settings, deadline=rule, place=place, max_per_host=cap)
-    try:
-        summary = run_sync(to_run, settings, on_event, cancel)
-    finally:
-        for lock in held:
-            lock.release()
-    _record(summary, "sync", environ)
-    return summary
+    hooks = RunHooks(outputs=outputs, before_run=before_run, start_method=start_method)
+    return sync_targets(
+        config, targets, options, on_event=on_event, cancel=cancel, environ=environ, hooks=hooks
+    )
 
 
 def plan(
@@ -367,34 +470,59 @@ def plan(
 ) -> PlanSummary:
     """What :func:`sync` would do, changing nothing: per target the files to create,
     update and delete and the bytes to transfer (``rsync --dry-run --itemize-changes``).
-    Same arguments, checks and history record as :func:`sync`; returns the
-    :class:`PlanSummary`. ``shard`` plans only this shard's jobs; ``deadline`` skips,
-    with the reason, the targets the sync would not start for it (each judged as if it
-    started now). ``outputs`` and ``before_run`` as for :func:`sync`."""
-    settings = _settings(parallel, summary, fail_fast, start_method)
-    environ = os.environ if environ is None else environ
-    loaded, planned = _checked_jobs(
-        config,
-        targets,
-        overrides,
-        pdb_dir,
-        True,
-        environ,
-        allow_vulnerable_rsync,
-        on_event,
-        summary,
-        outputs,
+    ``pdbsync.Mirror(config).plan(...)`` in one call; same arguments, checks and history
+    record as :func:`sync`; returns the :class:`PlanSummary`. ``shard`` plans only this
+    shard's jobs; ``deadline`` skips, with the reason, the targets the sync would not
+    start for it (each judged as if it started now)."""
+    options = RunOptions(
+        parallel=parallel,
+        overrides=overrides,
+        summary=summary,
+        fail_fast=fail_fast,
+        pdb_dir=pdb_dir,
+        split=split,
+        max_per_host=max_per_host,
+        deadline=deadline,
+        deadline_margin=deadline_margin,
+        shard=shard,
+        allow_vulnerable_rsync=allow_vulnerable_rsync,
     )
-    planned, place, rule = batch_setup(planned, environ, shard, deadline, deadline_margin)
-    if before_run is not None:  # every check passed: the caller may open its files
-        before_run()
-    planned, _held, cap = split_jobs(
-        loaded, planned, split, parallel, max_per_host, environ, cancel
+    hooks = RunHooks(outputs=outputs, before_run=before_run, start_method=start_method)
+    return plan_targets(
+        config, targets, options, on_event=on_event, cancel=cancel, environ=environ, hooks=hooks
     )
-    settings = replace(settings, deadline=rule, place=place, max_per_host=cap)
-    result = run_plan(planned, settings, on_event, cancel)
-    _record(result, "plan", environ)
-    return result
+
+
+def _check_parallel(parallel: object) -> None:
+    """UsageError unless ``parallel`` is a whole number from 1 to MAX_PARALLEL (the
+    command line's ``--parallel`` takes the same range)."""
+    if (
+        isinstance(parallel, bool)
+        or not isinstance(parallel, int)
+        or not (1 <= parallel <= MAX_PARALLEL)
+    ):
+        raise UsageError(
+            f"parallel must be a whole number from 1 to {MAX_PARALLEL}, got {parallel!r}"
+        )
+
+
+def _check_output_paths(files: Mapping[str, str | os.PathLike[str] | None]) -> None:
+    """Refuse, before the config is read or anything runs, a file of the run that could
+    never be written (a directory, a missing parent, no permission), named by its label
+    (``--summary`` from the command line, ``summary`` from Python)."""
+    from pdbsync.outputs import check_output_path
+
+    for label, path in files.items():
+        if path is not None:
+            check_output_path(Path(path), label)
+
+
+def _dry_run_summary(parallel: int) -> Summary:
+    """The result of a run whose every target was a dry run: nothing ran."""
+    now = utc_now()
+    return Summary(
+        results=[], parallel=parallel, started_at=now, finished_at=now, duration_s=0.0, dry_run=True
+    )
 
 
 def _check_split(split: int | str | None, max_per_host: int | None) -> None:
@@ -404,9 +532,11 @@ def _check_split(split: int | str | None, max_per_host: int | None) -> None:
 
     if split is not None and not (
         split == "auto"
-        or (isinstance(split, int) and not isinstance(split, bool) and 1 <= split <= 100)
+        or (isinstance(split, int) and not isinstance(split, bool) and 1 <= split <= MAX_PARALLEL)
     ):
-        raise UsageError(f"split must be 'auto' or a whole number from 1 to 100, got {split!r}")
+        raise UsageError(
+            f"split must be 'auto' or a whole number from 1 to {MAX_PARALLEL}, got {split!r}"
+        )
     if max_per_host is not None and not (
         isinstance(max_per_host, int)
         and not isinstance(max_per_host, bool)
@@ -498,22 +628,21 @@ def _durations(directory: Path) -> dict[str, float]:
 
 
 def _settings(
-    parallel: int,
-    summary: str | os.PathLike[str] | None,
-    fail_fast: str | None,
-    start_method: str | None,
+    options: RunOptions,
+    hooks: RunHooks,
+    deadline: Deadline | None,
+    place: RunPlace,
+    max_per_host: int,
 ) -> RunSettings:
-    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-        raise UsageError(f"parallel must be a whole number of 1 or more, got {parallel!r}")
-    if fail_fast not in (None, "wait", "kill"):
-        raise UsageError(f"fail_fast must be None, 'wait' or 'kill', got {fail_fast!r}")
-    path = None if summary is None else Path(summary)
-    if path is not None:
-        from pdbsync.outputs import check_output_path
-
-        check_output_path(path, "summary")
+    """The run loop's settings (pdbsync.run.driver) for a checked run."""
     return RunSettings(
-        parallel=parallel, summary_path=path, fail_fast=fail_fast, start_method=start_method
+        parallel=options.parallel,
+        summary_path=None if options.summary is None else Path(options.summary),
+        fail_fast=options.fail_fast,
+        start_method=hooks.start_method,
+        deadline=deadline,
+        place=place,
+        max_per_host=max_per_host,
     )
 
 

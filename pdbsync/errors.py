@@ -28,6 +28,7 @@ class PdbSyncError(Exception):
     """An expected failure with a user-facing, single-line message."""
 
     exit_code: ExitCode = ExitCode.USAGE
+    message: str
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -52,3 +53,18 @@ class ConfigError(PdbSyncError):
 
 class EnvironmentProblem(PdbSyncError):
     """The machine cannot run a sync: rsync missing or too old, destination unusable."""
+
+
+class TargetsFailed(PdbSyncError):
+    """A finished run that did not succeed, raised on request by
+    ``raise_for_failures()`` (a sync's or plan's result), for callers who want an
+    exception rather than a status to check. ``targets``: the names that did not succeed
+    (empty when the run failed otherwise: an interrupt, or a summary that could not be
+    written); ``exit_code``: what ``pdb-sync`` would exit with for the run."""
+
+    targets: list[str]
+
+    def __init__(self, message: str, targets: list[str], exit_code: ExitCode) -> None:
+        super().__init__(message)
+        self.targets = targets
+        self.exit_code = exit_code

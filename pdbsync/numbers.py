@@ -29,6 +29,11 @@ _MAX_DIGITS = 30
 
 _N = TypeVar("_N", int, float)
 
+#: The most rsyncs one run starts at once (``parallel``, ``sync --parallel``, ``slurm
+#: script --parallel``) and the most parts a target splits into (``split``): one limit,
+#: so a library call, the command line and a batch script accept the same runs.
+MAX_PARALLEL = 100
+
 
 def _in_range(value: float, text: str, low: float | None, high: float | None) -> None:
     # ``text`` matched the pattern (ASCII digits): safe to show unquoted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import re
 import threading
@@ -223,3 +225,187 @@ def test_the_config_is_parsed_once_per_call(config_here, monkeypatch, call):
     monkeypatch.setattr(tomllib, "loads", counting_loads)
     getattr(pdbsync, call)(str(config_here), ["sifts"])
     assert len(parsed) == 1
+
+
+# -- the session object: Mirror, RunOptions, the result's status, ok, raise_for_failures --
+
+
+@pytest.fixture
+def good_and_broken(mirror, tmp_path, monkeypatch) -> Path:
+    """``good`` syncs from the test daemon; ``broken`` names a module it does not have,
+    so its rsync really fails (exit 5)."""
+    monkeypatch.chdir(tmp_path)
+    return write_config(
+        tmp_path / "config.toml",
+        tmp_path / "pdb",
+        {
+            "good": {"url": mirror.url("ftp_data", "sifts/"), "dest": "good"},
+            "broken": {"url": mirror.url("no_such_module", "x/"), "dest": "broken"},
+        },
+    )
+
+
+def test_a_mirror_syncs_against_the_daemon_and_its_result_reads_by_name(config_here, tmp_path):
+    events: list[dict] = []
+    mirror = pdbsync.Mirror(config_here)
+    assert mirror.targets == ["mmcif", "sifts"]
+    result = mirror.sync(["sifts"], parallel=2, on_event=events.append)
+    assert result["sifts"].status is pdbsync.Status.SUCCESS
+    assert result["sifts"].status == "success"  # old comparisons keep working
+    assert result["sifts"].files_transferred > 0
+    assert (tmp_path / "pdb" / "sifts").is_dir()
+    assert result.ok and result.raise_for_failures() is result
+    assert "sifts" in result and "mmcif" not in result
+    with pytest.raises(KeyError, match="mmcif"):
+        result["mmcif"]
+    assert result.parallel == 2
+    assert [e["type"] for e in (events[0], events[-1])] == ["run_started", "run_finished"]
+    # JSON carries the value, as before: the run_finished event and to_dict() agree
+    assert events[-1]["summary"]["results"][0]["status"] == "success"
+    assert json.loads(json.dumps(result.to_dict()))["results"][0]["status"] == "success"
+
+
+def test_a_real_failed_target_is_not_ok_and_raise_for_failures_names_it(good_and_broken):
+    for result in (
+        pdbsync.Mirror(good_and_broken).sync(),
+        pdbsync.sync(good_and_broken),  # the old function returns the same result type
+    ):
+        assert result["good"].status is pdbsync.Status.SUCCESS
+        assert result["broken"].status is pdbsync.Status.FAILED
+        assert not result.ok and result.exit_code == 1
+        with pytest.raises(pdbsync.TargetsFailed) as raised:
+            result.raise_for_failures()
+        assert isinstance(raised.value, pdbsync.PdbSyncError)
+        assert raised.value.targets == ["broken"]
+        assert raised.value.exit_code == 1
+        assert raised.value.message.startswith("1 target did not succeed: broken (failed: ")
+        assert "good" not in raised.value.message
+    planned = pdbsync.Mirror(good_and_broken).plan(["good", "broken"])
+    assert planned["broken"].status is pdbsync.Status.FAILED and not planned.ok
+    with pytest.raises(pdbsync.TargetsFailed, match="broken"):
+        planned.raise_for_failures()
+
+
+def test_a_cancelled_run_is_not_ok(config_here):
+    stop = threading.Event()
+    stop.set()
+    result = pdbsync.Mirror(config_here).sync(["sifts"], cancel=stop)
+    assert result["sifts"].status is pdbsync.Status.CANCELLED and not result.ok
+    with pytest.raises(pdbsync.TargetsFailed) as raised:
+        result.raise_for_failures()
+    assert raised.value.exit_code == 130 and raised.value.targets == ["sifts"]
+
+
+def test_run_options_are_one_frozen_checked_value(config_here, tmp_path):
+    options = pdbsync.RunOptions(parallel=2, overrides={"delete": True})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.parallel = 3  # type: ignore[misc]
+    mirror = pdbsync.Mirror(config_here, options)
+    assert mirror.options_with(parallel=4) == dataclasses.replace(options, parallel=4)
+    assert mirror.options == options  # a run's changes never change the mirror's
+    with pytest.raises(pdbsync.UsageError, match="fail_fast must be"):
+        pdbsync.RunOptions(fail_fast="soon")
+    with pytest.raises(pdbsync.UsageError, match="unknown run option 'paralel'"):
+        mirror.sync(["sifts"], paralel=2)
+    jobs = mirror.prepare(["sifts"])
+    assert [job.name for job in jobs] == ["sifts"] and "--delete" in jobs[0].argv
+    assert not (tmp_path / "pdb").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("parallel", [101, 10**6])
+def test_the_parallel_cap_is_one_limit_for_the_library_and_the_cli(config_here, tmp_path, parallel):
+    """The library took any parallel (a million workers); now the CLI's limit applies."""
+    for run in (
+        lambda: pdbsync.sync(config_here, ["sifts"], parallel=parallel),
+        lambda: pdbsync.plan(config_here, ["sifts"], parallel=parallel),
+        lambda: pdbsync.Mirror(config_here).sync(["sifts"], parallel=parallel),
+        lambda: pdbsync.RunOptions(parallel=parallel),
+    ):
+        with pytest.raises(pdbsync.UsageError) as refused:
+            run()
+        assert refused.value.message == (
+            f"parallel must be a whole number from 1 to {pdbsync.MAX_PARALLEL}, got {parallel}"
+        )
+        assert refused.value.exit_code == 2
+    cli = run_cli("--config", str(config_here), "sync", "sifts", "--parallel", str(parallel))
+    assert cli.code == 2 and "--parallel" in cli.stderr
+    assert f"between 1 and {pdbsync.MAX_PARALLEL}" in cli.stderr
+    assert not (tmp_path / "pdb").exists()  # nothing ran
+    at_cap = pdbsync.sync(config_here, ["sifts"], parallel=pdbsync.MAX_PARALLEL)
+    assert at_cap.ok and at_cap.parallel == pdbsync.MAX_PARALLEL
+
+
+def test_the_command_line_refuses_a_bad_summary_path_through_the_library(config_here, tmp_path):
+    """``--summary DIR`` is refused by the library's check (exit 2, one line), the same
+    check a Python caller's ``summary=DIR`` meets, before anything runs."""
+    cli = run_cli("--config", str(config_here), "sync", "sifts", "--summary", str(tmp_path))
+    assert cli.code == 2
+    (line,) = cli.stderr.strip().splitlines()
+    with pytest.raises(pdbsync.UsageError) as refused:
+        pdbsync.sync(config_here, ["sifts"], summary=tmp_path)
+    assert line == f"pdb-sync: error: {refused.value.message}".replace("summary", "--summary", 1)
+    assert not (tmp_path / "pdb").exists()
+
+
+# -- docs/api.md documents the public API, and only what exists ---------------------------
+
+#: Classes whose members docs/api.md lists as ``Class.member``.
+DOCUMENTED_CLASSES = (
+    "Mirror",
+    "RunOptions",
+    "Status",
+    "Summary",
+    "PlanSummary",
+    "SyncResult",
+    "TargetsFailed",
+    "EventSink",
+    "CancelFlag",
+)
+
+
+def _members(cls: type) -> set[str]:
+    """The public members a user can reach: attributes, methods, properties, dataclass
+    fields, annotated instance attributes, enum members (not what Exception or str
+    bring along)."""
+    if issubclass(cls, enum.Enum):
+        return set(cls.__members__)
+    inherited = set(dir(Exception)) if issubclass(cls, Exception) else set()
+    names = {name for name in dir(cls) if name not in inherited}
+    for klass in cls.__mro__:
+        names |= set(getattr(klass, "__annotations__", {}))
+    if dataclasses.is_dataclass(cls):
+        names |= {field.name for field in dataclasses.fields(cls)}
+    return {name for name in names if not name.startswith("_")}
+
+
+def _docs_text() -> str:
+    return DOCS.read_text()
+
+
+def test_every_public_name_and_member_is_documented():
+    text = _docs_text()
+    missing = [f"pdbsync.{name}" for name in pdbsync.__all__ if f"`pdbsync.{name}" not in text]
+    for class_name in DOCUMENTED_CLASSES:
+        cls = getattr(pdbsync, class_name)
+        missing += [
+            f"{class_name}.{member}"
+            for member in sorted(_members(cls))
+            if not re.search(rf"`{class_name}\.{member}[`(]", text)
+        ]
+    assert not missing, f"docs/api.md does not document: {', '.join(missing)}"
+
+
+def test_every_documented_name_exists():
+    text = _docs_text()
+    unknown = []
+    for name, member in re.findall(r"`pdbsync\.(\w+)(?:\.(\w+))?", text):
+        if name not in (*pdbsync.__all__, "__all__"):
+            unknown.append(f"pdbsync.{name}")
+        elif member and member not in _members(getattr(pdbsync, name)):
+            unknown.append(f"pdbsync.{name}.{member}")
+    for class_name, member in re.findall(r"`(\w+)\.(\w+)[`(]", text):
+        if class_name in DOCUMENTED_CLASSES and member not in _members(
+            getattr(pdbsync, class_name)
+        ):
+            unknown.append(f"{class_name}.{member}")
+    assert not unknown, f"docs/api.md documents what does not exist: {', '.join(unknown)}"

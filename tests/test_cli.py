@@ -141,7 +141,7 @@ def test_an_unexpected_exception_is_exit_70_and_one_line(monkeypatch, four_targe
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pdbsync.api, "sync", broken)
+    monkeypatch.setattr(pdbsync.api, "sync_targets", broken)
     result = run_cli("--config", str(four_targets), "sync", "--all")
     assert result.code == 70
     assert result.stderr.splitlines() == [

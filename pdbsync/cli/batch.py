@@ -15,7 +15,7 @@ from typing import Any
 
 from pdbsync.cli.context import Environment
 from pdbsync.errors import ExitCode, UsageError
-from pdbsync.numbers import flag_decimal, flag_whole
+from pdbsync.numbers import MAX_PARALLEL, flag_decimal, flag_whole
 
 
 def _seconds(text: str) -> float:
@@ -182,8 +182,6 @@ def _shard_count(text: str) -> int:
 def _script_parallel(text: str) -> int:
     """``slurm script --parallel``: what ``sync --parallel`` takes, so the job does not
     queue only to be refused."""
-    from pdbsync.cli.main import MAX_PARALLEL
-
     return flag_whole(1, MAX_PARALLEL)(text)
 
 

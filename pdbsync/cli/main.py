@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pdbsync import __version__
 from pdbsync.cli.batch import add_batch_flags, add_slurm
@@ -30,9 +30,11 @@ from pdbsync.cli.status import (
     add_sync_artifacts,
 )
 from pdbsync.errors import ExitCode, PdbSyncError, UsageError
-from pdbsync.numbers import flag_decimal, flag_whole, whole
+from pdbsync.numbers import MAX_PARALLEL, flag_decimal, flag_whole, whole
 
-MAX_PARALLEL = 100
+if TYPE_CHECKING:
+    from pdbsync.api import RunOptions
+
 #: Short spellings of rsync option flags, as the Rust pdb-sync (and rsync) have them.
 _SHORT_FLAGS = {"dry_run": ("-n",), "compress": ("-z",), "checksum": ("-c",)}
 
@@ -275,15 +277,11 @@ def _add_option_flags(sync: argparse.ArgumentParser) -> None:
             )
 
 
-def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:  # noqa: C901
-    """Parse, call :mod:`pdbsync.api`, render, and turn the summary into the exit code."""
-    from pdbsync import api
+def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
+    """Turn the flags into one :mod:`pdbsync.api` call and its summary into the exit
+    code; the run's checks (output paths, targets, rsync, locks) are the library's."""
     from pdbsync.cli.batch import batch_run, expand_output_paths
-    from pdbsync.cli.interrupts import Interrupts, catching_signals
-    from pdbsync.cli.status import after_run, check_artifact_paths
     from pdbsync.config import load as config_module
-    from pdbsync.config.options import SPECS
-    from pdbsync.report.event_log import EventLog
 
     if args.profile_list:
         return list_profiles(args.format, env)
@@ -292,47 +290,66 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:  # noqa: C901
         return add_profile_target(
             config_path, args.profile_add, args.profile_dry_run, args.format, env
         )
-    previewing = bool(args.opt_dry_run) and not args.plan
     expand_output_paths(args, env)  # %j %A %a %h in --summary and --events
-    from pdbsync.outputs import check_output_path
-
-    if args.summary is not None and not (args.list or previewing):
-        check_output_path(args.summary, "--summary")  # before a run that could take hours
-    if args.events is not None and not (args.list or previewing):
-        check_output_path(Path(args.events), "--events")  # a directory: said as such
-    if args.log_file and not args.list:
-        check_output_path(Path(args.log_file), "--log-file")
-    if not (args.list or previewing):
-        check_artifact_paths(args)  # --junit, --metrics: likewise
     config = config_module.load_config(config_path, mirror=args.mirror)
     if args.list:
         return _list_targets(config, args.format, env)
+    _check_sync_flags(args)
+    batch = batch_run(args, env)  # --rerun-failed, --shard, --deadline, --lock-timeout
+    return _run_sync(args, env, config, _names(args, batch.targets), batch.api)
+
+
+def _check_sync_flags(args: argparse.Namespace) -> None:
+    """The flag combinations ``sync`` refuses (one line, exit 2)."""
     if args.fail_fast not in (None, "wait", "kill"):
         # `sync --fail-fast mmcif`: the optional value swallowed a target name.
         args.names.append(args.fail_fast)
         args.fail_fast = "wait"
     if args.all and args.names:
         raise UsageError("sync: give target names or --all, not both")
-    batch = batch_run(args, env)  # --rerun-failed, --shard, --deadline, --lock-timeout
+    if args.metrics is not None and args.plan:
+        raise UsageError("sync: --metrics describes a sync; a --plan changes nothing to measure")
+
+
+def _previewing(args: argparse.Namespace) -> bool:
+    """``sync --dry-run`` (not ``--plan``): print the commands, run and write nothing."""
+    return bool(args.opt_dry_run) and not args.plan
+
+
+def _run_options(args: argparse.Namespace, batch: dict[str, object]) -> RunOptions:
+    """The run's :class:`~pdbsync.api.RunOptions` from the flags (None: not given)."""
+    from pdbsync.api import RunOptions
+    from pdbsync.config.options import SPECS
+
     overrides = {key: getattr(args, f"opt_{key}", None) for key in SPECS}
     overrides["retry"], overrides["retry_delay"] = args.retry, args.retry_delay
-    renderer = _renderer(
-        args.format, env, show_stats=args.rsync_stats or args.verbose + args.sync_verbose > 0
+    return RunOptions(
+        parallel=args.parallel,
+        overrides={key: value for key, value in overrides.items() if value is not None},
+        summary=None if _previewing(args) else args.summary,
+        fail_fast=args.fail_fast,
+        pdb_dir=args.dest or args.pdb_dir,
+        split=args.split,
+        max_per_host=args.max_per_host,
+        allow_vulnerable_rsync=args.allow_vulnerable_rsync,
+        **batch,
     )
-    if args.junit is not None:
-        from pdbsync.report.artifacts import StderrTail
 
-        renderer = StderrTail(renderer)  # JUnit failures carry rsync's last stderr lines
-    show_options = args.format == "text" and args.verbose + args.sync_verbose > 0
-    overrides = {key: value for key, value in overrides.items() if value is not None}
-    names = _names(args, batch.targets)
-    run = api.plan if args.plan else api.sync
-    # only a dry run has options to show: a sync's lines keep the renderer's bulk path
-    on_event = _DryRunOptions(renderer) if show_options and previewing else renderer
-    on_event = PreflightLines(on_event, args.format == "json", env)  # rsync's CVE floor, auto
-    events = None
-    if args.events is not None and not previewing:  # every event, warnings included
-        on_event = events = EventLog.deferred(on_event, args.events)
+
+def _run_sync(
+    args: argparse.Namespace,
+    env: Environment,
+    config: object,
+    names: list[str] | None,
+    batch: dict[str, object],
+) -> int:
+    """Run (or plan) with the renderer and ``--events`` as the event sink, under the
+    signal handlers, and turn the result into the exit code."""
+    from pdbsync import api
+    from pdbsync.cli.interrupts import Interrupts, catching_signals
+
+    options = _run_options(args, batch)
+    renderer, on_event, events = _event_sinks(args, env)
 
     def before_run() -> None:
         """Every check has passed (pdbsync.api): open ``--log-file`` and ``--events``,
@@ -342,49 +359,74 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:  # noqa: C901
         if events is not None:
             events.start()
 
+    hooks = api.RunHooks(outputs=_output_files(args, _previewing(args)), before_run=before_run)
+    run = api.plan_targets if args.plan else api.sync_targets
     interrupts = Interrupts()
     with catching_signals(interrupts):
         summary = run(
             config,
             names,
-            parallel=args.parallel,
-            overrides=overrides,
+            options,
             on_event=on_event,
             cancel=interrupts,
-            summary=None if previewing else args.summary,
-            fail_fast=args.fail_fast,
-            pdb_dir=args.dest or args.pdb_dir,
             environ=env.environ,
-            split=args.split,
-            max_per_host=args.max_per_host,
-            allow_vulnerable_rsync=args.allow_vulnerable_rsync,
-            outputs=_output_files(args, previewing),
-            before_run=before_run,
-            **batch.api,
+            hooks=hooks,
         )
     events_error = events.close() if events is not None else None
+    return _report(args, env, summary, renderer, events_error)
+
+
+def _event_sinks(args: argparse.Namespace, env: Environment):
+    """The renderer, the sink the run sends its events to (the renderer, with the
+    options of each ``--dry-run`` command under ``-v``, preflight lines and the
+    ``--events`` log) and that log (None without ``--events``)."""
+    from pdbsync.report.event_log import EventLog
+
+    verbose = args.verbose + args.sync_verbose > 0
+    renderer = _renderer(args.format, env, show_stats=args.rsync_stats or verbose)
+    if args.junit is not None:
+        from pdbsync.report.artifacts import StderrTail
+
+        renderer = StderrTail(renderer)  # JUnit failures carry rsync's last stderr lines
+    previewing = _previewing(args)
+    # only a dry run has options to show: a sync's lines keep the renderer's bulk path
+    show_options = args.format == "text" and verbose and previewing
+    on_event = _DryRunOptions(renderer) if show_options else renderer
+    on_event = PreflightLines(on_event, args.format == "json", env)  # rsync's CVE floor, auto
+    events = None
+    if args.events is not None and not previewing:  # every event, warnings included
+        on_event = events = EventLog.deferred(on_event, args.events)
+    return renderer, on_event, events
+
+
+def _report(
+    args: argparse.Namespace, env: Environment, summary, renderer, events_error: str | None
+) -> int:
+    """Render the summary, write the artifacts, say what could not be written; the exit
+    code is the summary's, or 1 when the ``--events`` file asked for is incomplete."""
+    from pdbsync.cli.status import after_run
+
     if getattr(summary, "dry_run", False):  # a dry run: the commands were printed, nothing ran
         if args.summary is not None:
-            env.stderr.write(
-                f"pdb-sync: note: --dry-run writes no summary; {args.summary} was not written\n"
-            )
-            env.stderr.flush()
+            _error_line(env, f"note: --dry-run writes no summary; {args.summary} was not written")
         return ExitCode.OK
     data = summary.to_dict()
     (renderer.plan_summary if args.plan else renderer.summary)(data)
     renderer.flush()
-    if summary.write_error is not None:
-        env.stderr.write(f"pdb-sync: error: {summary.write_error}\n")
-        env.stderr.flush()
-    if events_error is not None:
-        env.stderr.write(f"pdb-sync: error: {events_error}\n")
-        env.stderr.flush()
+    for problem in (summary.write_error, events_error):
+        if problem is not None:
+            _error_line(env, f"error: {problem}")
     tails = renderer.tails() if args.junit is not None else {}
     kind = "plan" if args.plan else "sync"
     after_run(data, kind, args, env, tails, summary.history_error)  # artifacts
     if events_error is not None and summary.exit_code == ExitCode.OK:
         return ExitCode.SYNC_FAILED  # the events file asked for is incomplete
     return int(summary.exit_code)
+
+
+def _error_line(env: Environment, text: str) -> None:
+    env.stderr.write(f"pdb-sync: {text}\n")
+    env.stderr.flush()
 
 
 def _output_files(args: argparse.Namespace, previewing: bool) -> dict[str, object]:

@@ -225,17 +225,6 @@ def add_sync_artifacts(sync: argparse.ArgumentParser) -> None:
     )
 
 
-def check_artifact_paths(args: argparse.Namespace) -> None:
-    """Before a run that could take hours: refuse paths that could never be written."""
-    from pdbsync.outputs import check_output_path
-
-    if args.metrics is not None and args.plan:
-        raise UsageError("sync: --metrics describes a sync; a --plan changes nothing to measure")
-    for flag, path in (("--junit", args.junit), ("--metrics", args.metrics)):
-        if path is not None:
-            check_output_path(path, flag)
-
-
 def _artifacts() -> ModuleType:
     """pdbsync.report.artifacts, imported only by a run that writes one (XML and all)."""
     from pdbsync.report import artifacts

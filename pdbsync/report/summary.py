@@ -9,21 +9,34 @@ a reader never sees half a file.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
 from pdbsync import __version__, contracts, outputs
 from pdbsync.batch.origin import place_fields
-from pdbsync.errors import ExitCode
+from pdbsync.errors import ExitCode, TargetsFailed
 from pdbsync.events import utc_now
 
-#: Target statuses. ``skipped``: never started because of --fail-fast;
-#: ``cancelled``: stopped or never started because the run was interrupted.
-STATUSES = ("success", "failed", "cancelled", "skipped")
+
+class Status(StrEnum):
+    """A target's outcome. A str enum, so it is its value in JSON (``"success"``) and
+    compares equal to it (``result.status == "success"`` keeps working)."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    #: stopped, or never started, because the run was interrupted or cancelled
+    CANCELLED = "cancelled"
+    #: never started: ``fail_fast`` after a failure, a lock held too long, a deadline
+    SKIPPED = "skipped"
+
+
+#: Target statuses, in the order of the summary's counts.
+STATUSES = tuple(status.value for status in Status)
 
 
 @dataclass
@@ -54,6 +67,9 @@ class SyncResult:
     #: why it ran without its dest lock (the file system cannot lock there, or no lock
     #: file can be created: pdbsync.run.locks.preflight), so a monitor sees it; None: locked
     unlocked: str | None = None
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # a worker's or a file's str: the enum
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,8 +126,65 @@ def run_exit_code(
     return ExitCode.SYNC_FAILED
 
 
+class RunOutcome:
+    """What a sync's and a plan's result share for a caller: a target's result by name,
+    ``ok`` and ``raise_for_failures()``, so a pipeline step reads as
+    ``pdbsync.Mirror(path).sync(["mmcif"]).raise_for_failures()``."""
+
+    results: Sequence[SyncResult]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        raise NotImplementedError
+
+    def __getitem__(self, name: str) -> SyncResult:
+        """The result of target ``name``; KeyError (naming it) if it is not in the run."""
+        for result in self.results:
+            if result.name == name:
+                return result
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(result.name == name for result in self.results)
+
+    @property
+    def ok(self) -> bool:
+        """True when ``pdb-sync`` would exit 0 for this run: every target succeeded (a
+        plan: was planned), nothing interrupted it, its summary file was written."""
+        return self.exit_code == ExitCode.OK
+
+    def failed_targets(self) -> list[str]:
+        """The names of the targets that did not succeed, in run order."""
+        return [result.name for result in self.results if result.status != Status.SUCCESS]
+
+    def raise_for_failures(self) -> Self:
+        """This result if :attr:`ok`, else :class:`~pdbsync.errors.TargetsFailed` naming
+        the targets that did not succeed (with their status and error) or what else
+        failed the run."""
+        if self.ok:
+            return self
+        names = self.failed_targets()
+        reasons = []
+        for name in names:
+            result = self[name]
+            why = f": {result.error}" if result.error else ""
+            reasons.append(f"{name} ({result.status}{why})")
+        interrupted = getattr(self, "interrupted", None)
+        write_error = getattr(self, "write_error", None)
+        if reasons:
+            message = f"{len(names)} target{'s' if len(names) != 1 else ''} did not "
+            message += f"succeed: {'; '.join(reasons)}"
+        elif interrupted is not None:
+            message = f"the run was interrupted ({interrupted})"
+        elif write_error is not None:
+            message = f"the summary was not written: {write_error}"
+        else:
+            message = "the run did not succeed"
+        raise TargetsFailed(message, names, self.exit_code)
+
+
 @dataclass
-class Summary:
+class Summary(RunOutcome):
     """The whole run: totals, timings and every target's result, in selection order."""
 
     results: list[SyncResult]

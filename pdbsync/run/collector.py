@@ -59,7 +59,17 @@ CANCEL_GRACE_SECONDS = 3.0
 #: What a cancel without a name of its own is called in the summary (``interrupted``).
 CANCEL = "cancel"
 
-EventSink = Callable[[dict[str, Any]], None]
+
+class EventSink(Protocol):
+    """Where a run's events go: called once per event, a dict shaped as
+    schemas/event.schema.json (docs/events.md), in the order they happen.
+
+    Two methods are optional and looked up by name, so a plain function or
+    ``list.append`` is a sink: ``flush()``, called after each burst of events (a file or
+    a screen writes them out), and ``note(text)``, which gets the lines for people that
+    are not events (which mirror ``mirror = "auto"`` chose, and why)."""
+
+    def __call__(self, event: dict[str, Any], /) -> None: ...
 
 
 class CancelFlag(Protocol):

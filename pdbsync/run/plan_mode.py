@@ -20,7 +20,7 @@ from pdbsync import __version__, contracts
 from pdbsync.batch.origin import RunPlace
 from pdbsync.errors import ExitCode
 from pdbsync.events import make_event
-from pdbsync.report.summary import SyncResult, run_exit_code, status_counts
+from pdbsync.report.summary import RunOutcome, SyncResult, run_exit_code, status_counts
 from pdbsync.rsync.argv import deletes
 from pdbsync.rsync.output import ItemizedCounts
 from pdbsync.run.jobs import Job
@@ -84,7 +84,7 @@ _EMPTY_PLAN = {
 
 
 @dataclass
-class PlanSummary:
+class PlanSummary(RunOutcome):
     """Every target's plan (or why there is none) and the totals over all of them."""
 
     results: Sequence[SyncResult]
