@@ -564,7 +564,8 @@ def entry() -> NoReturn:
     Why: by the time main returns, every file pdb-sync writes is written and closed,
     the pool's workers are joined and every rsync reaped; what is left is freeing the
     objects of every module a run imported, a cost no one waits for (docs/benchmarks.md).
-    Streams and the log file are flushed first. A ``SystemExit`` (``--help``, argparse errors) exits normally.
+    Streams and the log file are flushed first. A ``SystemExit`` (``--help``, argparse
+    errors) exits normally.
     """
     env = Environment.from_process()
     code = main(env=env)

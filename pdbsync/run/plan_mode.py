@@ -7,7 +7,7 @@ are what the real run will do, as long as the source does not change in between.
 
 This module is the plan's data: the per-target ``plan`` event built in the worker,
 and the plan summary built in the parent (``schemas/plan.schema.json``). It imports
-nothing of the runner, so the worker can use it.
+nothing of the collector, so the worker can use it.
 """
 
 from __future__ import annotations
