@@ -514,14 +514,15 @@ def validate_rows(exe: str, work: Path) -> None:
         print(f"  {count:>6,} targets  {statistics.median(times):7.2f} s  (median of 3)")
 
 
-def checkout_runner(tree: Path, work: Path, label: str) -> Callable[[list[str]], None]:
+def checkout_runner(tree: Path, work: Path, label: str) -> Callable[..., bytes]:
     """``pdb-sync ARGS`` from the checkout ``tree``: the interpreter this script runs on,
     ``PYTHONPATH=tree`` (ahead of any installed copy), and a launcher written like the
     console script with that tree's entry point (``pdbsync.cli.main`` since the package
     layout of issue 22, ``pdbsync.cli`` before it). Bytecode goes to one cache under
     ``work`` for every tree (``PYTHONPYCACHEPREFIX``), so a read-only checkout runs
     compiled like an installed one and no tree gets ``__pycache__`` written into it.
-    Each checkout has its own state directory."""
+    Each checkout has its own state directory. ``python_flags`` go to the interpreter
+    (``-X importtime``); the run's stderr is returned."""
     tree = tree.resolve()
     if not (tree / "pdbsync" / "__init__.py").is_file():
         sys.exit(f"bench: --baseline {tree}: no pdbsync package there")
@@ -538,13 +539,24 @@ def checkout_runner(tree: Path, work: Path, label: str) -> Callable[[list[str]],
     )
     env.pop("PYTHONDONTWRITEBYTECODE", None)
 
-    def go(args: list[str]) -> None:
-        argv = [sys.executable, str(launcher), *args]
+    def go(args: list[str], python_flags: Sequence[str] = ()) -> bytes:
+        argv = [sys.executable, *python_flags, str(launcher), *args]
         done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if done.returncode != 0:
             sys.exit(f"bench: {argv} ({tree}) failed ({done.returncode}): {done.stderr[-2000:]!r}")
+        return done.stderr
 
     return go
+
+
+def own_import_time(side: Callable[..., bytes], argv: list[str]) -> tuple[float, int]:
+    """Seconds of ``-X importtime`` self time of pdbsync's own modules in one run of
+    ``argv``, and how many there were: the part of a run a package layout can change,
+    measured without the transfer's noise around it."""
+    err = side(argv, python_flags=("-X", "importtime")).decode()
+    rows = [line.split("|") for line in err.splitlines() if line.startswith("import time:")]
+    ours = [int(row[0].split(":")[1]) for row in rows[1:] if row[2].strip().startswith("pdbsync")]
+    return sum(ours) / 1e6, len(ours)
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -619,6 +631,17 @@ def baseline_rows(args: argparse.Namespace, work: Path, out: Path) -> None:
             runs,
             "before",
         )
+        print("\nThe same re-sync: self time of importing pdbsync's own modules (-X importtime)")
+        imports: dict[str, list[tuple[float, int]]] = {label: [] for label in sides}
+        for _ in range(args.repeat):  # interleaved, as every row
+            for label, side in sides.items():
+                imports[label].append(own_import_time(side, argv))
+        for label, times in imports.items():
+            low, middle, high = (seconds * 1000 for seconds in quartiles([t for t, _ in times]))
+            print(
+                f"  {label:<26} {middle:8.1f} ms  (quartiles {low:.1f}-{high:.1f})  "
+                f"{times[0][1]} modules"
+            )
     shutil.rmtree(copy, ignore_errors=True)
 
     if args.pdb_entries:
