@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # jsonschema costs ~100 ms to import: pool workers never need it
+if TYPE_CHECKING:  # jsonschema is slow to import: pool workers never need it
     from jsonschema import Draft202012Validator
     from referencing import Registry
 
@@ -24,7 +24,7 @@ SCHEMA_VERSION = 1
 def _schema_text(name: str) -> str:
     # A source checkout's schemas/ wins (it is what the code beside it was written for);
     # an installed wheel carries them as the package data of pdbsync.schemas, read as a
-    # plain file when it is one (importing importlib.resources costs a run 1-6 ms).
+    # plain file when it is one (importing importlib.resources would add to every start).
     here = Path(__file__).resolve().parent
     for candidate in (here.parent / "schemas" / name, here / "schemas" / name):
         if candidate.is_file():
@@ -65,7 +65,7 @@ def validator(name: str) -> Draft202012Validator:
 def warm_in_background(name: str) -> None:
     """Import jsonschema and build ``name``'s validator in a daemon thread.
 
-    A run validates its summary at the end; the ~100 ms import then overlaps with the
+    A run validates its summary at the end; the slow import then overlaps with the
     transfers instead of following them. Call it only once the worker pool has forked:
     a fork while another thread imports could leave a child holding an import lock.
     """
@@ -101,7 +101,7 @@ def _remembered_path() -> Path:
 
 def known_valid(name: str, instance: Any) -> bool:
     """Whether this very instance (same content, same schema, same pdb-sync) was found
-    valid before: then a config need not import jsonschema (~100 ms) on every run."""
+    valid before: then a run of an unchanged config need not import jsonschema."""
     from pdbsync.store.history import read_cache
 
     fingerprint = _fingerprint(name, instance)

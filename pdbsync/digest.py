@@ -1,6 +1,6 @@
 """blake2b, without importing :mod:`hashlib` on every run.
 
-``import hashlib`` loads OpenSSL's bindings (~3 ms of each run's start, measured), yet
+``import hashlib`` loads OpenSSL's bindings (a cost every run's start would pay), yet
 hashlib's own ``blake2b`` never comes from OpenSSL: it is CPython's built-in
 ``_blake2``. The config cache and shard assignment take it from there directly.
 """

@@ -1,8 +1,8 @@
 """pdb-sync's own diagnostics, through loguru, which is imported only when needed.
 
 A plain run (no ``-v``, no ``--log-file``) shows warnings only, and almost never has
-one; importing loguru costs about 70 ms (it pulls in asyncio), a noticeable share of a
-short run. So the level is kept here and loguru is loaded and given its sinks on the
+one; importing loguru pulls in asyncio, a noticeable share of a short run
+(docs/benchmarks.md). So the level is kept here and loguru is loaded and given its sinks on the
 first message that will actually be written.
 
 The ``--log-file`` is opened by :func:`pdbsync.outputs.open_for_append` (a symlink is

@@ -2,6 +2,7 @@
 
     python scripts/bench.py [--entries 13000] [--parallel 2] [--repeat 3] [--workdir bench-run]
     python scripts/bench.py --pdb-scale-only --repeat 5     # issue 25's rows only
+    python scripts/bench.py --baseline ../before --repeat 9  # this tree against another
 
 Everything talks to local rsync daemons on 127.0.0.1 (scripts/local_mirror.py) serving
 a generated mini-PDB (scripts/mini_pdb.py): for the parallel comparison one that limits
@@ -37,6 +38,11 @@ Printed ratios, with the targets they are held to:
 - ``config validate`` of 1,000 to 20,000 targets (the dest overlap check);
 - SIGTERM to exit, summary written, with four transfers under way (well under Slurm's
   KillWait; the bound tests/test_lifecycle.py no longer asserts).
+- ``--baseline DIR``: this checkout against another one (say, main before a refactor),
+  each run with ``PYTHONPATH`` set to its tree and interleaved run by run:
+  ``pdb-sync --version``, the re-sync of 4 small targets already up to date and, with
+  ``--pdb-entries``, the PDB-scale re-sync; medians, spread and the load average
+  (target: no slower beyond the noise).
 """
 
 from __future__ import annotations
@@ -153,7 +159,10 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(variants: dict[str, Callable[[], object]], repeat: int) -> dict[str, Timing]:
+def samples(
+    variants: dict[str, Callable[[], object]], repeat: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Every variant ``repeat`` times, interleaved: its wall and CPU seconds, run by run."""
     walls: dict[str, list[float]] = {name: [] for name in variants}
     cpus: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeat):
@@ -161,9 +170,13 @@ def measure(variants: dict[str, Callable[[], object]], repeat: int) -> dict[str,
             before = children_cpu()
             walls[name].append(timed(variant))
             cpus[name].append(children_cpu() - before)
+    return {name: (walls[name], cpus[name]) for name in variants}
+
+
+def measure(variants: dict[str, Callable[[], object]], repeat: int) -> dict[str, Timing]:
     return {
-        name: Timing(statistics.median(walls[name]), statistics.median(cpus[name]))
-        for name in variants
+        name: Timing(statistics.median(walls), statistics.median(cpus))
+        for name, (walls, cpus) in samples(variants, repeat).items()
     }
 
 
@@ -551,6 +564,167 @@ def stop_rows(exe: str, work: Path, archive: Path, out: Path, repeat: int) -> No
     )
 
 
+def checkout_runner(tree: Path, work: Path, label: str) -> Callable[..., bytes]:
+    """``pdb-sync ARGS`` from the checkout ``tree``: the interpreter this script runs on,
+    ``PYTHONPATH=tree`` (ahead of any installed copy), and a launcher written like the
+    console script with that tree's entry point (``pdbsync.cli.main`` since the package
+    layout of issue 22, ``pdbsync.cli`` before it). Bytecode goes to one cache under
+    ``work`` for every tree (``PYTHONPYCACHEPREFIX``), so a read-only checkout runs
+    compiled like an installed one and no tree gets ``__pycache__`` written into it.
+    Each checkout has its own state directory. ``python_flags`` go to the interpreter
+    (``-X importtime``); the run's stderr is returned."""
+    tree = tree.resolve()
+    if not (tree / "pdbsync" / "__init__.py").is_file():
+        sys.exit(f"bench: --baseline {tree}: no pdbsync package there")
+    module = (
+        "pdbsync.cli.main" if (tree / "pdbsync" / "cli" / "main.py").is_file() else "pdbsync.cli"
+    )
+    launcher = work / f"launch-{label}.py"
+    launcher.write_text(f"import sys\nfrom {module} import entry\nsys.exit(entry())\n")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(tree),
+        PYTHONPYCACHEPREFIX=str(work / "pycache"),
+        PDB_SYNC_STATE_DIR=str(work / f"state-{label}"),
+    )
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+
+    def go(args: list[str], python_flags: Sequence[str] = ()) -> bytes:
+        argv = [sys.executable, *python_flags, str(launcher), *args]
+        done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode != 0:
+            sys.exit(f"bench: {argv} ({tree}) failed ({done.returncode}): {done.stderr[-2000:]!r}")
+        return done.stderr
+
+    return go
+
+
+def own_import_time(side: Callable[..., bytes], argv: list[str]) -> tuple[float, int]:
+    """Seconds of ``-X importtime`` self time of pdbsync's own modules in one run of
+    ``argv``, and how many there were: the part of a run a package layout can change,
+    measured without the transfer's noise around it."""
+    err = side(argv, python_flags=("-X", "importtime")).decode()
+    rows = [line.split("|") for line in err.splitlines() if line.startswith("import time:")]
+    ours = [int(row[0].split(":")[1]) for row in rows[1:] if row[2].strip().startswith("pdbsync")]
+    return sum(ours) / 1e6, len(ours)
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """The first quartile, median and third quartile of ``values``."""
+    low, middle, high = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+    return low, middle, high
+
+
+def report_spread(
+    title: str, runs: dict[str, tuple[list[float], list[float]]], baseline: str
+) -> None:
+    """Median, spread (quartiles and minimum: on a shared machine one slow run says
+    little) and the ratio of medians to ``baseline``, wall and CPU."""
+    print(f"\n{title}")
+    base_wall, base_cpu = (statistics.median(values) for values in runs[baseline])
+    for name, (walls, cpus) in runs.items():
+        low, wall, high = (value * 1000 for value in quartiles(walls))
+        cpu = statistics.median(cpus)
+        print(
+            f"  {name:<26} {wall:8.1f} ms  (quartiles {low:.1f}-{high:.1f}, min "
+            f"{min(walls) * 1000:.1f})  x{wall / 1000 / base_wall:5.3f}"
+            f"   cpu {cpu * 1000:6.1f} ms  x{cpu / base_cpu:5.3f}"
+        )
+    print(f"  {len(runs[baseline][0])} interleaved runs each; ratios of medians to {baseline}")
+
+
+def baseline_rows(args: argparse.Namespace, work: Path, out: Path) -> None:
+    """Issue 22's rows: this checkout against ``--baseline`` (main before the change),
+    run by run, for what a refactor could slow: start-up (``--version``) and the fixed
+    cost of an up-to-date re-sync, small (4 targets) and, with ``--pdb-entries``, at PDB
+    scale. Copies land in /dev/shm; ``rsync`` with the same flags runs beside the re-syncs
+    as a yardstick for the machine's drift."""
+    here = Path(__file__).resolve().parent.parent
+    sides = {
+        "before": checkout_runner(args.baseline, work, "before"),
+        "after": checkout_runner(here, work, "after"),
+    }
+    print(f"bench: before = {args.baseline.resolve()}, after = {here}")
+    print(f"bench: load average at start {os.getloadavg()}")
+    for side in sides.values():
+        side(["--version"])  # compile both trees' bytecode before anything is timed
+    # a tenth of a second a run, against noise of the same size: five times the runs
+    runs = samples(
+        {label: partial(side, ["--version"]) for label, side in sides.items()}, 5 * args.repeat
+    )
+    report_spread("pdb-sync --version", runs, "before")
+
+    archive = work / "archive-startup"
+    marker = archive / f".entries-{args.startup_entries}"
+    if not marker.exists():
+        shutil.rmtree(archive, ignore_errors=True)
+        files = generate(archive, entries=args.startup_entries, atoms=args.atoms)
+        marker.touch()
+        print(f"bench: generated {len(files):,} files for the small re-sync")
+    copy = out / "baseline-small"
+    with LocalMirror(archive, work / "mirror-baseline") as mirror:
+        config = write_config(work / "baseline-small.toml", mirror, copy)
+        argv = ["--config", str(config), "sync", "--all", "--parallel", "4"]
+        for side in sides.values():
+            side(argv)  # the copy up to date, and a warm state directory on each side
+        rsyncs = [
+            ["rsync", *RSYNC_FLAGS, mirror.url("ftp_data", path), f"{copy / name}/"]
+            for name, path in TARGETS.items()
+        ]
+        variants: dict[str, Callable[[], object]] = {
+            label: partial(side, argv) for label, side in sides.items()
+        }
+        variants["rsync x4, one at a time"] = lambda: [run(command) for command in rsyncs]
+        runs = samples(variants, args.repeat)
+        report_spread(
+            f"Re-sync of 4 targets up to date ({4 * args.startup_entries:,} files), --parallel 4",
+            runs,
+            "before",
+        )
+        print("\nThe same re-sync: self time of importing pdbsync's own modules (-X importtime)")
+        imports: dict[str, list[tuple[float, int]]] = {label: [] for label in sides}
+        for _ in range(args.repeat):  # interleaved, as every row
+            for label, side in sides.items():
+                imports[label].append(own_import_time(side, argv))
+        for label, times in imports.items():
+            low, middle, high = (seconds * 1000 for seconds in quartiles([t for t, _ in times]))
+            print(
+                f"  {label:<26} {middle:8.1f} ms  (quartiles {low:.1f}-{high:.1f})  "
+                f"{times[0][1]} modules"
+            )
+    shutil.rmtree(copy, ignore_errors=True)
+
+    if args.pdb_entries:
+        shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else work
+        archive = shm / f"pdb-sync-bench-pdb-{args.pdb_entries}"
+        if not (archive / ".complete").exists():
+            shutil.rmtree(archive, ignore_errors=True)
+            count = generate_divided(archive, args.pdb_entries, atoms=args.atoms)
+            (archive / ".complete").touch()
+            print(f"bench: generated {count:,} files in {archive} (kept for the next run)")
+        pdb_dir = out / "baseline-pdb"
+        with LocalMirror(archive, work / "mirror-baseline-pdb") as mirror:
+            url = mirror.url("ftp_data", "structures/divided/mmCIF/")
+            config = work / "baseline-pdb.toml"
+            config.write_text(
+                f'[paths]\npdb_dir = "{pdb_dir}"\n'
+                f'[sync.custom.mmcif]\nurl = "{url}"\ndest = "mmcif"\n'
+            )
+            argv = ["--config", str(config), "sync", "mmcif"]
+            for side in sides.values():
+                side(argv)
+            plain = ["rsync", *RSYNC_FLAGS, url, f"{pdb_dir / 'mmcif'}/"]
+            variants = {label: partial(side, argv) for label, side in sides.items()}
+            variants["rsync, pdb-sync's flags"] = lambda: run(plain)
+            runs = samples(variants, args.repeat)
+            report_spread(
+                f"PDB scale: re-sync, up to date, {args.pdb_entries:,} files", runs, "before"
+            )
+        shutil.rmtree(pdb_dir, ignore_errors=True)
+        print(f"bench: {archive} stays for the next run; remove it when done")
+    print(f"bench: load average at end {os.getloadavg()}")
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=13000)
@@ -568,7 +742,9 @@ def parse_args() -> argparse.Namespace:
         default=5500,
         help="entries per target for the fixed-cost and fresh-copy rows (5,500: 22,000 files)",
     )
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="runs of each variant (5; 9 with --baseline)"
+    )
     parser.add_argument("--workdir", type=Path, default=Path("bench-run"))
     parser.add_argument(
         "--bwlimit",
@@ -606,7 +782,19 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="only the PDB-scale rows (fresh copy, re-sync, verbose json, peak RSS)",
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="compare this checkout with the one in DIR (PYTHONPATH=DIR), interleaved: "
+        "--version and up-to-date re-syncs (small; PDB scale unless --pdb-entries 0); "
+        "use --repeat 9 or more",
+    )
+    args = parser.parse_args()
+    if args.repeat is None:
+        args.repeat = 9 if args.baseline is not None else 5
+    return args
 
 
 def mini_pdb_archive(args: argparse.Namespace, work: Path) -> Path:
@@ -763,6 +951,12 @@ def version_row(exe: str) -> None:
 
 def main() -> int:
     args = parse_args()
+    if args.baseline is not None:
+        work = args.workdir.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        shm = Path("/dev/shm")
+        baseline_rows(args, work, args.out or (shm / "pdb-sync-bench" if shm.is_dir() else work))
+        return 0
     if shutil.which("parallel") is None and not args.pdb_scale_only:
         sys.exit("bench: GNU parallel is missing; PDB_SYNC_BENCH=1 bash scripts/bootstrap.sh")
     exe = pdb_sync_exe()

@@ -56,3 +56,34 @@ def test_importing_the_package_loads_no_feature_module():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['pdbsync']"
+
+
+def _contract_layers() -> list[str]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = config["contracts"]
+    return [" | ".join(name.strip() for name in layer.split("|")) for layer in contract["layers"]]
+
+
+def test_the_architecture_doc_shows_the_contract_s_layers():
+    """docs/architecture.md copies the layer order in its first ```text block: a change
+    to the contract that the map does not follow fails here."""
+    import re
+
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    block = re.search(r"^```text\n(.*?)^```", doc, re.M | re.S)
+    assert block is not None, "docs/architecture.md has no ```text block of the layers"
+    shown = [" | ".join(part.strip() for part in line.split("|")) for line in block[1].splitlines()]
+    assert shown == _contract_layers()
+
+
+def test_the_architecture_doc_has_a_section_for_every_package():
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    packages = sorted(
+        path.name
+        for path in PACKAGE.iterdir()
+        if path.is_dir() and (path / "__init__.py").exists() and path.name != "schemas"
+    )
+    missing = [name for name in packages if f"### `{name}/`" not in doc]
+    assert missing == [], "docs/architecture.md: add a section for each package"

@@ -2,8 +2,9 @@
 ``--deadline``, ``--shard``, ``--events``, ``--rerun-failed``, the ``%j %A %a %h``
 patterns of ``--summary``/``--events``, ``summary merge`` and ``slurm script``.
 
-The work happens in pdbsync.run.locks, deadline, shards, slurm, event_log, merge and
-slurm_script; this module turns arguments into their plain values.
+The work happens in pdbsync.run.locks and pdbsync.run.deadline, pdbsync.batch (shards,
+slurm, sbatch) and pdbsync.report (event_log, merge); this module turns arguments into
+their plain values.
 """
 
 from __future__ import annotations

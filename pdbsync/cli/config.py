@@ -1,7 +1,7 @@
 """The ``config`` subcommand and the ``sync --profile-*`` actions: argparse side only.
 
-Split from cli.py so that module stays the parser, the sync command and the error
-boundary; the work itself happens in pdbsync.config.edit, pdbsync.config.profiles and
+Apart from pdbsync.cli.main so that module stays the parser, the sync command and the
+error boundary; the work itself happens in pdbsync.config.edit, pdbsync.config.profiles and
 pdbsync.config.options.
 """
 

@@ -60,8 +60,8 @@ def _version_text(path: str, identity: str) -> str:
     """``rsync --version`` of the binary ``path`` is, as ``identity`` (see
     :func:`_identity`) tells it apart: asked once per process (a run checks rsync's age
     and again its security floor), and remembered in the state directory between runs,
-    since asking costs every run ~5 ms before its first transfer (a fork of pdb-sync,
-    rsync's start). Replacing or upgrading rsync changes its identity: it is asked again.
+    since asking costs every run a fork of pdb-sync and rsync's start before its first
+    transfer. Replacing or upgrading rsync changes its identity: it is asked again.
     """
     from pdbsync.store.history import read_cache, write_cache
 

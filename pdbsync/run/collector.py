@@ -178,11 +178,11 @@ class Collector:
     def _start_side_work(self) -> None:
         """Call ``on_transfers_started`` once the running jobs' rsyncs have all started.
 
-        Why wait: the side work (importing jsonschema, ~70 ms of CPU) runs in a thread of
+        Why wait: the side work (importing jsonschema, a slow import) runs in a thread of
         this process, and until the last job is handed over the pool's task thread needs
         the GIL to send it. Started right after the fork, it delayed the fourth rsync of
-        a 4-target run by ~10 ms (traced). A job that never gets to its rsync (a retry's
-        wait, a stuck worker) holds it back at most TRANSFERS_START_SECONDS.
+        a 4-target run (traced; docs/benchmarks.md). A job that never gets to its rsync
+        (a retry's wait, a stuck worker) holds it back at most TRANSFERS_START_SECONDS.
         """
         if self.on_transfers_started is None:
             return

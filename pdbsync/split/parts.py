@@ -28,8 +28,8 @@ targets run at once, at most ``max_per_host`` per host). Its per-directory byte 
 are kept in ``listings.json`` in the state directory (pdbsync.store.history) and reused for
 :data:`LISTING_MAX_AGE_S` while what they depend on is the same (:func:`listing_key`:
 the url, the filter flags and their pattern files' contents, the size bounds), so the
-listing (a full file-list pass of the source: seconds for 100k files on a near
-mirror) is paid once a week, not every run. Sizes only balance the parts; a stale
+listing (a full file-list pass of the source; its cost: docs/configuration.md) is paid
+once a week, not every run. Sizes only balance the parts; a stale
 listing never changes what is copied.
 """
 
@@ -341,14 +341,11 @@ def auto_loads(
     the run's jobs together.
 
     Each of ``streams`` rsync slots should carry ``total / streams`` bytes, in as few
-    rsyncs as can be: every connection costs ~0.1 s even on loopback (measured: parts
-    of a quarter of a slot's share, 23 rsyncs for five targets, ended 1.22x of ideal;
-    cut only where a slot needs it, 7 rsyncs, 1.09x). Three ways to cut are tried, and
-    each is scored by what the scheduler will do with its jobs (longest first, each to
-    the slot free first, :func:`dispatched_end`): the fewest jobs among those that end
-    within 1 % of the best wins. Over 2,000 random runs of 1-9 targets on 2-8 slots,
-    half of them with targets that cannot be split, the choice ends at most 1.15x (99 %
-    within 1.08x) of the lower bound, with 2.9 more rsyncs than targets on average.
+    rsyncs as can be: every connection has a fixed cost, even on loopback, so many small
+    parts end later than a few (docs/benchmarks.md, "Split transfers"). Three ways to cut
+    are tried, and each is scored by what the scheduler will do with its jobs (longest
+    first, each to the slot free first, :func:`dispatched_end`): the fewest jobs among
+    those that end within 1 % of the best wins.
 
     ``weights``: every job of the run (bytes); ``splittable``: the ``"auto"`` targets
     -> their top-level directory count, the most parts each can have. With one stream
