@@ -3,8 +3,9 @@
 Only the :mod:`pdbsync.cli` package knows argparse: this module builds the parser and
 the sibling modules add their command groups (``batch``, ``config``, ``env``,
 ``mirrors``, ``status``). Each subcommand is a pair ``_add_<cmd>`` / ``_cmd_<cmd>``;
-``_cmd_sync`` turns flags into one :func:`pdbsync.api.sync` or :func:`pdbsync.api.plan`
-call, where the run's policy lives for every caller, and its summary into an exit status.
+``_cmd_sync`` turns flags into one :func:`pdbsync.api.sync_targets` or
+:func:`pdbsync.api.plan_targets` call, where the run's policy lives for every caller, and
+its summary into an exit status.
 ``main`` is the one error boundary: a :class:`PdbSyncError` becomes one line on stderr
 and its exit code, anything else exit 70. docs/architecture.md follows one run.
 """
