@@ -249,10 +249,9 @@ def imported_by(argv: list[str]) -> list[str]:
     return sorted(ours - {"pdbsync.__main__"})
 
 
-def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> None:
-    """Issue 10's rows: the fixed cost of a run (4 targets already up to date) and a
-    fresh copy of 4 targets of small files with --parallel 4 (CPU-bound on 2 cores), each
-    against GNU parallel running the same rsyncs, on an unlimited local daemon."""
+def startup_archive(args: argparse.Namespace, work: Path) -> Path:
+    """The small-file archive of the start-up and baseline rows (4 targets of
+    ``--startup-entries`` entries), made again only when its size changed."""
     archive = work / "archive-startup"
     marker = archive / f".entries-{args.startup_entries}"
     if not marker.exists():
@@ -260,6 +259,28 @@ def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> N
         files = generate(archive, entries=args.startup_entries, atoms=args.atoms)
         marker.touch()
         print(f"bench: generated {len(files):,} files for the start-up rows")
+    return archive
+
+
+def pdb_scale_archive(args: argparse.Namespace, work: Path) -> Path:
+    """The ``--pdb-entries`` divided-mmCIF tree, on tmpfs when there is one, generated once
+    and kept for the next run (it takes long to make)."""
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else work
+    archive = shm / f"pdb-sync-bench-pdb-{args.pdb_entries}"
+    marker = archive / ".complete"
+    if not marker.exists():
+        shutil.rmtree(archive, ignore_errors=True)
+        count = generate_divided(archive, args.pdb_entries, atoms=args.atoms)
+        marker.touch()
+        print(f"bench: generated {count:,} files in {archive} (kept for the next run)")
+    return archive
+
+
+def startup_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> None:
+    """Issue 10's rows: the fixed cost of a run (4 targets already up to date) and a
+    fresh copy of 4 targets of small files with --parallel 4 (CPU-bound on 2 cores), each
+    against GNU parallel running the same rsyncs, on an unlimited local daemon."""
+    archive = startup_archive(args, work)
     copy = out / "startup"
     with LocalMirror(archive, work / "mirror-startup") as mirror:
         config = write_config(work / "startup.toml", mirror, copy)
@@ -367,14 +388,7 @@ def pdb_scale_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) ->
     also with the flags of each preset and of pdb-sync's old default. Every variant meets
     the same tmpfs state: one copy at a time (a fresh copy first removes the last one;
     the re-syncs share one up-to-date copy)."""
-    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else work
-    archive = shm / f"pdb-sync-bench-pdb-{args.pdb_entries}"
-    marker = archive / ".complete"
-    if not marker.exists():
-        shutil.rmtree(archive, ignore_errors=True)
-        count = generate_divided(archive, args.pdb_entries, atoms=args.atoms)
-        marker.touch()
-        print(f"bench: generated {count:,} files in {archive} (kept for the next run)")
+    archive = pdb_scale_archive(args, work)
     pdb_dir = out / "pdb-scale"
     copy = pdb_dir / "mmcif"
     with LocalMirror(archive, work / "mirror-pdb") as mirror:
@@ -654,13 +668,7 @@ def baseline_rows(args: argparse.Namespace, work: Path, out: Path) -> None:
     )
     report_spread("pdb-sync --version", runs, "before")
 
-    archive = work / "archive-startup"
-    marker = archive / f".entries-{args.startup_entries}"
-    if not marker.exists():
-        shutil.rmtree(archive, ignore_errors=True)
-        files = generate(archive, entries=args.startup_entries, atoms=args.atoms)
-        marker.touch()
-        print(f"bench: generated {len(files):,} files for the small re-sync")
+    archive = startup_archive(args, work)
     copy = out / "baseline-small"
     with LocalMirror(archive, work / "mirror-baseline") as mirror:
         config = write_config(work / "baseline-small.toml", mirror, copy)
@@ -695,13 +703,7 @@ def baseline_rows(args: argparse.Namespace, work: Path, out: Path) -> None:
     shutil.rmtree(copy, ignore_errors=True)
 
     if args.pdb_entries:
-        shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else work
-        archive = shm / f"pdb-sync-bench-pdb-{args.pdb_entries}"
-        if not (archive / ".complete").exists():
-            shutil.rmtree(archive, ignore_errors=True)
-            count = generate_divided(archive, args.pdb_entries, atoms=args.atoms)
-            (archive / ".complete").touch()
-            print(f"bench: generated {count:,} files in {archive} (kept for the next run)")
+        archive = pdb_scale_archive(args, work)
         pdb_dir = out / "baseline-pdb"
         with LocalMirror(archive, work / "mirror-baseline-pdb") as mirror:
             url = mirror.url("ftp_data", "structures/divided/mmCIF/")
