@@ -24,7 +24,6 @@ import errno
 import os
 import select
 import stat
-import tempfile
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -177,6 +176,8 @@ def open_for_append(path: Path, flag: str) -> BinaryIO:
 
 def _replace(target: Path, payload: bytes, like: os.stat_result | None) -> None:
     """Temp file beside ``target``, owner and mode set before it is visible, fsync, rename."""
+    import tempfile  # only here: a run imports this module before rsync starts
+
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

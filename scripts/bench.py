@@ -74,6 +74,13 @@ TARGETS = {
 #: What pdb-sync gives rsync by default, so both sides of a comparison run the same rsync.
 #: Checked against pdbsync.prepare() at start, so the two cannot drift apart.
 RSYNC_FLAGS = ["-a", "--info=progress2", "--stats"]
+#: The least a Python parent adds to an rsync: start, spawn it, read its pipe to the end.
+PIPE_READER = (
+    "import subprocess, sys\n"
+    "with subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE) as p:\n"
+    "    for _ in p.stdout: pass\n"
+    "sys.exit(p.returncode)"
+)
 #: What it gave rsync before issue 25 (partial on by default): rsync then looks for a
 #: partial file beside every file it examines.
 OLD_DEFAULT_FLAGS = ["-a", "--partial-dir=.rsync-partial", "--info=progress2", "--stats"]
@@ -121,6 +128,35 @@ def write_config(
         lines.append("")
     path.write_text("\n".join(lines))
     return path
+
+
+def compiled_like_an_install(work: Path) -> None:
+    """Every Python this benchmark starts (pdb-sync, the floors) reads its modules'
+    bytecode from one cache under ``work``, as an installed copy does (pip compiles at
+    install). With ``PYTHONDONTWRITEBYTECODE=1`` in the environment, as on some CI and
+    sandbox machines, every run compiled every module again: ~0.1 s of CPU that no user
+    pays (docs/benchmarks.md)."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+
+
+def installed_copy(work: Path) -> str | None:
+    """``pdb-sync`` as a user gets it: this checkout installed (not editable) into a fresh
+    venv under ``work``, which sees no other site-packages (so no ``.pth`` file of the
+    machine's Python runs at start-up). None, with a note, where that cannot be built."""
+    here = Path(__file__).resolve().parent.parent
+    venv = work / "venv-installed"
+    shutil.rmtree(venv, ignore_errors=True)
+    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True)
+    python = venv / "bin" / "python"
+    if made.returncode == 0:
+        made = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", str(here)], capture_output=True
+        )
+    if made.returncode != 0:
+        print(f"bench: no installed-copy row (venv or pip failed): {made.stderr[-300:]!r}")
+        return None
+    return str(venv / "bin" / "pdb-sync")
 
 
 def pdb_sync_argv(config: Path, **overrides: object) -> list[str]:
@@ -433,14 +469,28 @@ def pdb_scale_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) ->
         fresh(copy)
         run(plain)  # the up-to-date mirror every re-sync below starts from
         old_default = [*default_argv[:1], *OLD_DEFAULT_FLAGS, *default_argv[-3:]]
+        sources = {copy.name: url}
+        installed = installed_copy(work) if args.installed else None
         medians = measure(
             {
                 "rsync -a": lambda: run(plain),
                 "rsync, pdb-sync's flags": lambda: run(default_argv),
                 "rsync, the starter's flags": lambda: run(starter_argv),
+                "python reading rsync's pipe": lambda: run(
+                    [sys.executable, "-c", PIPE_READER, *default_argv]
+                ),
+                "floor: pool + queue, no pdb-sync": pool_floor_jobs(sources, pdb_dir, 1),
+                "floor + pdb-sync's imports": pool_floor_jobs(
+                    sources, pdb_dir, 1, imported_by(ours[1:])
+                ),
                 "pdb-sync sync (no options set)": lambda: run(ours),
                 "pdb-sync sync --format json": lambda: run([*ours, "--format", "json"]),
                 "pdb-sync sync (config init starter)": lambda: run(ours_starter),
+                **(
+                    {"pdb-sync sync, installed in a venv": lambda: run([installed, *ours[1:]])}
+                    if installed
+                    else {}
+                ),
                 "rsync, old default (--partial-dir)": lambda: run(old_default),
                 **{f"rsync, preset {name}": partial(run, argv) for name, argv in presets.items()},
             },
@@ -785,6 +835,12 @@ def parse_args() -> argparse.Namespace:
         help="only the PDB-scale rows (fresh copy, re-sync, verbose json, peak RSS)",
     )
     parser.add_argument(
+        "--installed",
+        action="store_true",
+        help="PDB-scale re-sync: also pdb-sync installed from this checkout into a fresh "
+        "venv (pip install, not editable), as a user runs it",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         default=None,
@@ -965,6 +1021,7 @@ def main() -> int:
     work = args.workdir.resolve()
     # pdb-sync's run history and caches go with the benchmark, not into the user's state.
     os.environ["PDB_SYNC_STATE_DIR"] = str(work / "state")
+    compiled_like_an_install(work)
     archive = mini_pdb_archive(args, work)
     shm = Path("/dev/shm")
     out = args.out or (shm / "pdb-sync-bench" if shm.is_dir() else work / "out")

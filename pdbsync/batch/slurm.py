@@ -14,8 +14,8 @@ whole number in range is a usage error naming it, never ignored, since an ignore
 
 from __future__ import annotations
 
+import os
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,7 +146,7 @@ SQUEUE_TIMEOUT_S = 5.0
 
 def host_name() -> str:
     """This machine's name as Slurm's nodes go by it (the part before the first dot)."""
-    return socket.gethostname().split(".", 1)[0] or "localhost"
+    return os.uname().nodename.split(".", 1)[0] or "localhost"
 
 
 def expand_path(text: str, flag: str, slurm: SlurmJob | None, host: str) -> str:

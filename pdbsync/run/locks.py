@@ -44,7 +44,6 @@ import errno
 import fcntl
 import json
 import os
-import socket
 import stat
 import time
 from collections.abc import Callable, Sequence
@@ -158,7 +157,7 @@ class DestLock:
         env = os.environ if environ is None else environ
         holder = {
             "pid": os.getpid(),
-            "host": socket.gethostname(),
+            "host": os.uname().nodename,
             "since": utc_now(),
             "slurm_job_id": env.get("SLURM_JOB_ID"),
         }

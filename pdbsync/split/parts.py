@@ -39,7 +39,6 @@ import math
 import os
 import re
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -179,6 +178,8 @@ def run_listings(
     process with their output in temporary files (no threads: the pool forks later).
     A set ``cancel`` stops them; those targets then have no listing.
     """
+    import tempfile  # here: every run imports this module, only a split run lists
+
     from pdbsync.run.worker import rsync_environment
 
     pending = list(jobs)
