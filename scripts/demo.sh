@@ -4,5 +4,5 @@
 # the run's HTML report lands in demo-run/report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+PDB_SYNC_BROWSER=0 bash scripts/bootstrap.sh  # the demo writes its report; no browser needed
 exec python3 scripts/demo.py "$@"

@@ -17,6 +17,7 @@ hostile stderr line shows as text: no markup, no control or bidi characters.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,7 +230,9 @@ def page(summary: Mapping[str, Any], trace: RunTrace) -> dict[str, Any]:
         "totals": summary["totals"],
         "timeline": timeline,
         "rows": [_row(result) for result in results],
-        "failures": [_failure(result, trace) for result in results if result["status"] != "success"],
+        "failures": [
+            _failure(result, trace) for result in results if result["status"] != "success"
+        ],
         "charts": _charts(summary, trace),
         "has_events": bool(trace.samples or trace.stderr),
     }
@@ -393,8 +396,11 @@ def _timeline(summary: Mapping[str, Any]) -> dict[str, Any] | None:
 def _ticks(span: float, scale: float) -> list[tuple[float, str]]:
     """About eight round time marks across the axis."""
     step = next(
-        (s for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
-         if span / s <= 8),
+        (
+            s
+            for s in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+            if span / s <= 8
+        ),
         7200,
     )
     marks, moment = [], 0.0
@@ -407,7 +413,7 @@ def _ticks(span: float, scale: float) -> list[tuple[float, str]]:
 def _clock(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:g}s"
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{rest:02d}s" if rest else f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
@@ -425,7 +431,9 @@ def _bars(
     log = job["attempt_log"]
     slot = job["slot"]
     bars = []
-    job_start = result["started_at"] if part is None and result["started_at"] else log[0]["started_at"]
+    job_start = (
+        result["started_at"] if part is None and result["started_at"] else log[0]["started_at"]
+    )
     job_end = log[-1]["finished_at"] or summary_end(result)
     bars.append(
         Bar(
@@ -506,7 +514,12 @@ def _charts(summary: Mapping[str, Any], trace: RunTrace) -> list[dict[str, Any]]
             )
             lines.append({"key": key, "points": drawn})
         charts.append(
-            {"name": name, "peak": human_bytes(peak) + "/s", "lines": lines, "samples": sum(map(len, series))}
+            {
+                "name": name,
+                "peak": human_bytes(peak) + "/s",
+                "lines": lines,
+                "samples": sum(map(len, series)),
+            }
         )
     return charts
 
@@ -514,7 +527,7 @@ def _charts(summary: Mapping[str, Any], trace: RunTrace) -> list[dict[str, Any]]
 def _rates(samples: Sequence[tuple[float, int]]) -> list[tuple[float, float]]:
     """(time, bytes/s) between successive samples; a drop in bytes is a new attempt."""
     rates = []
-    for (t0, b0), (t1, b1) in zip(samples, samples[1:], strict=False):
+    for (t0, b0), (t1, b1) in itertools.pairwise(samples):
         if t1 > t0 and b1 >= b0:
             rates.append((t1, (b1 - b0) / (t1 - t0)))
     return rates
