@@ -44,8 +44,9 @@ MAX_SAMPLES = 400
 TIMELINE_WIDTH = 1000
 LANE_HEIGHT = 22
 LABEL_WIDTH = 150
-CHART_WIDTH = 600
-CHART_HEIGHT = 60
+CHART_HEIGHT = 46
+#: Steps drawn per job in a throughput chart (a long run's samples are merged to fit).
+MAX_STEPS = 150
 
 _EXIT_WORDS = {
     ExitCode.OK: "every target succeeded",
@@ -223,6 +224,7 @@ def page(summary: Mapping[str, Any], trace: RunTrace) -> dict[str, Any]:
     """Everything the template shows, computed here so the template only lays it out."""
     results = summary["results"]
     timeline = _timeline(summary)
+    span = timeline["span_s"] if timeline else summary["timings"]["total_s"]
     return {
         "summary": summary,
         "title": _title(summary),
@@ -233,7 +235,7 @@ def page(summary: Mapping[str, Any], trace: RunTrace) -> dict[str, Any]:
         "failures": [
             _failure(result, trace) for result in results if result["status"] != "success"
         ],
-        "charts": _charts(summary, trace),
+        "charts": _charts(summary, trace, span),
         "has_events": bool(trace.samples or trace.stderr),
     }
 
@@ -487,47 +489,68 @@ def summary_end(result: Mapping[str, Any]) -> str:
 # -- throughput charts --------------------------------------------------------------------
 
 
-def _charts(summary: Mapping[str, Any], trace: RunTrace) -> list[dict[str, Any]]:
-    """One chart per target with progress samples: bytes per second between successive
-    samples of each of its jobs (a split target's parts as separate lines), on the run's
-    time axis."""
+def _charts(summary: Mapping[str, Any], trace: RunTrace, span: float) -> list[dict[str, Any]]:
+    """One chart per target with progress samples, on the timeline's time axis: bytes per
+    second between successive samples of each of its jobs (a split target's parts
+    overlaid as separate series), as steps; each attempt's start counts as 0 bytes."""
     if not trace.samples:
         return []
     start = parse_utc(summary["started_at"]).timestamp()
-    span = max(summary["timings"]["total_s"], 0.001)
+    scale = TIMELINE_WIDTH / max(span, 0.001)
     charts = []
     for result in summary["results"]:
-        name = result["name"]
-        keys = [key for key in trace.samples if key == name or key.startswith(name + " ")]
-        pairs = [(key, _rates(trace.samples[key])) for key in keys]
-        pairs = [(key, points) for key, points in pairs if len(points) >= 2]
-        if not pairs:
-            continue
-        keys, series = [key for key, _ in pairs], [points for _, points in pairs]
-        peak = max(rate for points in series for _, rate in points) or 1.0
-        lines = []
-        for key, points in zip(keys, series, strict=False):
-            drawn = " ".join(
-                f"{(moment - start) / span * CHART_WIDTH:.1f},"
-                f"{CHART_HEIGHT - rate / peak * (CHART_HEIGHT - 4):.1f}"
-                for moment, rate in points
+        series = []
+        for part, job in _jobs(result) or [(None, result)]:
+            key = (
+                result["name"]
+                if part is None
+                else f"{result['name']} {part}/{len(result['parts'])}"
             )
-            lines.append({"key": key, "points": drawn})
+            starts = [
+                parse_utc(entry["started_at"]).timestamp() for entry in job.get("attempt_log") or []
+            ]
+            steps = _steps(sorted([*trace.samples.get(key, []), *((t, 0) for t in starts)]))
+            if steps:
+                series.append((key, steps))
+        if not series:
+            continue
+        peak = max(rate for _, steps in series for _, _, rate in steps) or 1.0
+        bars = [
+            {
+                "key": key,
+                "x": round(LABEL_WIDTH + (t0 - start) * scale, 2),
+                "width": round(max((t1 - t0) * scale, 0.5), 2),
+                "height": round(rate / peak * (CHART_HEIGHT - 6), 2),
+                "title": f"{key}: {human_bytes(rate)}/s",
+            }
+            for key, steps in series
+            for t0, t1, rate in steps
+        ]
         charts.append(
             {
-                "name": name,
+                "name": result["name"],
                 "peak": human_bytes(peak) + "/s",
-                "lines": lines,
-                "samples": sum(map(len, series)),
+                "bars": bars,
+                "width": LABEL_WIDTH + TIMELINE_WIDTH + 10,
+                "height": CHART_HEIGHT,
+                "left": LABEL_WIDTH,
+                "plot_width": TIMELINE_WIDTH,
             }
         )
     return charts
 
 
-def _rates(samples: Sequence[tuple[float, int]]) -> list[tuple[float, float]]:
-    """(time, bytes/s) between successive samples; a drop in bytes is a new attempt."""
-    rates = []
+def _steps(samples: Sequence[tuple[float, int]]) -> list[tuple[float, float, float]]:
+    """(from, to, bytes/s) between successive samples, at most MAX_STEPS of them (merged
+    evenly past that); a drop in bytes is a new attempt, not a negative rate."""
+    steps = []
     for (t0, b0), (t1, b1) in itertools.pairwise(samples):
         if t1 > t0 and b1 >= b0:
-            rates.append((t1, (b1 - b0) / (t1 - t0)))
-    return rates
+            steps.append((t0, t1, b1 - b0))
+    if len(steps) > MAX_STEPS:
+        size = -(-len(steps) // MAX_STEPS)
+        steps = [
+            (group[0][0], group[-1][1], sum(moved for _, _, moved in group))
+            for group in (steps[i : i + size] for i in range(0, len(steps), size))
+        ]
+    return [(t0, t1, moved / (t1 - t0)) for t0, t1, moved in steps if t1 > t0]
