@@ -430,3 +430,14 @@ def test_the_targets_table_sorts_by_duration_bytes_and_status(reports, browser):
     statuses = [{r["name"]: r["status"] for r in results}[n] for n in order()]
     assert statuses == sorted(statuses)
     assert headless.console_errors(browser) == []
+
+
+def test_the_timeline_says_how_busy_the_pool_was(reports):
+    path, summary = reports["plain"]
+    attempts = _expected_attempts(summary)
+    span = max(summary["timings"]["total_s"], max(end for *_, end in attempts))
+    running = sum(end - start for *_, start, end in attempts)
+    share = round(running / (summary["parallel"] * span) * 100)
+    html = path.read_text()
+    shown = re.search(r'<span id="busy">rsync ran in (\d+)% of the pool.s 2 slots', html)
+    assert shown is not None and abs(int(shown[1]) - share) <= 1

@@ -384,8 +384,13 @@ def _timeline(summary: Mapping[str, Any]) -> dict[str, Any] | None:
             if bar.kind == "attempt" and bar.width >= 6.5 * len(words) + 6:
                 bar.text = words
         top += group.lanes * LANE_HEIGHT + 6
+    running = sum(
+        bar.end_s - bar.start_s for g in groups for bar in g.bars if bar.kind == "attempt"
+    )
     return {
         "groups": groups,
+        #: the share of the pool's slot-seconds in which an rsync ran (one group: one run)
+        "busy": running / (summary["parallel"] * span) if len(groups) == 1 else None,
         "width": LABEL_WIDTH + TIMELINE_WIDTH + 10,
         "height": top + 4,
         "span_s": round(span, 3),
