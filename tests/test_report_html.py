@@ -441,3 +441,38 @@ def test_the_timeline_says_how_busy_the_pool_was(reports):
     html = path.read_text()
     shown = re.search(r'<span id="busy">rsync ran in (\d+)% of the pool.s 2 slots', html)
     assert shown is not None and abs(int(shown[1]) - share) <= 1
+
+
+def test_a_report_path_that_is_a_directory_is_refused_before_the_run(four_targets, tmp_path):
+    result = run_cli("--config", str(four_targets), "sync", "sifts", "--report", str(tmp_path))
+    assert result.code == 2
+    (line,) = result.stderr.splitlines()
+    assert "--report" in line and str(tmp_path) in line
+    assert not (tmp_path / "pdb").exists()
+
+
+# -- the pure parts ------------------------------------------------------------------------
+
+
+def test_progress_samples_and_chart_steps_stay_bounded():
+    from pdbsync.report.html import MAX_SAMPLES, MAX_STEPS, RunTrace, _steps
+
+    trace = RunTrace()
+    for second in range(10 * MAX_SAMPLES):
+        stamp = f"2026-01-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+        trace.event({"type": "progress", "ts": stamp, "name": "big", "bytes": second * 1000})
+    kept = trace.samples["big"]
+    assert MAX_SAMPLES <= len(kept) <= 2 * MAX_SAMPLES
+    assert kept == sorted(kept) and kept[0] == (kept[0][0], 0)
+    steps = _steps(kept)
+    assert len(steps) <= MAX_STEPS
+    # 1000 bytes a second throughout, however the samples were thinned and merged
+    assert all(rate == pytest.approx(1000) for _, _, rate in steps)
+    assert steps[0][0] == kept[0][0] and steps[-1][1] == kept[-1][0]
+
+
+def test_a_new_attempt_starting_from_zero_bytes_is_no_negative_rate():
+    from pdbsync.report.html import _steps
+
+    samples = [(0.0, 0), (1.0, 500), (2.0, 1000), (3.0, 0), (4.0, 200)]
+    assert _steps(samples) == [(0.0, 1.0, 500.0), (1.0, 2.0, 500.0), (3.0, 4.0, 200.0)]
