@@ -476,3 +476,27 @@ def test_a_new_attempt_starting_from_zero_bytes_is_no_negative_rate():
 
     samples = [(0.0, 0), (1.0, 500), (2.0, 1000), (3.0, 0), (4.0, 200)]
     assert _steps(samples) == [(0.0, 1.0, 500.0), (1.0, 2.0, 500.0), (3.0, 4.0, 200.0)]
+
+
+def test_the_report_path_expands_slurm_patterns_like_the_summarys(four_targets, tmp_path):
+    """Each task of a job array writes its own page: ``%A_%a`` as in ``--summary``."""
+    environ = {"SLURM_JOB_ID": "101", "SLURM_ARRAY_JOB_ID": "100", "SLURM_ARRAY_TASK_ID": "2"}
+    pattern = tmp_path / "run-%A_%a.html"
+    result = run_cli(
+        "--config", str(four_targets), "sync", "sifts", "--shard", "1/1", "--report", str(pattern),
+        environ=environ,
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    page = (tmp_path / "run-100_2.html").read_text()
+    assert 'data-target="sifts"' in page and not pattern.exists()
+
+
+def test_a_plan_summary_has_no_html_report(four_targets, tmp_path):
+    plan = tmp_path / "plan.json"
+    ran = run_cli("--config", str(four_targets), "sync", "sifts", "--plan", "--summary", str(plan))
+    assert ran.code == 0, ran.stderr
+    result = run_cli("summary", "show", str(plan), "--format", "html")
+    assert result.code == 2 and result.stdout == b""
+    assert result.stderr == (
+        f"pdb-sync: error: summary show {plan}: --format html shows a sync, not a plan\n"
+    )

@@ -295,7 +295,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         return add_profile_target(
             config_path, args.profile_add, args.profile_dry_run, args.format, env
         )
-    expand_output_paths(args, env)  # %j %A %a %h in --summary and --events
+    expand_output_paths(args, env)  # %j %A %a %h in --summary, --events and --report
     config = config_module.load_config(config_path, mirror=args.mirror)
     if args.list:
         return _list_targets(config, args.format, env)
