@@ -500,3 +500,12 @@ def test_a_plan_summary_has_no_html_report(four_targets, tmp_path):
     assert result.stderr == (
         f"pdb-sync: error: summary show {plan}: --format html shows a sync, not a plan\n"
     )
+
+
+def test_only_targets_with_progress_redraws_get_a_throughput_chart(reports):
+    path, _ = reports["retries"]
+    charts = re.findall(r'<svg class="chart"[^>]*data-name="([^"]*)"', path.read_text())
+    events = [json.loads(line) for line in (path.parent / "events.jsonl").read_text().splitlines()]
+    redrawn = {e["name"] for e in events if e["type"] == "progress" and e["bytes"] > 0}
+    assert "gone" not in charts  # it never connected: no redraw, no chart
+    assert set(charts) == redrawn

@@ -514,12 +514,15 @@ def _charts(summary: Mapping[str, Any], trace: RunTrace, span: float) -> list[di
             starts = [
                 parse_utc(entry["started_at"]).timestamp() for entry in job.get("attempt_log") or []
             ]
-            steps = _steps(sorted([*trace.samples.get(key, []), *((t, 0) for t in starts)]))
+            samples = trace.samples.get(key)
+            if not samples:  # no redraw: nothing to say about its rate
+                continue
+            steps = _steps(sorted([*samples, *((t, 0) for t in starts)]))
             if steps:
                 series.append((key, steps))
-        if not series:
+        peak = max((rate for _, steps in series for _, _, rate in steps), default=0.0)
+        if peak <= 0:
             continue
-        peak = max(rate for _, steps in series for _, _, rate in steps) or 1.0
         bars = [
             {
                 "key": key,
