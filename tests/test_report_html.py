@@ -509,3 +509,25 @@ def test_only_targets_with_progress_redraws_get_a_throughput_chart(reports):
     redrawn = {e["name"] for e in events if e["type"] == "progress" and e["bytes"] > 0}
     assert "gone" not in charts  # it never connected: no redraw, no chart
     assert set(charts) == redrawn
+
+
+def test_a_stopped_target_has_a_cancelled_bar_and_a_failed_one_a_failed_bar(mirror, tmp_path):
+    """``--fail-fast=kill``: the failure (after the slow module's delay, so the stalled
+    target's rsync is under way) stops the other target's rsync."""
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {
+            "stalled": {"url": mirror.url("stall", "sifts/"), "dest": "stalled"},
+            "missing": {"url": mirror.url("slow", "no/such/dir/"), "dest": "missing"},
+        },
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = _sync(config, out, "--parallel", "2", "--fail-fast=kill")
+    statuses = {result["name"]: result["status"] for result in summary["results"]}
+    assert statuses == {"stalled": "cancelled", "missing": "failed"}
+    rects = {rect["target"]: rect for rect in _attempt_rects((out / "report.html").read_text())}
+    assert rects["stalled"]["status"] == "cancelled" and rects["missing"]["status"] == "failed"
+    html = (out / "report.html").read_text()
+    assert 'class="attempt s-cancelled"' in html and 'class="attempt s-failed"' in html
