@@ -2,7 +2,8 @@
 
     python scripts/demo.py [--workdir demo-run] [--entries 200] [-- extra sync args]
 
-Leaves the synced tree, the config and summary.json in the work directory so you can
+Leaves the synced tree, the config, summary.json and report.html (the run as an HTML
+page) in the work directory so you can
 look at them, and runs the real ``pdb-sync`` command (as a user would).
 
 The work directory is the demo's only when the demo made it: a new or empty directory
@@ -40,7 +41,7 @@ TARGETS = {
 #: Marks a work directory the demo made; only such a directory is ever cleaned.
 MARKER = ".pdb-sync-demo"
 #: What the demo puts in its work directory: all it removes before a new run.
-OWN_ENTRIES = ("archive", "mirror", "pdb", "config.toml", "summary.json")
+OWN_ENTRIES = ("archive", "mirror", "pdb", "config.toml", "summary.json", "report.html")
 #: Exit status when the work directory is not the demo's to use (as pdb-sync's usage errors).
 REFUSED = 2
 
@@ -120,11 +121,16 @@ def main() -> int:
             "3",
             "--summary",
             str(work / "summary.json"),
+            "--report",
+            str(work / "report.html"),
             *args.sync_args,
         ]
         print(f"demo: $ {shlex.join(command)}\n", flush=True)
         code = subprocess.call(command)
-    print(f"\ndemo: exit code {code}; mirror in {work / 'pdb'}, summary in {work / 'summary.json'}")
+    print(
+        f"\ndemo: exit code {code}; mirror in {work / 'pdb'}, summary in "
+        f"{work / 'summary.json'}, report in {work / 'report.html'}"
+    )
     return code
 
 

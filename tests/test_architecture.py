@@ -87,3 +87,23 @@ def test_the_architecture_doc_has_a_section_for_every_package():
     )
     missing = [name for name in packages if f"### `{name}/`" not in doc]
     assert missing == [], "docs/architecture.md: add a section for each package"
+
+
+def test_only_the_html_report_imports_the_template_engine():
+    """Jinja2 is the report's (pdbsync.report.html), imported inside the function that
+    renders a page: every other run and command stays without it."""
+    importers = sorted(
+        str(path.relative_to(ROOT))
+        for path in PACKAGE.rglob("*.py")
+        if "jinja2" in path.read_text()
+    )
+    assert importers == ["pdbsync/report/html.py"]
+    code = (
+        "import sys; from pdbsync.cli import main; from pdbsync.report import html; "
+        "print('jinja2' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -67,9 +67,11 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     assert wheel.name.startswith(f"pdb_sync-{__version__}-")  # the version's one source
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    assert {"pdbsync/schemas/config.schema.json", "pdbsync/schemas/summary.schema.json"} <= set(
-        names
-    )
+    assert {
+        "pdbsync/schemas/config.schema.json",
+        "pdbsync/schemas/summary.schema.json",
+        "pdbsync/report/templates/report.html.j2",
+    } <= set(names)
     venv = work / "venv"
     made = _run(sys.executable, "-m", "venv", venv, cwd=work)
     assert made.returncode == 0, made.stderr
@@ -152,3 +154,21 @@ def test_completion_and_summary_show_work_from_the_wheel(installed, tmp_path):
     not_summary.write_text('{"v": 1}')
     shown = _run(venv / "bin/pdb-sync", "summary", "show", not_summary, cwd=elsewhere, env=env)
     assert shown.returncode == 2 and "schemas/summary.schema.json" in shown.stderr
+
+
+def test_summary_show_html_renders_with_the_packaged_template(installed, tmp_path):
+    """The report's Jinja2 template is package data: a wheel without it could not render."""
+    from pdbsync.report.summary import Summary, SyncResult
+
+    venv, elsewhere = installed
+    result = SyncResult("mmcif", "rsync://127.0.0.1:1/x/", "/data/x", "success", exit_code=0)
+    stamp = "2026-01-01T00:00:00.000Z"
+    summary = Summary([result], 1, stamp, stamp, 0.0).to_dict()
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    shown = _run(
+        venv / "bin/pdb-sync", "summary", "show", path, "--format", "html",
+        cwd=elsewhere, env=_clean_env(venv),
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("<!DOCTYPE html>") and 'data-name="mmcif"' in shown.stdout

@@ -76,16 +76,17 @@ class BatchRun:
 
 
 def expand_output_paths(args: argparse.Namespace, env: Environment) -> None:
-    """Replace ``%j %A %a %h`` in ``--summary`` and ``--events`` (pdbsync.batch.slurm)."""
+    """Replace ``%j %A %a %h`` in ``--summary``, ``--events`` and ``--report``
+    (pdbsync.batch.slurm): each task of an array writes its own."""
     from pdbsync.batch.slurm import SlurmJob, expand_path, host_name
 
-    if args.summary is None and args.events is None:
+    flags = [("--summary", "summary"), ("--events", "events"), ("--report", "report")]
+    given = [(flag, name) for flag, name in flags if getattr(args, name, None) is not None]
+    if not given:
         return
     slurm, host = SlurmJob.from_environ(env.environ), host_name()
-    if args.summary is not None:
-        args.summary = Path(expand_path(str(args.summary), "--summary", slurm, host))
-    if args.events is not None:
-        args.events = Path(expand_path(str(args.events), "--events", slurm, host))
+    for flag, name in given:
+        setattr(args, name, Path(expand_path(str(getattr(args, name)), flag, slurm, host)))
 
 
 def batch_run(args: argparse.Namespace, env: Environment) -> BatchRun:

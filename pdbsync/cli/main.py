@@ -295,7 +295,7 @@ def _cmd_sync(args: argparse.Namespace, env: Environment) -> int:
         return add_profile_target(
             config_path, args.profile_add, args.profile_dry_run, args.format, env
         )
-    expand_output_paths(args, env)  # %j %A %a %h in --summary and --events
+    expand_output_paths(args, env)  # %j %A %a %h in --summary, --events and --report
     config = config_module.load_config(config_path, mirror=args.mirror)
     if args.list:
         return _list_targets(config, args.format, env)
@@ -314,6 +314,8 @@ def _check_sync_flags(args: argparse.Namespace) -> None:
         raise UsageError("sync: give target names or --all, not both")
     if args.metrics is not None and args.plan:
         raise UsageError("sync: --metrics describes a sync; a --plan changes nothing to measure")
+    if args.report is not None and args.plan:
+        raise UsageError("sync: --report draws a sync's transfers; a --plan transfers nothing")
 
 
 def _previewing(args: argparse.Namespace) -> bool:
@@ -393,6 +395,10 @@ def _event_sinks(args: argparse.Namespace, env: Environment):
         from pdbsync.report.artifacts import StderrTail
 
         renderer = StderrTail(renderer)  # JUnit failures carry rsync's last stderr lines
+    if args.report is not None:
+        from pdbsync.report.html import TraceRecorder
+
+        renderer = TraceRecorder(renderer)  # the report's throughput charts and stderr lines
     previewing = _previewing(args)
     # only a dry run has options to show: a sync's lines keep the renderer's bulk path
     show_options = args.format == "text" and verbose and previewing
@@ -423,7 +429,8 @@ def _report(
             _error_line(env, f"error: {problem}")
     tails = renderer.tails() if args.junit is not None else {}
     kind = "plan" if args.plan else "sync"
-    after_run(data, kind, args, env, tails, summary.history_error)  # artifacts
+    trace = renderer.trace if args.report is not None else None
+    after_run(data, kind, args, env, tails, summary.history_error, trace)  # artifacts
     if events_error is not None and summary.exit_code == ExitCode.OK:
         return ExitCode.SYNC_FAILED  # the events file asked for is incomplete
     return int(summary.exit_code)
@@ -447,6 +454,7 @@ def _output_files(args: argparse.Namespace, previewing: bool) -> dict[str, objec
                 "--events": args.events,
                 "--junit": args.junit,
                 "--metrics": args.metrics,
+                "--report": args.report,
             }
         )
     return files

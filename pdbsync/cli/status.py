@@ -144,13 +144,14 @@ def _cmd_history(args: argparse.Namespace, env: Environment) -> int:
 
 
 #: The formats of ``summary show`` (pdbsync.report.artifacts.FORMATS; a test keeps them equal).
-SUMMARY_FORMATS = ("text", "json", "markdown", "junit", "prometheus")
+SUMMARY_FORMATS = ("text", "json", "markdown", "junit", "prometheus", "html")
 
 
 def add_summary(commands: argparse._SubParsersAction, parser_class: type) -> None:
     summary = commands.add_parser(
         "summary",
-        help="show a --summary file as text, JSON, Markdown, JUnit XML or Prometheus metrics",
+        help="show a --summary file as text, JSON, Markdown, JUnit XML, Prometheus metrics "
+        "or an HTML report",
         description="Turn a summary file (sync or plan) into the format a CI system or "
         "monitor reads.",
     )
@@ -160,6 +161,13 @@ def add_summary(commands: argparse._SubParsersAction, parser_class: type) -> Non
     show = actions.add_parser("show", help="print FILE in --format")
     show.add_argument("file", metavar="FILE", help="a summary written by --summary ('-': stdin)")
     show.add_argument("--format", choices=SUMMARY_FORMATS, default="text")
+    show.add_argument(
+        "--events",
+        metavar="EVENTS.jsonl",
+        type=Path,
+        action="append",
+        help="html: the run's --events file(s), for throughput charts and stderr lines",
+    )
     show.set_defaults(handler=_cmd_summary_show)
     from pdbsync.cli.batch import add_summary_merge
 
@@ -177,6 +185,16 @@ def _cmd_summary_show(args: argparse.Namespace, env: Environment) -> int:
 
     path = Path("/dev/stdin" if args.file == "-" else args.file)
     data = artifacts.load_summary(path, f"summary show {args.file}")
+    if args.events and args.format != "html":
+        raise UsageError("summary show: --events is read by --format html only")
+    if args.format == "html":
+        from pdbsync.report import html
+
+        if artifacts.is_plan(data):
+            raise UsageError(f"summary show {args.file}: --format html shows a sync, not a plan")
+        trace = html.read_event_logs(args.events, data) if args.events else None
+        _write(env, html.report_html(data, trace).encode())
+        return ExitCode.OK
     _write(env, artifacts.render(data, args.format))
     return ExitCode.OK
 
@@ -208,7 +226,7 @@ def _cmd_completion(args: argparse.Namespace, env: Environment) -> int:
 
 
 def add_sync_artifacts(sync: argparse.ArgumentParser) -> None:
-    """``sync --junit``, ``--metrics`` and ``--rsync-stats``."""
+    """``sync --junit``, ``--metrics``, ``--report`` and ``--rsync-stats``."""
     sync.add_argument(
         "--junit", metavar="PATH", type=Path, help="write the run as JUnit XML (one testcase each)"
     )
@@ -217,6 +235,12 @@ def add_sync_artifacts(sync: argparse.ArgumentParser) -> None:
         metavar="PATH",
         type=Path,
         help="write Prometheus metrics for node_exporter's textfile collector",
+    )
+    sync.add_argument(
+        "--report",
+        metavar="PATH",
+        type=Path,
+        help="write the run as one self-contained HTML page: timeline, targets, failures",
     )
     sync.add_argument(
         "--rsync-stats",
@@ -230,6 +254,13 @@ def _artifacts() -> ModuleType:
     from pdbsync.report import artifacts
 
     return artifacts
+
+
+def _html_report(data: dict[str, Any], trace: Any) -> bytes:
+    """The ``--report`` page (pdbsync.report.html, imported only by a run that writes one)."""
+    from pdbsync.report import html
+
+    return html.report_html(data, trace).encode()
 
 
 def _states(env: Environment) -> dict[str, Any] | None:
@@ -250,10 +281,12 @@ def after_run(
     env: Environment,
     stderr_tails: dict[str, list[str]] | None = None,
     history_error: str | None = None,
+    trace: Any = None,
 ) -> None:
     """Say why the run is not in the history (the library records it, for every caller:
     ``history_error`` is ``Summary.history_error``), then write ``--junit``,
-    ``--metrics`` and ``$GITHUB_STEP_SUMMARY``.
+    ``--metrics``, ``--report`` (with ``trace``, the run's pdbsync.report.html.RunTrace)
+    and ``$GITHUB_STEP_SUMMARY``.
 
     The state and the step summary are conveniences nobody asked for by flag: failing
     them is one warning line, never a failed run. A ``--junit``/``--metrics`` file the
@@ -272,6 +305,7 @@ def after_run(
     for flag, path, render in (
         ("--junit", args.junit, lambda: _artifacts().junit_xml(data, stderr_tails)),
         ("--metrics", args.metrics, lambda: _artifacts().prometheus_text(data, states())),
+        ("--report", getattr(args, "report", None), lambda: _html_report(data, trace)),
     ):
         if path is None:
             continue

@@ -32,7 +32,7 @@ JUNIT_CLASSNAME = "pdb-sync"
 STDERR_LINES = 20
 #: What ``summary show --format`` offers (kept in pdbsync.cli.status, which must not
 #: import this module just to build its parser).
-FORMATS = ("text", "json", "markdown", "junit", "prometheus")
+FORMATS = ("text", "json", "markdown", "junit", "prometheus", "html")
 
 
 def is_plan(data: Mapping[str, Any]) -> bool:
@@ -430,4 +430,8 @@ def render(
         return markdown(data).encode()
     if output_format == "prometheus":
         return prometheus_text(data, states)
+    if output_format == "html":
+        from pdbsync.report.html import report_html
+
+        return report_html(data).encode()
     return text(data).lstrip("\n").encode()

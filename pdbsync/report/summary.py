@@ -67,6 +67,14 @@ class SyncResult:
     #: why it ran without its dest lock (the file system cannot lock there, or no lock
     #: file can be created: pdbsync.run.locks.preflight), so a monitor sees it; None: locked
     unlocked: str | None = None
+    #: the pool slot the job ran in (1..parallel: the lowest free one when it started),
+    #: the report's timeline lane; None: it never started, or a split target (its parts
+    #: carry theirs)
+    slot: int | None = None
+    #: each attempt (its number, started_at, finished_at, exit_code, bytes_transferred),
+    #: the report's timeline bars; None: no attempt started, a split target (see its
+    #: parts), or a summary written before these fields existed
+    attempt_log: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)  # a worker's or a file's str: the enum

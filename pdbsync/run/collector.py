@@ -95,6 +95,7 @@ class _Running:
     rsync_seen: bool = False  # an rsync of this job has started (for on_transfers_started)
     started_at: str | None = None  # when a worker took it (UTC, for the summary)
     started: float | None = None  # the same, monotonic
+    slot: int | None = None  # the pool slot (1..parallel) it runs in: the report's lane
 
 
 @dataclass
@@ -153,7 +154,9 @@ class Collector:
                 if self.scheduler.tick(time.time()):  # the deadline's margin is reached
                     self._stop_running()
                 for job in self.scheduler.to_start():
-                    self.running[job.key] = _Running(job, submitted=time.monotonic())
+                    self.running[job.key] = _Running(
+                        job, submitted=time.monotonic(), slot=self._free_slot()
+                    )
                     log.info("{}: starting: {}", job.key, shlex.join(job.argv))
                     self.supervisor.submit(job)
                 for gone in self.scheduler.not_started():
@@ -174,6 +177,13 @@ class Collector:
                 self.supervisor.doom(state.rsync_pid)
             self.supervisor.close()
         return [self.results[name] for name in dict.fromkeys(job.name for job in self.jobs)]
+
+    def _free_slot(self) -> int:
+        """The lowest pool slot (1..parallel) no running job holds: the lane a job's bars
+        take in the report's timeline, so a reader sees which ran side by side and where
+        the pool sat idle. The scheduler never runs more jobs than slots."""
+        taken = {state.slot for state in self.running.values()}
+        return next(slot for slot in range(1, len(taken) + 2) if slot not in taken)
 
     def _start_side_work(self) -> None:
         """Call ``on_transfers_started`` once the running jobs' rsyncs have all started.
@@ -296,6 +306,16 @@ class Collector:
         result.started_at = state.started_at
         if state.started is not None:
             result.duration_s = round(time.monotonic() - state.started, 3)
+        if state.started_at is not None:  # the attempt the worker took with it
+            result.attempt_log = [
+                {
+                    "attempt": 1,
+                    "started_at": state.started_at,
+                    "finished_at": result.finished_at,
+                    "exit_code": None,
+                    "bytes_transferred": None,
+                }
+            ]
         self._finish(result, state.job)
 
     def _finish(self, result: SyncResult, job: Job) -> None:
@@ -307,7 +327,9 @@ class Collector:
             result.attempts,
             result.duration_s,
         )
-        self.running.pop(job.key, None)
+        state = self.running.pop(job.key, None)
+        if state is not None and result.attempts:  # it ran in a slot (not: never started)
+            result.slot = state.slot
         self.finished_keys.add(job.key)
         if job.parts:
             self._part_finished(job, result)

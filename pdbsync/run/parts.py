@@ -100,6 +100,8 @@ def merge_results(jobs: Sequence[Job], results: Sequence[Any]) -> Any:
                 "files_transferred": result.files_transferred,
                 "bytes_transferred": result.bytes_transferred,
                 "expected_bytes": None if job.expected is None else int(job.expected),
+                "slot": result.slot,
+                "attempt_log": result.attempt_log,
             }
             for job, result in pairs
         ],

@@ -25,7 +25,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from typing import Any
 
@@ -471,6 +471,7 @@ def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
         mirror=job.mirror,
         mirror_reason=job.mirror_reason,
         unlocked=job.unlocked,
+        attempt_log=tried.log,
     )
 
 
@@ -498,6 +499,8 @@ class _Tried:
     code: int | None = None
     runner: _Attempt | None = None
     error: str | None = None
+    #: one entry per attempt, for the report's timeline (SyncResult.attempt_log)
+    log: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _attempts(job: Job, send: Callable[[Message], None]) -> _Tried:
@@ -508,15 +511,19 @@ def _attempts(job: Job, send: Callable[[Message], None]) -> _Tried:
     while tried.attempts < max_attempts and _stopped_by is None:  # a stopped worker starts none
         tried.attempts += 1
         runner = tried.runner = _Attempt(tried.job, send)
+        entry = _attempt_entry(tried)
         problem = _prepare_dest(tried.job)
         if problem is not None:
             tried.code, tried.error = None, problem
+            _attempt_ended(entry, tried)
             break
         try:
             tried.code = runner.run()
         except OSError as exc:
             tried.code, tried.error = None, f"cannot start rsync: {exc}"
+            _attempt_ended(entry, tried)
             break
+        _attempt_ended(entry, tried)
         switched = tried.job.next_mirror(tried.code, runner.stderr_kept())
         if switched is not None:  # could not connect: the next best mirror, one more attempt
             tried.job, max_attempts = switched, max_attempts + 1
@@ -530,6 +537,30 @@ def _attempts(job: Job, send: Callable[[Message], None]) -> _Tried:
         send(EventBatch([_retry_event(tried, max_attempts, delay)]))
         _wait_unless_stopped(delay)
     return tried
+
+
+def _attempt_entry(tried: _Tried) -> dict[str, Any]:
+    """Start the log entry of the attempt ``tried`` is at: when it started (the report
+    draws one timeline bar per attempt, and the gaps between them are the retries' waits)."""
+    entry: dict[str, Any] = {
+        "attempt": tried.attempts,
+        "started_at": utc_now(),
+        "finished_at": None,
+        "exit_code": None,
+        "bytes_transferred": None,
+    }
+    tried.log.append(entry)
+    return entry
+
+
+def _attempt_ended(entry: dict[str, Any], tried: _Tried) -> None:
+    """Close the attempt's log entry: when it ended, rsync's exit code, what it moved."""
+    entry["finished_at"] = utc_now()
+    entry["exit_code"] = tried.code
+    runner = tried.runner
+    if runner is not None and tried.code is not None and not tried.job.plan:
+        stats = runner.stats_block.result(tried.code)
+        entry["bytes_transferred"] = _transferred(tried.job, tried.code, runner, stats)[1]
 
 
 def _prepare_dest(job: Job) -> str | None:
