@@ -575,3 +575,31 @@ def test_quiet_hides_rsync_chatter_but_keeps_the_numbers(mirror, tmp_path, archi
     assert plan.code == 0, plan.stderr
     planned = next(e for e in plan.events if e["type"] == "plan")
     assert planned["delete_enabled"] and planned["to_delete"] == 1
+
+
+def test_an_rsync_child_whose_worker_died_before_it_was_tied_to_it_exits(monkeypatch):
+    """A worker SIGKILLed between the fork of its rsync and the child's PR_SET_PDEATHSIG
+    sends the child no signal, and the parent never learns that rsync's pid: the child must
+    notice it has another parent already and exit before exec (CI saw an rsync outlive its
+    killed worker in test_killed_worker_fails_its_target_and_run_finishes)."""
+    import ctypes
+    from functools import partial
+
+    from pdbsync.run import worker
+
+    monkeypatch.setattr(worker, "_prctl", ctypes.CDLL(None, use_errno=True).prctl)
+    not_my_parent = os.getppid()  # as seen from the child: a pid that is not its parent now
+    orphan = subprocess.run(
+        ["sh", "-c", "echo ran"],
+        preexec_fn=partial(worker._die_with_parent, not_my_parent),
+        capture_output=True,
+        timeout=30,
+    )
+    assert orphan.returncode == 128 + signal.SIGTERM and orphan.stdout == b""
+    tied = subprocess.run(
+        ["sh", "-c", "echo ran"],
+        preexec_fn=partial(worker._die_with_parent, os.getpid()),
+        capture_output=True,
+        timeout=30,
+    )
+    assert tied.returncode == 0 and tied.stdout == b"ran\n"

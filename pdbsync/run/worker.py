@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.queues import Queue
 from typing import Any
 
@@ -155,10 +156,17 @@ def _on_stop_grace_over(_signum: int, _frame: object) -> None:
         kill_group(_rsync.pid, signal.SIGKILL)
 
 
-def _die_with_parent() -> None:
-    """In the rsync child, before exec: get SIGTERM when this worker dies, however it dies."""
+def _die_with_parent(worker_pid: int) -> None:
+    """In the rsync child, before exec: get SIGTERM when this worker dies, however it dies.
+
+    A worker killed between the fork and the ``prctl`` sends no signal: the child then has
+    another parent already, and exits instead of running an rsync nobody watches (the
+    parent never learns its pid, so it could not stop it either).
+    """
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != worker_pid:
+            os._exit(128 + signal.SIGTERM)
 
 
 def _wait_unless_stopped(seconds: float) -> None:
@@ -354,7 +362,7 @@ class _Attempt:
             stderr=subprocess.PIPE,
             env=rsync_environment(),
             start_new_session=True,  # Ctrl-C reaches pdb-sync, which then stops rsync
-            preexec_fn=_die_with_parent,
+            preexec_fn=partial(_die_with_parent, os.getpid()),
             pass_fds=_dest_lock_fds(),  # the dest lock lives as long as any rsync of it
         )
         _rsync = proc
