@@ -2,7 +2,7 @@
 
 Three steps, run by the worker (pdbsync.run.worker) for a weekly job:
 
-1. :func:`remote_files`: which of the entries' files the mirror has now, asked with
+1. :func:`listing_commands`: which of the entries' files the mirror has now, asked with
    ``-R`` source arguments ``URL/./ab/name`` (globs for layouts with several files per
    id, expanded by the daemon) in a ``--dry-run`` into an empty directory, batches of
    :data:`~pdbsync.weekly.fetch.MAX_SOURCES` arguments per connection.
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -55,42 +53,44 @@ def batches(items: Sequence[str], size: int = MAX_SOURCES) -> list[list[str]]:
     return [list(items[start : start + size]) for start in range(0, len(items), size)]
 
 
-def remote_files(
-    program: str, url: str, layout: Layout, entries: Sequence[str], env: dict[str, str]
-) -> tuple[set[str], int]:
-    """(the entries' files on the mirror now, as ``ab/name``; connections used).
-
-    OSError or RuntimeError (message: rsync's first stderr line) if a listing fails.
-    """
+def listing_commands(
+    program: str, url: str, layout: Layout, entries: Sequence[str], empty: str
+) -> list[list[str]]:
+    """The rsync command lines that list which of ``entries``' files the mirror has
+    (a ``--dry-run`` into the empty directory ``empty``: every file is "new" there)."""
     wanted = [layout.entry_path(entry) for entry in entries]
-    found: set[str] = set()
-    connections = 0
-    with tempfile.TemporaryDirectory(prefix="pdb-sync-weekly-") as empty:
-        for part in batches(wanted):
-            argv = [
-                program,
-                "-rR",
-                "--dry-run",
-                "--ignore-missing-args",
-                "--out-format=%n",
-                f"--timeout={IO_TIMEOUT_S}",
-                "--",
-                *source_args(url, part),
-                empty + "/",
-            ]
-            done = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False
-            )
-            connections += 1
-            if done.returncode != 0:
-                lines = done.stderr.decode("utf-8", "replace").splitlines()
-                raise RuntimeError(
-                    f"listing the changed entries failed: {lines[0] if lines else done.returncode}"
-                )
-            for line in done.stdout.decode("utf-8", "replace").splitlines():
-                if line and not line.endswith("/"):
-                    found.add(line)
-    return {path for path in found if any(layout.owns(path, e) for e in entries)}, connections
+    return [
+        [
+            program,
+            "-rR",
+            "--dry-run",
+            "--ignore-missing-args",
+            "--out-format=%n",
+            f"--timeout={IO_TIMEOUT_S}",
+            "--",
+            *source_args(url, part),
+            empty.rstrip("/") + "/",
+        ]
+        for part in batches(wanted)
+    ]
+
+
+def listed_files(stdout: str, layout: Layout, entries: Sequence[str]) -> set[str]:
+    """The entries' files (``ab/name``) in a listing's output (directories left out)."""
+    wanted = set(entries)
+    found = set()
+    for line in stdout.splitlines():
+        if not line or line.endswith("/") or "/" not in line:
+            continue
+        name = line.rsplit("/", 1)[1]
+        if any(layout.owns(line, entry) for entry in _candidates(name, wanted)):
+            found.add(line)
+    return found
+
+
+def _candidates(name: str, wanted: set[str]) -> list[str]:
+    """The ids a file name could belong to (the 4 characters after an optional prefix)."""
+    return [name[i : i + 4] for i in (0, 1, 3) if name[i : i + 4] in wanted]
 
 
 def transfer_commands(base: RsyncArgv, url: str, files: Iterable[str]) -> list[RsyncArgv]:
