@@ -145,6 +145,19 @@ def test_weekly_sequence_matches_a_full_sync_in_every_layout(world: World) -> No
     assert {entry["last_week"] for entry in state.values()} == {"20261125"}
     assert all(entry["last_full"] and entry["last_weekly"] for entry in state.values())
 
+    # status shows the last full and the last weekly update
+    shown = run_cli(
+        "--config", str(world.config), "status", "--format", "json", environ=world.environ
+    )
+    rows = {row["name"]: row for row in orjson.loads(shown.stdout)["targets"]}
+    assert rows["w-pdb"]["updates"]["last_week"] == "20261125"
+    assert rows["w-pdb"]["updates"]["last_full"] == first["w-pdb"]["started_at"]
+    assert rows["w-pdb"]["updates"]["last_weekly"] == results["w-pdb"]["started_at"]
+    assert "updates" not in rows["f-pdb"]
+    text = run_cli("--config", str(world.config), "status", environ=world.environ).text
+    assert "w-pdb: weekly updates: last full " in text
+    assert "applied through week 20261125" in text
+
 
 def test_a_missing_dated_folder_falls_back_to_a_full_sync(world: World) -> None:
     world.sync(*world.weekly_names())

@@ -181,3 +181,63 @@ def test_decide_weekly_and_list_problems() -> None:
     update = plan.decide(_inputs(state), "rsync", NOW, failing)
     assert update.mode == "full" and update.newest is None
     assert update.reason == "cannot list the status folders"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"layout": "cif"},
+            "sync.custom.mm.layout: unknown layout 'cif'; known layouts: mmcif, pdb, xml, "
+            "xml-noatom, xml-extatom, structure-factors, nmr-data, assemblies",
+        ),
+        (
+            {"url": "rsync://127.0.0.1:9/m/sifts/xml/"},
+            "sync.custom.mm: update_mode 'weekly' needs a layout, and the source does not end "
+            "in a known data-type path; set layout to one of: mmcif,",
+        ),
+        ({"full_every": "4 weeks"}, "sync.custom.mm.full_every: expected a duration"),
+        ({"update_mode": "update"}, "sync.custom.mm.update_mode: 'update' is not one of"),
+    ],
+)
+def test_weekly_config_errors_are_one_line_exit_2(tmp_path: Path, fields, expected) -> None:
+    from conftest import run_cli, write_config
+
+    target = {
+        "url": "rsync://127.0.0.1:9/m/structures/divided/mmCIF/",
+        "dest": "mm",
+        "update_mode": "weekly",
+        **fields,
+    }
+    config = write_config(tmp_path / "c.toml", tmp_path / "pdb", {"mm": target})
+    result = run_cli("--config", str(config), "sync", "--plan")
+    assert result.code == 2
+    assert expected in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_mirror_path_target_gets_its_layout_from_the_path(tmp_path: Path) -> None:
+    from conftest import write_config
+
+    from pdbsync.config.load import load_config, weekly_settings
+
+    config = write_config(
+        tmp_path / "c.toml",
+        tmp_path / "pdb",
+        {
+            "sf": {
+                "mirror": "rcsb",
+                "path": "structures/divided/structure_factors/",
+                "dest": "sf",
+                "update_mode": "weekly",
+                "full_every": "14d",
+            }
+        },
+    )
+    loaded = load_config(config)
+    settings = weekly_settings(loaded.targets["sf"])
+    assert settings is not None
+    assert settings.layout == "structure-factors"
+    assert settings.status_url == settings.data_root + "status/"
+    assert loaded.targets["sf"].url.startswith(settings.data_root)
+    assert settings.full_every_s == 14 * 86400
