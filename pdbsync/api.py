@@ -397,6 +397,7 @@ def sync(
     split: int | str | None = None,
     max_per_host: int | None = None,
     allow_vulnerable_rsync: bool = False,
+    full: bool = False,
     outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
     before_run: Callable[[], None] | None = None,
 ) -> Summary:
@@ -444,6 +445,7 @@ def sync(
         deadline_margin=deadline_margin,
         shard=shard,
         allow_vulnerable_rsync=allow_vulnerable_rsync,
+        full=full,
     )
     hooks = RunHooks(outputs=outputs, before_run=before_run, start_method=start_method)
     return sync_targets(
@@ -470,6 +472,7 @@ def plan(
     deadline_margin: float = DEFAULT_MARGIN_S,
     shard: str | None = None,
     allow_vulnerable_rsync: bool = False,
+    full: bool = False,
     outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
     before_run: Callable[[], None] | None = None,
 ) -> PlanSummary:
@@ -491,6 +494,7 @@ def plan(
         deadline_margin=deadline_margin,
         shard=shard,
         allow_vulnerable_rsync=allow_vulnerable_rsync,
+        full=full,
     )
     hooks = RunHooks(outputs=outputs, before_run=before_run, start_method=start_method)
     return plan_targets(

@@ -217,6 +217,9 @@ class _Attempt:
         self.itemized = rsync_output.ItemizedCounts() if job.plan else None
         # quiet: rsync's stdout is read for its numbers but not shown (see options.quiet)
         self.quiet = bool(getattr(job.options, "quiet", False)) and not job.plan
+        # a weekly job runs a few batches: their stats blocks are summed in its result
+        # (and its Completed line), not shown one by one
+        self.hide_stats = job.update is not None and job.update.mode == WEEKLY
 
     def emit(self, event: dict[str, Any]) -> None:
         self._close_lines()  # the lines before it go first
@@ -287,6 +290,8 @@ class _Attempt:
         feed_stats = self.stats_block.feed  # every stdout line: a motd block must be left behind
         for line in lines:
             is_stats = feed_stats(line)
+            if is_stats and self.hide_stats:
+                continue
             if self.itemized is not None and self.itemized.feed(line):
                 continue  # a plan counts itemized lines: a big tree has millions of them
             if (line[:1] == " " or line[:1].isdigit()) and rsync_output.is_progress(line):
@@ -566,21 +571,6 @@ def _execute_weekly(
         if not job.plan:
             weekly_transfer.delete_stale(stale)
             stats["files_deleted"] = len(stale)
-        if stale:
-            verb = "would delete" if job.plan else "deleted"
-            send(
-                EventBatch(
-                    [
-                        make_event(
-                            "output",
-                            job.name,
-                            f"{verb} {len(stale)} files of obsolete or changed entries",
-                            stream="stdout",
-                            line=f"{verb} {len(stale)} files",
-                        )
-                    ]
-                )
-            )
     if runs:
         tried.attempts = sum(run.attempts for run in runs)
         tried.code = runs[-1].code
