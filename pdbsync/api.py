@@ -633,7 +633,8 @@ def weekly_updates(
     """``jobs`` with each weekly target's mode for this run (pdbsync.weekly.plan): its
     state read, the mirror's status lists fetched (the same host and module, or
     ``status_url``), full or weekly decided with the reason. A weekly job is never split
-    (it is a few small rsyncs already); a full one is split as configured."""
+    (it is a few small rsyncs already) and does not move to another mirror of an
+    ``auto`` choice (its lists came from this one); a full one runs as configured."""
     from datetime import UTC, datetime
 
     from pdbsync.store import history as state
@@ -671,8 +672,10 @@ def weekly_updates(
             delete_with_backup=job.options.delete and job.options.backup,
         )
         update = weekly.decide(given, job.command.program, now)
-        split = job.split if update.mode == weekly.FULL else None
-        out.append(replace(job, update=update, split=split))
+        if update.mode == weekly.FULL:
+            out.append(replace(job, update=update))
+        else:  # a few small rsyncs, all from the mirror the lists came from
+            out.append(replace(job, update=update, split=None, fallbacks=()))
     return out
 
 

@@ -268,6 +268,46 @@ def advance_week(
     return {**lists, "week": [name]}
 
 
+def advance_divided(
+    root: Path,
+    entries: int,
+    week: str,
+    *,
+    added: int,
+    modified: int,
+    obsolete: int,
+    seed: int = 1,
+    atoms: int = 20,
+) -> dict[str, list[str]]:
+    """One weekly release of a :func:`generate_divided` tree (``entries`` of ``seed``):
+    ``added`` new entries, ``modified`` rewritten ones, ``obsolete`` removed, and
+    ``status/{week}/`` with the lists (for the PDB-scale benchmark of weekly updates)."""
+    root = Path(root)
+    base = root / "structures" / "divided" / "mmCIF"
+    ids = entry_ids(entries, seed)
+    rng = random.Random(seed * 7919 + int(week))
+    chosen = rng.sample(ids, modified + obsolete)
+    changed, gone = chosen[:modified], chosen[modified:]
+    present = set(ids)
+    new: list[str] = []
+    while len(new) < added:
+        candidate = rng.choice("123456789") + "".join(rng.choice(_ALNUM) for _ in range(3))
+        if candidate not in present:
+            present.add(candidate)
+            new.append(candidate)
+    stamp = _stamp(datetime.strptime(week, "%Y%m%d").date())
+    for entry in [*new, *changed]:
+        path = base / entry[1:3] / f"{entry}.cif.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_gz(_mmcif(entry, rng, atoms + 1)))
+        os.utime(path, (stamp, stamp))
+    for entry in gone:
+        (base / entry[1:3] / f"{entry}.cif.gz").unlink()
+    lists = {"added": new, "modified": changed, "obsolete": gone}
+    _write_lists(root, week, lists, False)
+    return lists
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)

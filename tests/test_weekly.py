@@ -325,3 +325,35 @@ def test_an_interrupted_weekly_run_leaves_the_state_unchanged(tmp_path: Path) ->
         assert finished["status"] == "cancelled" and finished["mode"] == "weekly"
     finally:
         world.stop()
+
+
+def connections(world: World) -> int:
+    """Connections the daemon has accepted so far (its log says each one)."""
+    return (world.mirror.workdir / "rsyncd.log").read_text().count("] connect from ")
+
+
+def test_batches_use_few_connections_and_stay_equal(world: World, monkeypatch) -> None:
+    """With 3 sources a connection (the rsync argument limit, shrunk), a week of 12 ids
+    costs the decision 2 connections (the folders listed; the week's 3 lists fetched in
+    one) and the worker ceil(ids / 3) listings and ceil(files / 3) transfers: never one
+    per file."""
+    from pdbsync.weekly import fetch, transfer
+
+    world.sync(*world.weekly_names())
+    world.sync(*[f"f-{name}" for name in WEEK_LAYOUTS])
+    monkeypatch.setattr(transfer, "MAX_SOURCES", 3)
+    monkeypatch.setattr(fetch, "MAX_SOURCES", 3)
+    lists = advance_week(world.root, added=5, modified=4, obsolete=3, seed=71)
+    ids = len(lists["added"]) + len(lists["modified"]) + len(lists["obsolete"])
+    before = connections(world)
+    results = world.sync("w-assemblies")
+    assert results["w-assemblies"]["mode"] == "weekly"
+    files = sum(
+        1
+        for path in (world.root / WEEK_LAYOUTS["assemblies"]).rglob("*.gz")
+        if path.name.split("-")[0] in lists["added"] + lists["modified"]
+    )
+    expected = 2 + -(-ids // 3) + -(-files // 3)
+    assert connections(world) - before == expected
+    world.sync("f-assemblies")
+    assert tree(world.pdb / "weekly" / "assemblies") == tree(world.pdb / "full" / "assemblies")

@@ -563,7 +563,8 @@ def _execute_weekly(
         [run.runner.stats_block.result(run.code) for run in runs if run.runner is not None]
     )
     deleted: list[str] = []
-    if all(run.code == 0 for run in runs) and _stopped_by is None and job.options.delete:
+    done = all(run.code == 0 for run in runs) and _stopped_by is None
+    if done and job.options.delete and job.dest_moved() is None:
         stale = weekly_transfer.stale_files(
             job.resolved_dest or job.dest, layout, update.entries, remote
         )

@@ -18,9 +18,11 @@ from pdbsync.weekly.status import LISTS, ListProblem, Week, dated_folders, parse
 
 #: Seconds of silence after which a status-list rsync gives up (``--timeout``).
 IO_TIMEOUT_S = 60
-#: Remote source arguments per rsync connection: rsync 3.5 refuses a few hundred on one
-#: command line (``args[] overflowed in do_cmd()``); see docs/weekly.md.
-MAX_SOURCES = 100
+#: Remote source arguments per rsync connection. rsync 3.5 refuses a daemon command line
+#: of about a thousand arguments, the options it passes to the server included
+#: (``args[] overflowed in do_cmd()``; 994 sources with ``-aR`` and two options worked
+#: here, 1,000 did not): half of that leaves room for a target's options.
+MAX_SOURCES = 500
 
 
 def _run(argv: Sequence[str], what: str) -> str:

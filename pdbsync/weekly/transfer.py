@@ -49,7 +49,9 @@ def source_args(url: str, paths: Iterable[str]) -> list[str]:
     return [f"{base}/./{path}" for path in paths]
 
 
-def batches(items: Sequence[str], size: int = MAX_SOURCES) -> list[list[str]]:
+def batches(items: Sequence[str], size: int | None = None) -> list[list[str]]:
+    """``items`` in runs of ``size`` (default :data:`MAX_SOURCES`), one per connection."""
+    size = size or MAX_SOURCES
     return [list(items[start : start + size]) for start in range(0, len(items), size)]
 
 
