@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import LiveRun, run_cli, write_config
+from conftest import LiveRun, assert_valid_events, run_cli, write_config
 
 from pdbsync.store import updates
 
@@ -63,6 +63,8 @@ class World:
             environ=self.environ,
         )
         assert result.code == 0, result.stderr
+        assert_valid_events(result.events)  # the new fields too (schemas/event.schema.json)
+        self.events = result.events
         data = orjson.loads(summary.read_bytes())
         return {entry["name"]: entry for entry in data["results"]}
 
@@ -118,6 +120,9 @@ def test_weekly_sequence_matches_a_full_sync_in_every_layout(world: World) -> No
     results = world.sync_all()
     for name in world.weekly_names():
         entry = results[name]
+        started = next(e for e in world.events if e["type"] == "sync_started" and e["name"] == name)
+        assert started["message"].startswith("Starting weekly update: week 20261111")
+        assert (started["mode"], started["weeks"]) == ("weekly", ["20261111"])
         assert (entry["mode"], entry["weeks"]) == ("weekly", ["20261111"]), entry
         assert (entry["added"], entry["modified"], entry["obsolete"]) == (3, 3, 2)
         assert "fallback_reason" not in entry
@@ -265,7 +270,11 @@ def test_plan_shows_the_mode_and_counts_without_transferring(world: World) -> No
         environ=world.environ,
     )
     assert result.code == 0, result.stderr
+    assert_valid_events(result.events)
     plan = next(e for e in result.events if e["type"] == "plan")
+    finished = next(e for e in result.events if e["type"] == "plan_finished")["plan"]
+    assert finished["targets"][0]["mode"] == "weekly"
+    assert finished["targets"][0]["weeks"] == ["20261111"]
     assert (plan["mode"], plan["weeks"], plan["added"], plan["obsolete"]) == (
         "weekly",
         ["20261111"],
