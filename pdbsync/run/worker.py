@@ -579,6 +579,8 @@ def _execute_weekly(
         tried.error = runs[-1].error
     else:
         tried.code = 0  # nothing changed: nothing to transfer
+    if _stopped_by is not None and tried.code == 0:
+        tried.code = None  # stopped before the deletes: cancelled, and the week not applied
     return _weekly_result(job, send, tried, stats, (started_at, started), deleted, runs)
 
 
