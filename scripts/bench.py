@@ -557,27 +557,24 @@ def weekly_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> No
             now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             updates.record_updates(state, {key: {"last_week": weeks["first"], "last_full": now}})
 
-        def then(argv: list[str]) -> Callable[[], None]:
-            def go() -> None:
-                run(argv)
-                check = subprocess.run(
-                    [
-                        "rsync",
-                        "-a",
-                        "--delete",
-                        "--dry-run",
-                        "--itemize-changes",
-                        f"{week1 / layout}/",
-                        f"{copy}/",
-                    ],
-                    capture_output=True,
-                    check=True,
-                )
-                left = [line for line in check.stdout.splitlines() if not line.startswith(b".d")]
-                if left:
-                    sys.exit(f"bench: {argv[:4]} left the copy unlike week 1: {left[:3]}")
-
-            return go
+        def check(argv: list[str]) -> None:
+            """The copy must be week 1 now (not timed)."""
+            done = subprocess.run(
+                [
+                    "rsync",
+                    "-a",
+                    "--delete",
+                    "--dry-run",
+                    "--itemize-changes",
+                    f"{week1 / layout}/",
+                    f"{copy}/",
+                ],
+                capture_output=True,
+                check=True,
+            )
+            left = [line for line in done.stdout.splitlines() if not line.startswith(b".d")]
+            if left:
+                sys.exit(f"bench: {argv[:4]} left the copy unlike week 1: {left[:3]}")
 
         variants = {
             "rsync -a --delete": ["rsync", "-a", "--delete", "--stats", url, f"{copy}/"],
@@ -604,8 +601,9 @@ def weekly_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> No
             for name, argv in variants.items():
                 week_behind()
                 before = children_cpu()
-                walls[name].append(timed(then(argv)))
+                walls[name].append(timed(partial(run, argv)))
                 cpus[name].append(children_cpu() - before)
+                check(argv)
         medians = {
             name: Timing(statistics.median(walls[name]), statistics.median(cpus[name]))
             for name in variants

@@ -22,7 +22,6 @@ import select
 import selectors
 import signal
 import subprocess
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -220,6 +219,8 @@ class _Attempt:
         # a weekly job runs a few batches: their stats blocks are summed in its result
         # (and its Completed line), not shown one by one
         self.hide_stats = job.update is not None and job.update.mode == WEEKLY
+        # ...and their itemized lines (``-ii``) name the files the mirror has
+        self.mirror_files: set[str] | None = set() if self.hide_stats else None
 
     def emit(self, event: dict[str, Any]) -> None:
         self._close_lines()  # the lines before it go first
@@ -292,6 +293,12 @@ class _Attempt:
             is_stats = feed_stats(line)
             if is_stats and self.hide_stats:
                 continue
+            if self.mirror_files is not None and (item := rsync_output.itemized_path(line)):
+                if item[0] in "fL":
+                    self.mirror_files.add(item[1])
+                if self.itemized is not None:
+                    self.itemized.feed(line)
+                continue  # counted (a plan), not shown: -ii names every file
             if self.itemized is not None and self.itemized.feed(line):
                 continue  # a plan counts itemized lines: a big tree has millions of them
             if (line[:1] == " " or line[:1].isdigit()) and rsync_output.is_progress(line):
@@ -535,30 +542,28 @@ def _update_message(job: Job) -> str:
 def _execute_weekly(
     job: Job, send: Callable[[Message], None], started_at: str, started: float
 ) -> SyncResult:
-    """A weekly job (pdbsync.weekly.transfer): which of the changed entries' files the
-    mirror has, those files in batches of ``-R`` arguments (each batch with the job's
-    retries), then, with ``delete`` on, the entries' files the mirror no longer has.
-    Nothing is deleted unless every batch succeeded."""
+    """A weekly job (pdbsync.weekly.transfer): the changed entries' files in batches of
+    ``-R`` arguments (each batch with the job's retries; its itemized lines say which
+    files the mirror has), then, with ``delete`` on, the entries' files the mirror no
+    longer has. Nothing is deleted unless every batch succeeded."""
     update = job.update
     assert update is not None
     layout = update.layout_rules
     problem = _prepare_dest(job)
     tried = _Tried(job)
-    remote: set[str] = set()
-    if problem is None and update.entries:
-        try:
-            remote = _remote_files(job)
-        except (OSError, RuntimeError) as exc:
-            problem = str(exc)
     if problem is not None:
         tried.error = problem
         return _weekly_result(job, send, tried, {}, (started_at, started), [])
     runs: list[_Tried] = []
-    for command in weekly_transfer.transfer_commands(job.command, job.url, remote):
+    remote: set[str] = set()
+    for command in weekly_transfer.transfer_commands(job.command, job.url, layout, update.entries):
         batch = _attempts(replace(job, command=command), send)
         runs.append(batch)
         if batch.code != 0:
             break
+        if batch.runner is not None and batch.runner.mirror_files is not None:
+            remote |= batch.runner.mirror_files
+    remote = weekly_transfer.owned(remote, layout, update.entries)
     stats = merge_stats(
         [run.runner.stats_block.result(run.code) for run in runs if run.runner is not None]
     )
@@ -582,44 +587,6 @@ def _execute_weekly(
     if _stopped_by is not None and tried.code == 0:
         tried.code = None  # stopped before the deletes: cancelled, and the week not applied
     return _weekly_result(job, send, tried, stats, (started_at, started), deleted, runs)
-
-
-def _remote_files(job: Job) -> set[str]:
-    """Which of the weekly job's entries' files the mirror has now (its listing rsyncs
-    run like a transfer's: a stop signal ends them). RuntimeError if a listing fails."""
-    update = job.update
-    assert update is not None
-    global _rsync
-    found: set[str] = set()
-    with tempfile.TemporaryDirectory(prefix="pdb-sync-weekly-") as empty:
-        for argv in weekly_transfer.listing_commands(
-            job.command.program, job.url, update.layout_rules, update.entries, empty
-        ):
-            if _stopped_by is not None:
-                raise RuntimeError(f"stopped by {_stopped_by}")
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=rsync_environment(),
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-            _rsync = proc
-            try:
-                out, err = proc.communicate()
-            finally:
-                _rsync = None
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            if proc.returncode != 0:
-                lines = err.decode("utf-8", "replace").splitlines()
-                detail = lines[-1] if lines else f"exit {proc.returncode}"
-                raise RuntimeError(f"listing the changed entries failed: {detail}")
-            found |= weekly_transfer.listed_files(
-                out.decode("utf-8", "replace"), update.layout_rules, update.entries
-            )
-    return found
 
 
 def _weekly_result(

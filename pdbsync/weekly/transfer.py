@@ -1,16 +1,15 @@
 """A weekly run's transfer: the changed entries' files, a few rsync connections in all.
 
-Three steps, run by the worker (pdbsync.run.worker) for a weekly job:
+Two steps, run by the worker (pdbsync.run.worker) for a weekly job:
 
-1. :func:`listing_commands`: which of the entries' files the mirror has now, asked with
-   ``-R`` source arguments ``URL/./ab/name`` (globs for layouts with several files per
-   id, expanded by the daemon) in a ``--dry-run`` into an empty directory, batches of
-   :data:`~pdbsync.weekly.fetch.MAX_SOURCES` arguments per connection.
-2. :func:`transfer_commands`: those files, as the same kind of ``-R`` arguments, with
-   the target's own flags (``--delete`` dropped: with file arguments it would do
-   nothing; obsolete files are step 3's) and ``--ignore-missing-args`` (a file the
-   mirror removed since step 1 is not an error).
-3. :func:`stale_files`: with ``delete`` on, the local files of those entries that the
+1. :func:`transfer_commands`: every changed entry's files, as ``-R`` source arguments
+   ``URL/./ab/name`` (globs for layouts with several files per id, expanded by the
+   daemon), batches of :data:`~pdbsync.weekly.fetch.MAX_SOURCES` arguments per
+   connection, with the target's own flags (``--delete`` dropped: with file arguments it
+   would do nothing; deletes are step 2's), ``--ignore-missing-args`` (an obsolete
+   entry's files are gone) and ``-ii`` (every file considered is itemized, changed or
+   not: so the batches also say which files the mirror has).
+2. :func:`stale_files`: with ``delete`` on, the local files of those entries that the
    mirror no longer has (an obsolete entry, an assembly dropped by a modification).
 
 ``--files-from`` would need one connection, but fails with exit 24 against a daemon
@@ -26,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pdbsync.rsync.argv import RsyncArgv
-from pdbsync.weekly.fetch import IO_TIMEOUT_S, MAX_SOURCES
+from pdbsync.weekly.fetch import MAX_SOURCES
 from pdbsync.weekly.layouts import Layout
 
 #: rsync flags a weekly transfer never passes on (deletes are done file by file).
@@ -55,38 +54,16 @@ def batches(items: Sequence[str], size: int | None = None) -> list[list[str]]:
     return [list(items[start : start + size]) for start in range(0, len(items), size)]
 
 
-def listing_commands(
-    program: str, url: str, layout: Layout, entries: Sequence[str], empty: str
-) -> list[list[str]]:
-    """The rsync command lines that list which of ``entries``' files the mirror has
-    (a ``--dry-run`` into the empty directory ``empty``: every file is "new" there)."""
-    wanted = [layout.entry_path(entry) for entry in entries]
-    return [
-        [
-            program,
-            "-rR",
-            "--dry-run",
-            "--ignore-missing-args",
-            "--out-format=%n",
-            f"--timeout={IO_TIMEOUT_S}",
-            "--",
-            *source_args(url, part),
-            empty.rstrip("/") + "/",
-        ]
-        for part in batches(wanted)
-    ]
-
-
-def listed_files(stdout: str, layout: Layout, entries: Sequence[str]) -> set[str]:
-    """The entries' files (``ab/name``) in a listing's output (directories left out)."""
+def owned(paths: Iterable[str], layout: Layout, entries: Sequence[str]) -> set[str]:
+    """Those of ``paths`` (``ab/name``) that are files of ``entries`` in ``layout``."""
     wanted = set(entries)
     found = set()
-    for line in stdout.splitlines():
-        if not line or line.endswith("/") or "/" not in line:
+    for path in paths:
+        _ab, _, name = path.partition("/")
+        if not name or "/" in name:
             continue
-        name = line.rsplit("/", 1)[1]
-        if any(layout.owns(line, entry) for entry in _candidates(name, wanted)):
-            found.add(line)
+        if any(layout.owns(path, entry) for entry in _candidates(name, wanted)):
+            found.add(path)
     return found
 
 
@@ -95,34 +72,47 @@ def _candidates(name: str, wanted: set[str]) -> list[str]:
     return [name[i : i + 4] for i in (0, 1, 3) if name[i : i + 4] in wanted]
 
 
-def transfer_commands(base: RsyncArgv, url: str, files: Iterable[str]) -> list[RsyncArgv]:
-    """The rsync command lines that fetch ``files`` (``ab/name``), a batch each."""
+def transfer_commands(
+    base: RsyncArgv, url: str, layout: Layout, entries: Sequence[str]
+) -> list[RsyncArgv]:
+    """The rsync command lines that bring ``entries``' files up to date, a batch each.
+
+    ``-ii`` makes rsync name every file it considered, changed or not: together, the
+    batches' itemized lines are the files the mirror has for those entries, which is
+    what :func:`stale_files` needs (one connection a batch, no separate listing).
+    """
     flags = tuple(flag for flag in base.flags if flag not in _DROPPED)
-    flags += ("-R", "--ignore-missing-args")
+    flags += ("-R", "--ignore-missing-args", "-ii")
     commands = []
-    for part in batches(sorted(files)):
+    for part in batches([layout.entry_path(entry) for entry in entries]):
         first, *rest = source_args(url, part)
         commands.append(replace(base, source=first, sources=tuple(rest), flags=flags))
     return commands
 
 
 def stale_files(dest: Path, layout: Layout, entries: Sequence[str], remote: set[str]) -> list[Path]:
-    """The local files of ``entries`` under ``dest`` that the mirror does not have."""
-    stale = []
+    """The local files of ``entries`` under ``dest`` that the mirror does not have.
+
+    Each hash directory of the entries is read once (a week touches ~1,000 entries in
+    directories of ~200 files each: reading one per entry would cost a second).
+    """
+    by_folder: dict[str, set[str]] = {}
     for entry in entries:
-        folder = dest / entry[1:3]
+        by_folder.setdefault(entry[1:3], set()).add(entry)
+    stale = []
+    for ab, wanted in by_folder.items():
+        folder = dest / ab
         try:
             names = os.listdir(folder)
         except OSError:
             continue
         for name in names:
-            relative = f"{entry[1:3]}/{name}"
+            relative = f"{ab}/{name}"
+            if relative in remote:
+                continue
+            owners = [entry for entry in _candidates(name, wanted) if layout.owns(relative, entry)]
             path = folder / name
-            if (
-                layout.owns(relative, entry)
-                and relative not in remote
-                and (path.is_file() or path.is_symlink())
-            ):
+            if owners and (path.is_symlink() or path.is_file()):
                 stale.append(path)
     return sorted(stale)
 
