@@ -68,8 +68,13 @@ def owned(paths: Iterable[str], layout: Layout, entries: Sequence[str]) -> set[s
 
 
 def _candidates(name: str, wanted: set[str]) -> list[str]:
-    """The ids a file name could belong to (the 4 characters after an optional prefix)."""
-    return [name[i : i + 4] for i in (0, 1, 3) if name[i : i + 4] in wanted]
+    """The ids a file name could belong to: its 4 characters after no prefix, ``r``
+    (structure factors) or ``pdb`` (PDB format), those of ``wanted``."""
+    found = []
+    for start in (0, 1, 3):
+        if name[start : start + 4] in wanted:
+            found.append(name[start : start + 4])
+    return found
 
 
 def transfer_commands(
@@ -93,9 +98,16 @@ def transfer_commands(
 def stale_files(dest: Path, layout: Layout, entries: Sequence[str], remote: set[str]) -> list[Path]:
     """The local files of ``entries`` under ``dest`` that the mirror does not have.
 
-    Each hash directory of the entries is read once (a week touches ~1,000 entries in
-    directories of ~200 files each: reading one per entry would cost a second).
+    A layout of one file an id looks at that file; one of several (a glob) reads each
+    hash directory of the entries once (a week touches ~1,000 entries in directories of
+    ~200 files each: reading one per entry would cost a second).
     """
+    if not layout.glob:  # one file an id: look at it alone
+        return sorted(
+            dest / path
+            for path in (layout.entry_path(entry) for entry in entries)
+            if path not in remote and ((dest / path).is_file() or (dest / path).is_symlink())
+        )
     by_folder: dict[str, set[str]] = {}
     for entry in entries:
         by_folder.setdefault(entry[1:3], set()).add(entry)
@@ -107,12 +119,14 @@ def stale_files(dest: Path, layout: Layout, entries: Sequence[str], remote: set[
         except OSError:
             continue
         for name in names:
-            relative = f"{ab}/{name}"
-            if relative in remote:
+            candidates = _candidates(name, wanted)  # most names are other entries': cheap out
+            if not candidates:
                 continue
-            owners = [entry for entry in _candidates(name, wanted) if layout.owns(relative, entry)]
+            relative = f"{ab}/{name}"
+            if relative in remote or not any(layout.owns(relative, e) for e in candidates):
+                continue
             path = folder / name
-            if owners and (path.is_symlink() or path.is_file()):
+            if path.is_symlink() or path.is_file():
                 stale.append(path)
     return sorted(stale)
 
