@@ -639,6 +639,7 @@ def weekly_updates(
 
     from pdbsync.store import history as state
     from pdbsync.store import updates
+    from pdbsync.weekly import fetch
     from pdbsync.weekly import plan as weekly
 
     chosen = {}
@@ -655,6 +656,7 @@ def weekly_updates(
     except state.StateError:
         known = {}
     now = datetime.now(UTC)
+    lists = fetch.StatusCache(directory / "status-lists")
     out = []
     for job in jobs:
         settings = chosen.get(job.name)
@@ -671,7 +673,7 @@ def weekly_updates(
             full_flag=full,
             delete_with_backup=job.options.delete and job.options.backup,
         )
-        update = weekly.decide(given, job.command.program, now)
+        update = weekly.decide(given, job.command.program, now, lists.list_weeks, lists.fetch_weeks)
         if update.mode == weekly.FULL:
             out.append(replace(job, update=update))
         else:  # a few small rsyncs, all from the mirror the lists came from

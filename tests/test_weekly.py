@@ -218,8 +218,8 @@ def test_full_flag_full_every_and_unreadable_lists(tmp_path: Path) -> None:
         (world.root / "status" / week / "obsolete.pdb").unlink()
         results = world.sync("w-mmcif")
         assert results["w-mmcif"]["mode"] == "full"
-        assert "cannot fetch the status lists" in results["w-mmcif"]["fallback_reason"]
-        assert "obsolete.pdb" in results["w-mmcif"]["fallback_reason"]
+        reason = results["w-mmcif"]["fallback_reason"]
+        assert f"status list {week}/obsolete.pdb cannot be read from rsync://" in reason
         # no status folder at all: the weeks cannot be listed (and none is recorded)
         advance_week(world.root, seed=43)
         (world.root / "status").rename(world.root / "status-gone")
@@ -343,21 +343,21 @@ def connections(world: World) -> int:
 
 def test_batches_use_few_connections_and_stay_equal(world: World, monkeypatch) -> None:
     """With 3 sources a connection (the rsync argument limit, shrunk), a week of 12 ids
-    costs the decision 2 connections (the folders listed; the week's 3 lists fetched in
-    one) and the worker ceil(ids / 3) transfers (each id's files by name or glob, their
-    itemized lines saying what the mirror has): never one per file."""
-    from pdbsync.weekly import fetch, transfer
+    costs the decision 1 connection (the dated status folders synced into the state's
+    cache: which weeks, and what they list) and the worker ceil(ids / 3) transfers (each
+    id's files by name or glob, their itemized lines saying what the mirror has): never
+    one per file."""
+    from pdbsync.weekly import transfer
 
     world.sync(*world.weekly_names())
     world.sync(*[f"f-{name}" for name in WEEK_LAYOUTS])
     monkeypatch.setattr(transfer, "MAX_SOURCES", 3)
-    monkeypatch.setattr(fetch, "MAX_SOURCES", 3)
     lists = advance_week(world.root, added=5, modified=4, obsolete=3, seed=71)
     ids = len(lists["added"]) + len(lists["modified"]) + len(lists["obsolete"])
     before = connections(world)
     results = world.sync("w-assemblies")
     assert results["w-assemblies"]["mode"] == "weekly"
-    expected = 2 + -(-ids // 3)
+    expected = 1 + -(-ids // 3)
     assert connections(world) - before == expected
     world.sync("f-assemblies")
     assert tree(world.pdb / "weekly" / "assemblies") == tree(world.pdb / "full" / "assemblies")

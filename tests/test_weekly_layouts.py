@@ -137,6 +137,10 @@ def _lister(folders):
     return lambda _rsync, _url: list(folders)
 
 
+def _no_fetch(_rsync, _url, _names):
+    raise AssertionError("a run that falls back before the lists must not read them")
+
+
 @pytest.mark.parametrize(
     ("state", "kw", "reason"),
     [
@@ -155,7 +159,9 @@ def _lister(folders):
     ],
 )
 def test_decide_fallbacks_before_the_lists(state, kw, reason) -> None:
-    update = plan.decide(_inputs(state, **kw), "rsync", NOW, _lister(["20261125", "20261202"]))
+    update = plan.decide(
+        _inputs(state, **kw), "rsync", NOW, _lister(["20261125", "20261202"]), _no_fetch
+    )
     assert update.mode == "full"
     assert reason in (update.reason or "")
     assert update.weeks == ("20261125", "20261202") and update.newest == "20261202"
@@ -178,7 +184,7 @@ def test_decide_weekly_and_list_problems() -> None:
     def failing(_rsync, _url):
         raise status.ListProblem("cannot list the status folders")
 
-    update = plan.decide(_inputs(state), "rsync", NOW, failing)
+    update = plan.decide(_inputs(state), "rsync", NOW, failing, _no_fetch)
     assert update.mode == "full" and update.newest is None
     assert update.reason == "cannot list the status folders"
 

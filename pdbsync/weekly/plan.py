@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from pdbsync.times import parse_utc
-from pdbsync.weekly import fetch
 from pdbsync.weekly.layouts import LAYOUTS, Layout
 from pdbsync.weekly.status import ListProblem, Week, span, weeks_to_apply
 
@@ -75,14 +74,9 @@ Lister = Callable[[str, str], list[str]]
 Fetcher = Callable[[str, str, Sequence[str]], list[Week]]
 
 
-def decide(
-    given: Inputs,
-    rsync: str,
-    now: datetime,
-    lister: Lister = fetch.list_weeks,
-    fetcher: Fetcher = fetch.fetch_weeks,
-) -> Update:
-    """This run's :class:`Update` for one weekly target (network: the status lists)."""
+def decide(given: Inputs, rsync: str, now: datetime, lister: Lister, fetcher: Fetcher) -> Update:
+    """This run's :class:`Update` for one weekly target. ``lister`` gives the mirror's
+    dated weeks, ``fetcher`` the lists of some (pdbsync.weekly.fetch.StatusCache)."""
     try:
         folders: list[str] | None = lister(rsync, given.status_url)
         listing_problem = None

@@ -36,7 +36,7 @@ def week_date(name: str) -> date:
 
 
 def dated_folders(listing: Iterable[str]) -> list[str]:
-    """The ``YYYYMMDD`` folder names in the lines of ``rsync --list-only URL/status/``,
+    """The ``YYYYMMDD`` folder names in listing lines (``drwx... NAME``, as ``--list-only``),
     oldest first; other entries (``latest``, files) are left out."""
     found = set()
     for line in listing:
