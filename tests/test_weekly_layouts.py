@@ -156,6 +156,11 @@ def _no_fetch(_rsync, _url, _names):
             "--full",
         ),
         ({"last_full": "2026-12-01T00:00:00Z", "last_week": None}, {}, "no applied week"),
+        (
+            {"last_full": "2026-12-01T00:00:00Z", "last_week": "20261125"},
+            {"delete_with_backup": True},
+            "delete and backup are both on",
+        ),
     ],
 )
 def test_decide_fallbacks_before_the_lists(state, kw, reason) -> None:
