@@ -258,6 +258,8 @@ class RunOptions:
     shard: str | None = None
     #: run an rsync older than 3.4.0 even under ``[sync] require_safe_rsync = true``
     allow_vulnerable_rsync: bool = False
+    #: weekly targets (``update_mode = "weekly"``) run a full sync this time
+    full: bool = False
 
     def __post_init__(self) -> None:
         _check_parallel(self.parallel)
@@ -315,6 +317,7 @@ def sync_targets(
     _check_output_paths(files)  # before a run that could take hours
     loaded, planned = _checked_jobs(config, targets, options, False, environ, on_event, files)
     to_run = _announce_dry_runs(planned, on_event)
+    to_run = weekly_updates(loaded, to_run, options.full, environ)
     if planned and not to_run:  # a dry run: nothing ran, nothing is written
         hooks.ready()
         return _dry_run_summary(options.parallel)
@@ -340,6 +343,7 @@ def sync_targets(
         for lock in held:
             lock.release()
     _record(summary, "sync", environ)
+    _record_updates(summary, to_run, environ)
     return summary
 
 
@@ -360,6 +364,7 @@ def plan_targets(
     files = _run_outputs(options.summary, hooks.outputs)
     _check_output_paths(files)
     loaded, planned = _checked_jobs(config, targets, options, True, environ, on_event, files)
+    planned = weekly_updates(loaded, planned, options.full, environ)
     planned, place, rule = batch_setup(
         planned, environ, options.shard, options.deadline, options.deadline_margin
     )
@@ -392,6 +397,7 @@ def sync(
     split: int | str | None = None,
     max_per_host: int | None = None,
     allow_vulnerable_rsync: bool = False,
+    full: bool = False,
     outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
     before_run: Callable[[], None] | None = None,
 ) -> Summary:
@@ -439,6 +445,7 @@ def sync(
         deadline_margin=deadline_margin,
         shard=shard,
         allow_vulnerable_rsync=allow_vulnerable_rsync,
+        full=full,
     )
     hooks = RunHooks(outputs=outputs, before_run=before_run, start_method=start_method)
     return sync_targets(
@@ -465,6 +472,7 @@ def plan(
     deadline_margin: float = DEFAULT_MARGIN_S,
     shard: str | None = None,
     allow_vulnerable_rsync: bool = False,
+    full: bool = False,
     outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
     before_run: Callable[[], None] | None = None,
 ) -> PlanSummary:
@@ -486,6 +494,7 @@ def plan(
         deadline_margin=deadline_margin,
         shard=shard,
         allow_vulnerable_rsync=allow_vulnerable_rsync,
+        full=full,
     )
     hooks = RunHooks(outputs=outputs, before_run=before_run, start_method=start_method)
     return plan_targets(
@@ -616,6 +625,86 @@ def batch_setup(
         all_targets=everything if chosen is not None else None,
     )
     return jobs, place, rule
+
+
+def weekly_updates(
+    loaded: Config, jobs: list[Job], full: bool, environ: Mapping[str, str]
+) -> list[Job]:
+    """``jobs`` with each weekly target's mode for this run (pdbsync.weekly.plan): its
+    state read, the mirror's status lists fetched (the same host and module, or
+    ``status_url``), full or weekly decided with the reason. A weekly job is never split
+    (it is a few small rsyncs already) and does not move to another mirror of an
+    ``auto`` choice (its lists came from this one); a full one runs as configured."""
+    from datetime import UTC, datetime
+
+    from pdbsync.store import history as state
+    from pdbsync.store import updates
+    from pdbsync.weekly import fetch
+    from pdbsync.weekly import plan as weekly
+
+    chosen = {}
+    for job in jobs:
+        target = loaded.targets.get(job.name)
+        settings = config_module.weekly_settings(replace(target, url=job.url)) if target else None
+        if settings is not None:
+            chosen[job.name] = settings
+    if not chosen:
+        return jobs
+    directory = state.state_dir(environ)
+    try:
+        known = updates.read_updates(directory)
+    except state.StateError:
+        known = {}
+    now = datetime.now(UTC)
+    lists = fetch.StatusCache(directory / "status-lists")
+    out = []
+    for job in jobs:
+        settings = chosen.get(job.name)
+        if settings is None:
+            out.append(job)
+            continue
+        key = updates.update_key(str(job.resolved_dest or job.dest), job.url)
+        given = weekly.Inputs(
+            layout=settings.layout,
+            key=key,
+            status_url=settings.status_url,
+            full_every_s=settings.full_every_s,
+            state=known.get(key),
+            full_flag=full,
+            delete_with_backup=job.options.delete and job.options.backup,
+        )
+        update = weekly.decide(given, job.command.program, now, lists.list_weeks, lists.fetch_weeks)
+        if update.mode == weekly.FULL:
+            out.append(replace(job, update=update))
+        else:  # a few small rsyncs, all from the mirror the lists came from
+            out.append(replace(job, update=update, split=None, fallbacks=()))
+    return out
+
+
+def _record_updates(summary: Summary, jobs: Sequence[Job], environ: Mapping[str, str]) -> None:
+    """After a sync, each weekly target that succeeded: the week it now has applied and
+    when (pdbsync.store.updates). A target that failed or was stopped records nothing, so
+    its next run retries the same weeks. A state that cannot be written is a warning in
+    the summary, like the history's."""
+    from pdbsync.store import history as state
+    from pdbsync.store import updates
+
+    by_name = {job.name: job for job in jobs if job.update is not None}
+    changes: dict[str, dict[str, Any]] = {}
+    for result in summary.results:
+        job = by_name.get(result.name)
+        if job is None or job.update is None or result.status != "success":
+            continue
+        update = job.update
+        fields: dict[str, Any] = {"name": job.name, "dest": str(job.dest), "source": job.url}
+        fields["last_full" if update.mode == "full" else "last_weekly"] = result.started_at
+        if update.newest is not None:
+            fields["last_week"] = update.newest
+        changes[update.key] = fields
+    try:
+        updates.record_updates(state.state_dir(environ), changes)
+    except state.StateError as exc:
+        summary.history_error = exc.message
 
 
 def _durations(directory: Path) -> dict[str, float]:

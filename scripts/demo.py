@@ -1,10 +1,14 @@
 """The demo: a generated mini-PDB, served by a local rsync daemon, synced by pdb-sync.
 
-    python scripts/demo.py [--workdir demo-run] [--entries 200] [-- extra sync args]
+    python scripts/demo.py [--workdir demo-run] [--entries 200] [--no-weekly] [-- extra sync args]
 
 Leaves the synced tree, the config, summary.json and report.html (the run as an HTML
 page) in the work directory so you can
-look at them, and runs the real ``pdb-sync`` command (as a user would).
+look at them, and runs the real ``pdb-sync`` command (as a user would). Then a weekly
+update (docs/weekly.md): a second archive with the wwPDB status lists, a target with
+``update_mode = "weekly"``, its first run (a full sync, saying why), one weekly
+release of the archive, and the run that applies only that week (``weekly.toml``,
+``weekly-summary.json``; its state in ``state/``).
 
 The work directory is the demo's only when the demo made it: a new or empty directory
 gets a marker file, and a later run removes only the demo's own entries from a marked
@@ -24,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_mirror import LocalMirror
-from mini_pdb import generate
+from mini_pdb import advance_week, generate, generate_weekly
 
 TARGETS = {
     "mmcif": ("structures/divided/mmCIF/", "structures/divided/mmCIF", "Divided mmCIF entries"),
@@ -41,7 +45,18 @@ TARGETS = {
 #: Marks a work directory the demo made; only such a directory is ever cleaned.
 MARKER = ".pdb-sync-demo"
 #: What the demo puts in its work directory: all it removes before a new run.
-OWN_ENTRIES = ("archive", "mirror", "pdb", "config.toml", "summary.json", "report.html")
+OWN_ENTRIES = (
+    "archive",
+    "mirror",
+    "pdb",
+    "config.toml",
+    "summary.json",
+    "report.html",
+    "weekly-archive",
+    "weekly.toml",
+    "weekly-summary.json",
+    "state",
+)
 #: Exit status when the work directory is not the demo's to use (as pdb-sync's usage errors).
 REFUSED = 2
 
@@ -93,10 +108,47 @@ def write_demo_config(path: Path, mirror: LocalMirror, pdb_dir: Path) -> None:
     path.write_text("\n".join(lines))
 
 
+def weekly_demo(work: Path, mirror: LocalMirror, entries: int) -> int:
+    """A weekly target's first run (full, and why) and its next, after one weekly
+    release: only that week's entries are transferred. Returns the last exit code."""
+    import os
+
+    ids = generate_weekly(work / "weekly-archive", max(entries // 4, 8))
+    print(f"\ndemo: weekly archive of {len(ids)} entries with status lists, module 'weekly'")
+    config = work / "weekly.toml"
+    config.write_text(
+        "# Written by scripts/demo.py: a target updated from the wwPDB status lists.\n"
+        f'[paths]\npdb_dir = "{work / "pdb"}"\n\n'
+        "[sync.custom.mmcif-weekly]\n"
+        f'url = "{mirror.url("weekly", "structures/divided/mmCIF/")}"\n'
+        'dest = "weekly/mmCIF"\nupdate_mode = "weekly"\n'
+        "[sync.custom.mmcif-weekly.options]\ndelete = true\n"
+    )
+    env = {**os.environ, "PDB_SYNC_STATE_DIR": str(work / "state")}
+    command = ["pdb-sync", "--config", str(config), "sync", "--summary"]
+    code = 0
+    for step in ("first", "weekly"):
+        if step == "weekly":
+            week = advance_week(work / "weekly-archive", added=4, modified=3, obsolete=2)
+            print(
+                f"\ndemo: weekly release {week['week'][0]}: added {week['added']}, "
+                f"modified {week['modified']}, obsolete {week['obsolete']}"
+            )
+        argv = [*command, str(work / "weekly-summary.json")]
+        print(f"demo: $ {shlex.join(argv)}\n", flush=True)
+        code = subprocess.call(argv, env=env)
+        if code != 0:
+            return code
+    return code
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("demo-run"))
     parser.add_argument("--entries", type=int, default=200)
+    parser.add_argument(
+        "--no-weekly", action="store_true", help="skip the weekly update part of the demo"
+    )
     parser.add_argument("sync_args", nargs="*", help="extra arguments for 'pdb-sync sync'")
     args = parser.parse_args()
     work = args.workdir.resolve()
@@ -107,7 +159,10 @@ def main() -> int:
         return REFUSED
     files = generate(work / "archive", entries=args.entries)
     print(f"demo: generated {len(files)} files of a mini-PDB under {work / 'archive'}")
-    with LocalMirror(work / "archive", work / "mirror") as mirror:
+    (work / "weekly-archive").mkdir()
+    served = LocalMirror(work / "archive", work / "mirror")
+    served.add_module("weekly", work / "weekly-archive")
+    with served as mirror:
         print(f"demo: rsync daemon serving it at {mirror.url()}")
         config = work / "config.toml"
         write_demo_config(config, mirror, work / "pdb")
@@ -127,6 +182,8 @@ def main() -> int:
         ]
         print(f"demo: $ {shlex.join(command)}\n", flush=True)
         code = subprocess.call(command)
+        if code == 0 and not args.no_weekly:
+            code = weekly_demo(work, mirror, args.entries)
     print(
         f"\ndemo: exit code {code}; mirror in {work / 'pdb'}, summary in "
         f"{work / 'summary.json'}, report in {work / 'report.html'}"

@@ -93,3 +93,24 @@ def test_a_symlink_among_the_demos_entries_goes_but_not_its_target(tmp_path):
     (workdir / "summary.json").symlink_to(precious / "data.txt")
     _assert_demo_ran(workdir, _demo(workdir))
     assert (precious / "data.txt").read_text() == "keep"
+
+
+def test_the_demo_shows_a_weekly_update(tmp_path):
+    """After its four targets, the demo runs a weekly target twice: a full sync (no
+    earlier one), then one weekly release applied by itself."""
+    workdir = tmp_path / "demo-run"
+    result = _demo(workdir)
+    _assert_demo_ran(workdir, result)
+    assert "Starting full sync (no previous full sync" in result.stdout
+    assert (
+        "Starting weekly update: week 20261111 (added 4, modified 3, obsolete 2)" in result.stdout
+    )
+    weekly = json.loads((workdir / "weekly-summary.json").read_text())
+    assert not contracts.problems(weekly, "summary")
+    (entry,) = weekly["results"]
+    assert (entry["mode"], entry["weeks"], entry["added"]) == ("weekly", ["20261111"], 4)
+    archive = workdir / "weekly-archive/structures/divided/mmCIF"
+    mirrored = workdir / "pdb/weekly/mmCIF"
+    assert sorted(p.relative_to(archive) for p in archive.rglob("*.gz")) == sorted(
+        p.relative_to(mirrored) for p in mirrored.rglob("*.gz")
+    )

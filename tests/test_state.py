@@ -450,3 +450,26 @@ def test_a_compaction_keeps_a_history_with_bad_records_aside(sifts_emdb, monkeyp
     assert orjson.loads(this_run)["started_at"] == synced.events[-1]["summary"]["started_at"]
     assert BAD_RECORDS["a record missing keys"] not in history.read_bytes()
     assert history.stat().st_size <= len(before)
+
+
+def test_weekly_runs_do_not_weigh_the_next_full_sync(tmp_path):
+    """History keeps each run's mode: durations and sizes for scheduling, shards and
+    deadlines come from a weekly target's full syncs, not its seconds-long weekly runs."""
+    full = _result("w", "success", "2026-01-01T00:00:01.000Z", duration_s=120.0)
+    full["mode"] = "full"
+    state.record_run(_summary(full), "sync", tmp_path)
+    weekly = _result(
+        "w",
+        "success",
+        "2026-01-08T00:00:01.000Z",
+        duration_s=2.0,
+        stats={"total_size": 10, "files_total": 3},
+    )
+    weekly["mode"] = "weekly"
+    state.record_run(_summary(weekly, started="2026-01-08T00:00:00.000Z"), "sync", tmp_path)
+    targets = state.target_states(tmp_path)
+    assert targets["w"]["last_success"]["mode"] == "weekly"
+    assert targets["w"]["last_full_success"]["duration_s"] == 120.0
+    assert state.last_durations(tmp_path) == {"w": 120.0}
+    assert state.last_sizes(tmp_path) == {"w": 1000}
+    assert state.last_runs(directory=tmp_path)[0]["targets"][0]["mode"] == "weekly"

@@ -195,6 +195,11 @@ def _add_sync(commands: argparse._SubParsersAction) -> None:
         "overrides the targets' split",
     )
     sync.add_argument(
+        "--full",
+        action="store_true",
+        help='weekly targets (update_mode = "weekly") run a full sync this time',
+    )
+    sync.add_argument(
         "--max-per-host",
         type=_max_per_host,
         default=None,
@@ -339,6 +344,7 @@ def _run_options(args: argparse.Namespace, batch: dict[str, object]) -> RunOptio
         split=args.split,
         max_per_host=args.max_per_host,
         allow_vulnerable_rsync=args.allow_vulnerable_rsync,
+        full=args.full,
         **batch,
     )
 

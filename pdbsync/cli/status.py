@@ -63,6 +63,28 @@ def add_status(commands: argparse._SubParsersAction, parser_class: type) -> None
     status.set_defaults(handler=_cmd_status)
 
 
+def _weekly_states(config: Any, directory: Path) -> dict[str, dict[str, Any]]:
+    """Each weekly target's update state (pdbsync.store.updates) by target name: the one
+    of its source url, the newest if several destinations were synced under the name."""
+    from pdbsync.store import updates
+
+    by_name: dict[str, dict[str, Any]] = {}
+    try:
+        known = updates.read_updates(directory)
+    except PdbSyncError:
+        return {}
+    for entry in known.values():
+        name = entry.get("name")
+        target = config.targets.get(name) if isinstance(name, str) else None
+        if target is None or (target.url and entry.get("source") != target.url):
+            continue
+        newest = max(entry.get("last_full") or "", entry.get("last_weekly") or "")
+        held = by_name.get(name)
+        if held is None or newest > max(held.get("last_full") or "", held.get("last_weekly") or ""):
+            by_name[name] = entry
+    return by_name
+
+
 def _cmd_status(args: argparse.Namespace, env: Environment) -> int:
     import orjson
 
@@ -82,6 +104,7 @@ def _cmd_status(args: argparse.Namespace, env: Environment) -> int:
         )
     now = status.now_utc()
     rows = status.target_statuses(states, config_names, args.names, now, args.max_age)
+    status.add_updates(rows, _weekly_states(config, directory))
     ready = status.is_ready(rows)
     if args.format == "json":
         data = {

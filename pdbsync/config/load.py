@@ -23,6 +23,8 @@ from pdbsync.config import compat, options
 from pdbsync.errors import ConfigError, UsageError
 from pdbsync.mirrors import registry as mirrors
 from pdbsync.rsync import url as rsync_url
+from pdbsync.store.views import parse_duration
+from pdbsync.weekly import layouts
 
 #: Target names end up in log prefixes, file names and Slurm job names.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -343,6 +345,7 @@ def config_problems(
                 "'.', '_' or '-' (at most 64, starting with a letter or digit)"
             )
         found += _source_problems(where, entry, data, registry)
+        found += _weekly_problems(where, entry)
         # An empty dest is the schema's (minLength); one line per problem is enough.
         dest = entry.get("dest") if isinstance(entry.get("dest"), str) else ""
         problem = dest_problem(dest) if dest else None
@@ -427,6 +430,65 @@ def _source_problems(
         if problem:
             found.append(f"{where}.path: on mirror {mirror_id!r}: {problem}")
     return found
+
+
+#: A weekly target's full sync at least this often, unless it says ``full_every``.
+DEFAULT_FULL_EVERY = "28d"
+
+
+@dataclass(frozen=True)
+class WeeklySettings:
+    """A weekly target's update settings, resolved (pdbsync.weekly.plan reads them)."""
+
+    layout: str
+    data_root: str
+    status_url: str
+    full_every_s: float
+
+
+def _weekly_problems(where: str, entry: Mapping[str, Any]) -> list[str]:
+    """``layout`` known, ``full_every`` a duration, and a weekly target's layout known
+    from its url (or path) or its ``layout`` key."""
+    layout = entry.get("layout")
+    if layout is not None and isinstance(layout, str):
+        problem = layouts.layout_problem(layout)
+        if problem:
+            return [f"{where}.layout: {problem}"]
+    every = entry.get("full_every")
+    if isinstance(every, str):
+        try:
+            parse_duration(every)
+        except ValueError as exc:
+            return [f"{where}.full_every: {exc}"]
+    if entry.get("update_mode") != "weekly" or layout is not None:
+        return []
+    source = entry.get("url") if isinstance(entry.get("url"), str) else None
+    if source is None and isinstance(entry.get("path"), str):
+        source = "rsync://mirror/module/" + entry["path"]
+    if source is not None and layouts.detect(source) is None:
+        return [
+            f"{where}: update_mode 'weekly' needs a layout, and the source does not end in "
+            f"a known data-type path; set layout to one of: {layouts.known_layouts()}"
+        ]
+    return []
+
+
+def weekly_settings(target: Target) -> WeeklySettings | None:
+    """The target's weekly settings, or None when it runs full syncs only (the default,
+    or a ``mirror = "auto"`` target whose url is not chosen yet)."""
+    settings = target.settings
+    if settings.get("update_mode", "full") != "weekly" or not target.url:
+        return None
+    place = layouts.detect(target.url, settings.get("layout"))
+    if place is None:  # checked when loaded; a url from --mirror may end elsewhere
+        raise ConfigError(
+            f"sync.custom.{target.name}: update_mode 'weekly' needs a layout, and "
+            f"{target.url} does not end in a known data-type path; set layout to one of: "
+            f"{layouts.known_layouts()}"
+        )
+    status_url = settings.get("status_url") or place.data_root + "status/"
+    every = parse_duration(settings.get("full_every", DEFAULT_FULL_EVERY))
+    return WeeklySettings(place.layout.name, place.data_root, status_url, every)
 
 
 @dataclass(frozen=True)

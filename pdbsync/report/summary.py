@@ -39,6 +39,10 @@ class Status(StrEnum):
 STATUSES = tuple(status.value for status in Status)
 
 
+#: The optional fields a weekly target's result carries (schemas/summary.schema.json).
+UPDATE_FIELDS = ("mode", "weeks", "added", "modified", "obsolete", "fallback_reason")
+
+
 @dataclass
 class SyncResult:
     """The outcome of one target (all its attempts)."""
@@ -75,12 +79,29 @@ class SyncResult:
     #: the report's timeline bars; None: no attempt started, a split target (see its
     #: parts), or a summary written before these fields existed
     attempt_log: list[dict[str, Any]] | None = None
+    #: a weekly target's run (pdbsync.weekly.plan): ``full`` or ``weekly``, the weeks it
+    #: applied (or, full, the dated weeks the mirror had), the ids per status list, and
+    #: why a weekly target ran a full sync; all None (and left out) for other targets
+    mode: str | None = None
+    weeks: list[str] | None = None
+    added: int | None = None
+    modified: int | None = None
+    obsolete: int | None = None
+    fallback_reason: str | None = None
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)  # a worker's or a file's str: the enum
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key in UPDATE_FIELDS:  # optional additions: absent, not null, for other targets
+            if data[key] is None:
+                del data[key]
+        return data
+
+    def update_fields(self) -> dict[str, Any]:
+        """The weekly-update fields of this result (see :data:`UPDATE_FIELDS`)."""
+        return {key: getattr(self, key) for key in UPDATE_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SyncResult:

@@ -45,6 +45,9 @@ class RsyncArgv:
     part_filters: tuple[str, ...] = ()
     #: ``--dry-run --itemize-changes`` instead of progress redraws (pdbsync.run.plan_mode)
     plan: bool = False
+    #: more sources after ``source`` (a weekly update's ``-R`` file arguments,
+    #: pdbsync.weekly.transfer); rendered in order before the destination
+    sources: tuple[str, ...] = ()
 
     def render(self) -> list[str]:
         """The exact argv to exec."""
@@ -58,6 +61,7 @@ class RsyncArgv:
             "--stats",
             "--",
             self.source,
+            *self.sources,
             self.dest.rstrip("/") + "/",
         ]
 

@@ -236,6 +236,21 @@ _ITEMIZED = re.compile(
     r"^(?P<update>[<>ch.])(?P<kind>[fdLDS])(?P<attrs>[.+?A-Za-z ]{9}) (?P<path>.+)$"
 )
 _DELETING = re.compile(r"^\*deleting\s+(?P<path>.+)$")
+
+
+def itemized_path(line: str) -> tuple[str, str] | None:
+    """(kind, path) of an itemized line (``>f+++++++++ ab/x.gz``; with ``-ii`` also an
+    unchanged ``.f          ab/x.gz``): kind ``f`` file, ``d`` directory, ``L`` symlink
+    (its path without `` -> target``), ``D``/``S`` devices and specials; else None."""
+    match = _ITEMIZED.match(line)
+    if match is None:
+        return None
+    path = match["path"]
+    if match["kind"] == "L":
+        path = path.split(" -> ", 1)[0]
+    return match["kind"], path
+
+
 #: How many paths to be deleted a plan quotes, so a surprise is visible at a glance.
 DELETION_SAMPLE = 10
 

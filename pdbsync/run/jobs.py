@@ -21,6 +21,7 @@ from pdbsync.errors import ConfigError, UsageError
 from pdbsync.events import make_event
 from pdbsync.rsync.argv import RsyncArgv
 from pdbsync.rsync.exits import is_connection_failure
+from pdbsync.weekly.plan import Update
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Job:
     #: why this job runs without its dest lock (the file system cannot lock there), as
     #: the run's preflight found and warned once (pdbsync.run.locks.preflight); None: locked
     unlocked: str | None = None
+    #: a weekly target's mode for this run, decided before the pool starts
+    #: (pdbsync.weekly.plan); a ``weekly`` one transfers only the changed entries' files
+    update: Update | None = None
 
     @property
     def argv(self) -> tuple[str, ...]:

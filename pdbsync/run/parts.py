@@ -89,6 +89,7 @@ def merge_results(jobs: Sequence[Job], results: Sequence[Any]) -> Any:
         mirror=first.mirror,
         mirror_reason=first.mirror_reason,
         unlocked=first_job.unlocked,
+        **first.update_fields(),
         parts=[
             {
                 "part": job.part,

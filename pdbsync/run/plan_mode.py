@@ -118,6 +118,7 @@ class PlanSummary(RunOutcome):
                     "error": result.error,
                     "duration_s": result.duration_s,
                     **{key: (plan or _EMPTY_PLAN)[key] for key in _EMPTY_PLAN},
+                    **{k: v for k, v in result.update_fields().items() if v is not None},
                 }
             )
         counts = status_counts(self.results)

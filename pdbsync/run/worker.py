@@ -25,7 +25,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from multiprocessing.queues import Queue
 from typing import Any
@@ -48,8 +48,11 @@ from pdbsync.rsync.lines import LineSplitter
 from pdbsync.rsync.process import kill_group
 from pdbsync.run import locks
 from pdbsync.run.jobs import Job
+from pdbsync.run.parts import merge_stats
 from pdbsync.run.plan_mode import plan_event, target_plan
 from pdbsync.units import progress_text
+from pdbsync.weekly import transfer as weekly_transfer
+from pdbsync.weekly.plan import WEEKLY
 
 #: Send a batch when it holds this many events (output lines count one each), or when it
 #: is this old (seconds).
@@ -221,6 +224,11 @@ class _Attempt:
         self.itemized = rsync_output.ItemizedCounts() if job.plan else None
         # quiet: rsync's stdout is read for its numbers but not shown (see options.quiet)
         self.quiet = bool(getattr(job.options, "quiet", False)) and not job.plan
+        # a weekly job runs a few batches: their stats blocks are summed in its result
+        # (and its Completed line), not shown one by one
+        self.hide_stats = job.update is not None and job.update.mode == WEEKLY
+        # ...and their itemized lines (``-ii``) name the files the mirror has
+        self.mirror_files: set[str] | None = set() if self.hide_stats else None
 
     def emit(self, event: dict[str, Any]) -> None:
         self._close_lines()  # the lines before it go first
@@ -291,6 +299,14 @@ class _Attempt:
         feed_stats = self.stats_block.feed  # every stdout line: a motd block must be left behind
         for line in lines:
             is_stats = feed_stats(line)
+            if is_stats and self.hide_stats:
+                continue
+            if self.mirror_files is not None and (item := rsync_output.itemized_path(line)):
+                if item[0] in "fL":
+                    self.mirror_files.add(item[1])
+                if self.itemized is not None:
+                    self.itemized.feed(line)
+                continue  # counted (a plan), not shown: -ii names every file
             if self.itemized is not None and self.itemized.feed(line):
                 continue  # a plan counts itemized lines: a big tree has millions of them
             if (line[:1] == " " or line[:1].isdigit()) and rsync_output.is_progress(line):
@@ -451,49 +467,201 @@ def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
     send(EventBatch([_started_event(job, started_at)]))
     refused = _lock_dest(job, send, started_at, started)
     if refused is not None:
-        return refused
+        return _with_update(refused, job)
+    if job.update is not None and job.update.mode == WEEKLY:
+        return _with_update(_execute_weekly(job, send, started_at, started), job)
     tried = _attempts(job, send)
     duration = time.monotonic() - started
     job, code, runner = tried.job, tried.code, tried.runner
     stats = runner.stats_block.result(code) if runner is not None else {}
     files_transferred, bytes_transferred = _transferred(job, code, runner, stats)
     if job.plan and code == 0 and runner is not None and runner.itemized is not None:
-        plan = target_plan(job, stats, runner.itemized)
-        send(EventBatch([plan_event(job.name, plan)]))
+        event = plan_event(job.name, target_plan(job, stats, runner.itemized))
+        event.update(job.update.fields() if job.update is not None else {})
+        send(EventBatch([event]))
+    status, error = _outcome(tried)
+    return _with_update(
+        SyncResult(
+            name=job.name,
+            url=job.url,
+            dest=str(job.dest),
+            status=status,
+            exit_code=code,
+            exit_meaning=exits.exit_meaning(code),
+            error=error,
+            attempts=tried.attempts,
+            started_at=started_at,
+            finished_at=utc_now(),
+            duration_s=round(duration, 3),
+            files_transferred=files_transferred,
+            bytes_transferred=bytes_transferred,
+            stats={} if job.plan else stats,  # a dry run's stats are in the plan event
+            mirror=job.mirror,
+            mirror_reason=job.mirror_reason,
+            unlocked=job.unlocked,
+            attempt_log=tried.log,
+        ),
+        job,
+    )
+
+
+def _with_update(result: SyncResult, job: Job) -> SyncResult:
+    """``result`` with a weekly target's update fields (pdbsync.weekly.plan.Update)."""
+    if job.update is not None:
+        for key, value in job.update.fields().items():
+            setattr(result, key, value)
+    return result
+
+
+def _started_event(job: Job, started_at: str) -> dict[str, Any]:
+    update = job.update.fields() if job.update is not None else {}
+    if job.update is None:
+        message = "Planning (dry run)..." if job.plan else "Starting sync..."
+    else:
+        message = _update_message(job)
+    return make_event(
+        "sync_started",
+        job.name,
+        message,
+        started_at,
+        url=job.url,
+        dest=str(job.dest),
+        argv=list(job.argv),
+        pid=os.getpid(),
+        **update,
+    )
+
+
+def _update_message(job: Job) -> str:
+    """What a weekly target's run does, for people: the weeks and counts, or why full."""
+    update = job.update
+    assert update is not None
+    verb = "Planning" if job.plan else "Starting"
+    if update.mode != WEEKLY:
+        return f"{verb} full sync ({update.reason})..."
+    if not update.weeks:
+        return f"{verb} weekly update: no new week since {update.newest}"
+    counts = ", ".join(
+        f"{kind} {update.counts.get(kind, 0)}" for kind in ("added", "modified", "obsolete")
+    )
+    weeks = update.weeks[0] if len(update.weeks) == 1 else f"{update.weeks[0]}..{update.weeks[-1]}"
+    return f"{verb} weekly update: week {weeks} ({counts})..."
+
+
+def _execute_weekly(
+    job: Job, send: Callable[[Message], None], started_at: str, started: float
+) -> SyncResult:
+    """A weekly job (pdbsync.weekly.transfer): the changed entries' files in batches of
+    ``-R`` arguments (each batch with the job's retries; its itemized lines say which
+    files the mirror has), then, with ``delete`` on, the entries' files the mirror no
+    longer has. Nothing is deleted unless every batch succeeded."""
+    update = job.update
+    assert update is not None
+    layout = update.layout_rules
+    problem = _prepare_dest(job)
+    tried = _Tried(job)
+    if problem is not None:
+        tried.error = problem
+        return _weekly_result(job, send, tried, {}, (started_at, started), [])
+    runs: list[_Tried] = []
+    remote: set[str] = set()
+    for command in weekly_transfer.transfer_commands(job.command, job.url, layout, update.entries):
+        batch = _attempts(replace(job, command=command), send)
+        runs.append(batch)
+        if batch.code != 0:
+            break
+        if batch.runner is not None and batch.runner.mirror_files is not None:
+            remote |= batch.runner.mirror_files
+    remote = weekly_transfer.owned(remote, layout, update.entries)
+    stats = merge_stats(
+        [run.runner.stats_block.result(run.code) for run in runs if run.runner is not None]
+    )
+    deleted: list[str] = []
+    done = all(run.code == 0 for run in runs) and _stopped_by is None
+    if done and job.options.delete and job.dest_moved() is None:
+        stale = weekly_transfer.stale_files(
+            job.resolved_dest or job.dest, layout, update.entries, remote
+        )
+        deleted = [str(path) for path in stale]
+        if not job.plan:
+            weekly_transfer.delete_stale(stale)
+            stats["files_deleted"] = len(stale)
+    if runs:
+        tried.attempts = sum(run.attempts for run in runs)
+        tried.code = runs[-1].code
+        tried.runner = runs[-1].runner
+        tried.error = runs[-1].error
+    else:
+        tried.code = 0  # nothing changed: nothing to transfer
+    if _stopped_by is not None and tried.code == 0:
+        tried.code = None  # stopped before the deletes: cancelled, and the week not applied
+    return _weekly_result(job, send, tried, stats, (started_at, started), deleted, runs)
+
+
+def _weekly_result(
+    job: Job,
+    send: Callable[[Message], None],
+    tried: _Tried,
+    stats: dict[str, Any],
+    start: tuple[str, float],
+    deleted: list[str],
+    runs: list[_Tried] | None = None,
+) -> SyncResult:
+    """The weekly job's result (its batches' counts summed) and, for a plan, its plan event."""
+    started_at, started = start
+    runs = runs or []
+    if job.plan and tried.code == 0:
+        counts = rsync_output.ItemizedCounts()
+        for run in runs:
+            if run.runner is not None and run.runner.itemized is not None:
+                counts.created += run.runner.itemized.created
+                counts.updated += run.runner.itemized.updated
+        counts.deleted = len(deleted)
+        counts.deletion_sample = deleted[:10]
+        plan = target_plan(job, stats, counts)
+        event = plan_event(job.name, plan)
+        event.update(job.update.fields() if job.update is not None else {})
+        send(EventBatch([event]))
+    files = [
+        run.runner.stats_block.result(run.code).get("files_transferred")
+        for run in runs
+        if run.runner is not None
+    ]
+    sizes = [
+        run.runner.stats_block.result(run.code).get("transferred_size")
+        for run in runs
+        if run.runner is not None
+    ]
     status, error = _outcome(tried)
     return SyncResult(
         name=job.name,
         url=job.url,
         dest=str(job.dest),
         status=status,
-        exit_code=code,
-        exit_meaning=exits.exit_meaning(code),
+        exit_code=tried.code,
+        exit_meaning=exits.exit_meaning(tried.code),
         error=error,
         attempts=tried.attempts,
         started_at=started_at,
         finished_at=utc_now(),
-        duration_s=round(duration, 3),
-        files_transferred=files_transferred,
-        bytes_transferred=bytes_transferred,
-        stats={} if job.plan else stats,  # a dry run's stats are in the plan event
+        duration_s=round(time.monotonic() - started, 3),
+        files_transferred=None if job.plan else sum(f or 0 for f in files),
+        bytes_transferred=None if job.plan else sum(b or 0 for b in sizes),
+        stats={} if job.plan else stats,
         mirror=job.mirror,
         mirror_reason=job.mirror_reason,
         unlocked=job.unlocked,
-        attempt_log=tried.log,
+        attempt_log=_batches_log(runs) or None,
     )
 
 
-def _started_event(job: Job, started_at: str) -> dict[str, Any]:
-    return make_event(
-        "sync_started",
-        job.name,
-        "Planning (dry run)..." if job.plan else "Starting sync...",
-        started_at,
-        url=job.url,
-        dest=str(job.dest),
-        argv=list(job.argv),
-        pid=os.getpid(),
-    )
+def _batches_log(runs: list[_Tried]) -> list[dict[str, Any]]:
+    """A weekly job's attempts over all its batches, numbered in order (the report draws
+    one bar each)."""
+    entries = [dict(entry) for run in runs for entry in run.log]
+    for number, entry in enumerate(entries, 1):
+        entry["attempt"] = number
+    return entries
 
 
 @dataclass

@@ -135,6 +135,8 @@ def run_record(summary: Mapping[str, Any], kind: str) -> dict[str, Any]:
         for result in summary["results"]:
             entry = {key: result.get(key) for key in _SYNC_FIELDS}
             entry.update({key: result.get("stats", {}).get(key) for key in _SYNC_STATS})
+            if result.get("mode"):  # a weekly target's run: full or weekly (optional field)
+                entry["mode"] = result["mode"]
             targets.append(entry)
     else:
         targets = [{key: target.get(key) for key in _PLAN_FIELDS} for target in summary["targets"]]
@@ -319,6 +321,8 @@ def _apply(index: dict[str, Any], record: Mapping[str, Any]) -> None:
         state["bytes_transferred_total"] += entry.get("bytes_transferred") or 0
         if entry["status"] == "success":
             state["last_success"] = stamped
+            if entry.get("mode") != "weekly":  # what a full walk of the tree costs
+                state["last_full_success"] = stamped
         elif entry["status"] == "failed":
             state["last_failure"] = stamped
     if len(targets) > MAX_INDEX_TARGETS:
@@ -709,22 +713,31 @@ def target_states(
 
 
 def last_durations(directory: Path | None = None) -> dict[str, float]:
-    """Seconds each target's last successful sync took (for longest-first scheduling)."""
-    return {
-        name: state["last_success"]["duration_s"]
-        for name, state in target_states(directory, quiet=True).items()
-        if state.get("last_success") and state["last_success"].get("duration_s") is not None
-    }
+    """Seconds each target's last successful full sync took (for longest-first
+    scheduling, shard weights and deadline estimates): a weekly target's weekly run
+    (``mode``) takes seconds and would make its next full sync look cheap."""
+    durations = {}
+    for name, state in target_states(directory, quiet=True).items():
+        entry = state.get("last_full_success")
+        if not isinstance(entry, dict):
+            entry = state.get("last_success")
+            if entry and entry.get("mode") == "weekly":
+                continue
+        if entry and entry.get("duration_s") is not None:
+            durations[name] = entry["duration_s"]
+    return durations
 
 
 def last_sizes(directory: Path | None = None) -> dict[str, int]:
     """Each target's source size in bytes (rsync's "Total file size"), from its last
-    successful sync, else its last plan; targets with neither are left out."""
+    successful full sync, else its last plan; targets with neither are left out."""
     sizes = {}
     for name, state in target_states(directory, quiet=True).items():
-        for key in ("last_success", "last_plan"):
+        for key in ("last_full_success", "last_success", "last_plan"):
             entry = state.get(key)
-            if entry and entry.get("total_size") is not None:
+            if not isinstance(entry, dict) or entry.get("mode") == "weekly":
+                continue  # a weekly run's size is the week's files, not the tree's
+            if entry.get("total_size") is not None:
                 sizes[name] = entry["total_size"]
                 break
     return sizes

@@ -72,9 +72,13 @@ class TargetStatus:
     last_failure: dict[str, Any] | None
     success_age_s: float | None  # seconds since the last success finished (None: never)
     stale: bool | None  # older than --max-age or never succeeded (None: no --max-age)
+    #: a weekly target's ``last_full``, ``last_weekly`` and ``last_week`` (pdbsync.store.updates)
+    updates: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.updates is None else {"updates": self.updates}
         return {
+            **extra,
             "name": self.name,
             "in_config": self.in_config,
             "never_synced": self.last_run is None,
@@ -125,6 +129,29 @@ def target_statuses(
     return rows
 
 
+def add_updates(rows: Sequence[TargetStatus], states: Mapping[str, Mapping[str, Any]]) -> None:
+    """Give each weekly target's row its update state (last full, last weekly, last week)."""
+    for row in rows:
+        state = states.get(row.name)
+        if state is not None:
+            row.updates = {key: state.get(key) for key in ("last_full", "last_weekly", "last_week")}
+
+
+def _updates_note(name: str, updates: Mapping[str, Any], now: datetime) -> str:
+    """``mmcif: weekly updates: last full 3d 2h ago, last weekly 5m ago, week 20261125``."""
+
+    def ago(stamp: str | None) -> str:
+        if not stamp:
+            return "never"
+        return f"{format_age((now - parse_utc(stamp)).total_seconds())} ago"
+
+    week = updates.get("last_week") or "none"
+    return (
+        f"{name}: weekly updates: last full {ago(updates.get('last_full'))}, "
+        f"last weekly {ago(updates.get('last_weekly'))}, applied through week {week}"
+    )
+
+
 def is_ready(rows: Sequence[TargetStatus]) -> bool:
     """False when a target that ``--max-age`` checks is stale (never, without it)."""
     return not any(row.stale for row in rows)
@@ -161,6 +188,8 @@ def status_table(rows: Sequence[TargetStatus], now: datetime, max_age_s: float |
         )
         if not row.in_config:
             notes.append(f"{row.name}: in the history but not in the config")
+        if row.updates is not None:
+            notes.append(_updates_note(row.name, row.updates, now))
         if row.last_run is None:
             if not row.stale:  # else the STALE note says it
                 notes.append(f"{row.name}: never synced")
