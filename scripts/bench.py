@@ -574,16 +574,48 @@ def weekly_archive(args: argparse.Namespace, work: Path) -> tuple[Path, Path, di
 
 
 def weekly_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> None:
-    """Issue 23's row: a week of changes applied to an up-to-date copy of the PDB-scale
-    tree. Before every run the copy is put back to week 0 (a local ``rsync --delete``,
-    not timed) and the weekly target's state to "week 0 applied, full sync today"; the
-    mirror serves week 1. Each run must leave the copy equal to week 1."""
+    """Issue 23's rows: on tmpfs, and with ``--weekly-disk DIR`` on disk with the page
+    cache dropped before each run (what a nightly job meets)."""
+    week0, week1, weeks = weekly_archive(args, work)
+    weekly_row(args, exe, work, (week0, week1, weeks), out / "pdb-weekly", "tmpfs")
+    if args.weekly_disk is None:
+        return
+    disk = args.weekly_disk.resolve() / "pdb-sync-bench-weekly"
+    marker = disk / f".complete-{week0.parent.name}"
+    if not marker.exists():
+        shutil.rmtree(disk, ignore_errors=True)
+        disk.mkdir(parents=True)
+        for tree in (week0, week1):
+            run(["cp", "-a", str(tree), str(disk / tree.name)])
+        marker.touch()
+    weeks_on_disk = (disk / "week0", disk / "week1", weeks)
+    weekly_row(args, exe, work, weeks_on_disk, disk / "pdb-weekly", "disk, page cache dropped")
+
+
+def drop_page_cache() -> None:
+    """Write dirty pages out and drop the page cache, dentries and inodes (needs root)."""
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def weekly_row(
+    args: argparse.Namespace,
+    exe: str,
+    work: Path,
+    trees: tuple[Path, Path, dict],
+    pdb_dir: Path,
+    where: str,
+) -> None:
+    """A week of changes applied to an up-to-date copy of the PDB-scale tree. Before every
+    run the copy is put back to week 0 (a local ``rsync --delete``, not timed) and the
+    weekly target's state to "week 0 applied, full sync today"; the mirror serves week 1
+    (on disk: and the page cache is dropped). Each run must leave the copy equal to week 1."""
     from datetime import UTC, datetime
 
     from pdbsync.store import updates
 
-    week0, week1, weeks = weekly_archive(args, work)
-    pdb_dir = out / "pdb-weekly"
+    week0, week1, weeks = trees
+    cold = where != "tmpfs"
     copy = pdb_dir / "mmcif"
     layout = "structures/divided/mmCIF/"
     state = Path(os.environ["PDB_SYNC_STATE_DIR"])
@@ -606,6 +638,8 @@ def weekly_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> No
             run(["rsync", "-a", "--delete", f"{week0 / layout}/", f"{copy}/"])
             now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             updates.record_updates(state, {key: {"last_week": weeks["first"], "last_full": now}})
+            if cold:
+                drop_page_cache()
 
         def check(argv: list[str]) -> None:
             """The copy must be week 1 now (not timed)."""
@@ -660,7 +694,7 @@ def weekly_rows(args: argparse.Namespace, exe: str, work: Path, out: Path) -> No
         }
         files = f"{args.pdb_entries:,} files, {args.weekly_changes:,} changed entries"
         report(
-            f"Weekly update (tmpfs): one week applied, {files}",
+            f"Weekly update ({where}): one week applied, {files}",
             medians,
             "pdb-sync full re-sync",
             "weekly x3 faster than the full re-sync",
@@ -993,6 +1027,14 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--weekly-only", action="store_true", help="only the weekly-update row (issue 23)"
+    )
+    parser.add_argument(
+        "--weekly-disk",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also run the weekly-update row with the trees in DIR on disk, dropping the page "
+        "cache before each run (root only)",
     )
     parser.add_argument(
         "--weekly-changes",
