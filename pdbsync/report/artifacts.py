@@ -20,7 +20,7 @@ import orjson
 
 from pdbsync import contracts
 from pdbsync.errors import UsageError
-from pdbsync.report.render import Renderer, plan_table, summary_block
+from pdbsync.report.render import Relay, Renderer, plan_table, summary_block
 from pdbsync.units import human_bytes, junit_seconds, seconds_text
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def _xml_text(value: str) -> str:
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-class StderrTail(Renderer):
+class StderrTail(Relay):
     """A renderer in front of another that remembers each target's last stderr lines
     (for :func:`junit_xml`); everything is passed on unchanged.
 
@@ -196,8 +196,7 @@ class StderrTail(Renderer):
     """
 
     def __init__(self, inner: Renderer, lines: int = STDERR_LINES) -> None:
-        super().__init__(inner.out)
-        self.inner = inner
+        super().__init__(inner)
         self.size = lines
         self.lines: dict[str, deque[str]] = {}
 
@@ -209,9 +208,6 @@ class StderrTail(Renderer):
             tail.append(event["line"])
         self.inner.event(event)
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.event(event)  # an event sink for pdbsync.run.driver
-
     def output_lines(self, lines: OutputLines) -> None:
         said = [line for line in lines.lines if line.strip()] if lines.stream == "stderr" else []
         if said:
@@ -220,18 +216,6 @@ class StderrTail(Renderer):
                 tail = self.lines[lines.name] = deque(maxlen=self.size)
             tail.extend(said)
         self.inner.output_lines(lines)
-
-    def write(self, data: bytes) -> None:
-        self.inner.write(data)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def summary(self, summary: dict[str, Any]) -> None:
-        self.inner.summary(summary)
-
-    def plan_summary(self, plan: dict[str, Any]) -> None:
-        self.inner.plan_summary(plan)
 
     def tails(self) -> dict[str, list[str]]:
         return {name: list(tail) for name, tail in self.lines.items()}

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pdbsync.errors import ExitCode, UsageError
-from pdbsync.report.render import Renderer, visible
+from pdbsync.report.render import Relay, Renderer, visible
 from pdbsync.rsync.exits import exit_meaning
 from pdbsync.times import parse_utc, seconds_between
 from pdbsync.units import human_bytes, seconds_text
@@ -106,41 +106,21 @@ def _job_key(event: Mapping[str, Any]) -> str:
     return f"{name} {event['part']}/{event['parts']}" if "part" in event else name
 
 
-class TraceRecorder(Renderer):
+class TraceRecorder(Relay):
     """A renderer in front of another that feeds a :class:`RunTrace` (for ``--report``);
     everything is passed on unchanged. Only put in place when ``--report`` asks."""
 
     def __init__(self, inner: Renderer, trace: RunTrace | None = None) -> None:
-        super().__init__(inner.out)
-        self.inner = inner
+        super().__init__(inner)
         self.trace = trace or RunTrace()
 
     def event(self, event: dict[str, Any]) -> None:
         self.trace.event(event)
         self.inner.event(event)
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.event(event)
-
     def output_lines(self, lines: OutputLines) -> None:
         self.trace.output_lines(lines)
         self.inner.output_lines(lines)
-
-    def write(self, data: bytes) -> None:
-        self.inner.write(data)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def summary(self, summary: dict[str, Any]) -> None:
-        self.inner.summary(summary)
-
-    def plan_summary(self, plan: dict[str, Any]) -> None:
-        self.inner.plan_summary(plan)
-
-    def tails(self) -> dict[str, list[str]]:
-        tails = getattr(self.inner, "tails", None)
-        return tails() if tails is not None else {}
 
 
 def read_event_logs(paths: Sequence[Path], summary: Mapping[str, Any]) -> RunTrace:

@@ -89,6 +89,42 @@ class Renderer:
         raise NotImplementedError
 
 
+class Relay(Renderer):
+    """A renderer in front of another: every call is passed on unchanged, so a subclass
+    only overrides what it looks at on the way (``event``, ``output_lines``) and
+    ``tails``. Put in place only when a flag asks for what it keeps."""
+
+    def __init__(self, inner: Renderer) -> None:
+        super().__init__(inner.out)
+        self.inner = inner
+
+    def event(self, event: dict[str, Any]) -> None:
+        self.inner.event(event)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.event(event)  # an event sink for pdbsync.run.driver
+
+    def output_lines(self, lines: OutputLines) -> None:
+        self.inner.output_lines(lines)
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        self.inner.summary(summary)
+
+    def plan_summary(self, plan: dict[str, Any]) -> None:
+        self.inner.plan_summary(plan)
+
+    def tails(self) -> dict[str, list[str]]:
+        """Each target's last stderr lines, where a relay in the chain keeps them."""
+        tails = getattr(self.inner, "tails", None)
+        return tails() if tails is not None else {}
+
+
 class JsonRenderer(Renderer):
     """One JSON object per line, stdout carries nothing else."""
 
