@@ -361,3 +361,43 @@ def test_batches_use_few_connections_and_stay_equal(world: World, monkeypatch) -
     assert connections(world) - before == expected
     world.sync("f-assemblies")
     assert tree(world.pdb / "weekly" / "assemblies") == tree(world.pdb / "full" / "assemblies")
+
+
+def test_every_entry_point_runs_the_same_weekly_update(world: World) -> None:
+    """The weekly decision is made in one place (pdbsync.api, for every caller): the
+    library's ``pdbsync.sync`` and ``pdbsync.plan``, and the CLI with ``--split`` (a weekly
+    job is never split: its batches are the split) and with ``--shard``, each apply the
+    week and leave the tree equal to a full sync of the same mirror."""
+    import pdbsync
+
+    def assert_equal() -> None:
+        world.sync("f-mmcif")
+        weekly = tree(world.pdb / "weekly" / "mmcif")
+        assert weekly == tree(world.pdb / "full" / "mmcif")
+        assert weekly == tree(world.root / WEEK_LAYOUTS["mmcif"])
+
+    first = pdbsync.sync(world.config, ["w-mmcif"], environ=world.environ)
+    (result,) = first.results
+    assert (result.status, result.mode) == ("success", "full")
+    assert "no previous full sync" in result.fallback_reason
+    assert_equal()
+
+    advance_week(world.root, added=3, modified=2, obsolete=2, seed=81)
+    before = tree(world.pdb / "weekly" / "mmcif")
+    planned = pdbsync.plan(world.config, ["w-mmcif"], environ=world.environ).to_dict()
+    (target,) = planned["targets"]
+    assert (target["mode"], target["added"], target["obsolete"]) == ("weekly", 3, 2)
+    assert tree(world.pdb / "weekly" / "mmcif") == before  # a plan changes nothing
+    done = pdbsync.sync(world.config, ["w-mmcif"], environ=world.environ)
+    (result,) = done.results
+    assert (result.status, result.mode, result.added) == ("success", "weekly", 3)
+    assert result.obsolete == 2
+    assert_equal()
+
+    for seed, extra in ((82, ("--split", "2")), (83, ("--shard", "1/1"))):
+        lists = advance_week(world.root, added=2, modified=2, obsolete=1, seed=seed)
+        entry = world.sync("w-mmcif", extra=extra)["w-mmcif"]
+        assert (entry["status"], entry["mode"], len(entry["weeks"])) == ("success", "weekly", 1)
+        assert (entry["added"], entry["obsolete"]) == (len(lists["added"]), len(lists["obsolete"]))
+        assert entry.get("parts") is None, extra  # not split into parts
+        assert_equal()

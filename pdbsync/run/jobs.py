@@ -21,7 +21,7 @@ from pdbsync.errors import ConfigError, UsageError
 from pdbsync.events import make_event
 from pdbsync.rsync.argv import RsyncArgv
 from pdbsync.rsync.exits import is_connection_failure
-from pdbsync.weekly.plan import Update
+from pdbsync.weekly.plan import WEEKLY, Update
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,12 @@ class Job:
     #: a weekly target's mode for this run, decided before the pool starts
     #: (pdbsync.weekly.plan); a ``weekly`` one transfers only the changed entries' files
     update: Update | None = None
+
+    @property
+    def weekly(self) -> bool:
+        """This run transfers only the changed entries' files (a weekly target whose
+        decision was ``weekly``): a few small rsyncs of their own, never split."""
+        return self.update is not None and self.update.mode == WEEKLY
 
     @property
     def argv(self) -> tuple[str, ...]:

@@ -226,7 +226,7 @@ class _Attempt:
         self.quiet = bool(getattr(job.options, "quiet", False)) and not job.plan
         # a weekly job runs a few batches: their stats blocks are summed in its result
         # (and its Completed line), not shown one by one
-        self.hide_stats = job.update is not None and job.update.mode == WEEKLY
+        self.hide_stats = job.weekly
         # ...and their itemized lines (``-ii``) name the files the mirror has
         self.mirror_files: set[str] | None = set() if self.hide_stats else None
 
@@ -468,7 +468,7 @@ def execute(job: Job, send: Callable[[Message], None]) -> SyncResult:
     refused = _lock_dest(job, send, started_at, started)
     if refused is not None:
         return _with_update(refused, job)
-    if job.update is not None and job.update.mode == WEEKLY:
+    if job.weekly:
         return _with_update(_execute_weekly(job, send, started_at, started), job)
     tried = _attempts(job, send)
     duration = time.monotonic() - started

@@ -645,6 +645,9 @@ def _may_split(job: Job, ask: int | str | None) -> bool:
     """Whether the job asks for a split and can have one (said in the log if not)."""
     if ask in (None, 1):
         return False
+    if job.weekly:  # --split N too: its batches of changed entries are the split
+        log.info("{}: not split: a weekly update", job.name)
+        return False
     if not job.url.endswith("/"):
         log.info("{}: not split: its url has no trailing '/' ({})", job.name, job.url)
         return False
