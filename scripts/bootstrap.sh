@@ -11,7 +11,7 @@ command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 # A real single-node Slurm for tests/test_slurm.py (started by the tests, not here).
 command -v slurmctld >/dev/null 2>&1 || missing+=(slurm-wlm)
 [ -x /usr/sbin/munged ] || missing+=(munge)
-# Debian's browser and its WebDriver (tests/test_report_browser.py, scripts/screenshot.py).
+# Debian's browser and its WebDriver (tests/test_report_html.py, scripts/screenshot.py).
 if [ "${PDB_SYNC_BROWSER:-1}" = 1 ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)

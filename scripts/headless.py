@@ -1,5 +1,5 @@
 """Debian's headless Chromium driven by Selenium: for the report's browser tests
-(tests/test_report_browser.py) and scripts/screenshot.py.
+(tests/test_report_html.py) and scripts/screenshot.py.
 
 Only Debian's ``chromium`` and ``chromium-driver`` (scripts/bootstrap.sh installs them
 with apt-get) are used, by path, so Selenium never looks for or downloads a browser or
