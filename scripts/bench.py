@@ -203,23 +203,36 @@ def children_cpu() -> float:
 
 
 def samples(
-    variants: dict[str, Callable[[], object]], repeat: int
+    variants: dict[str, Callable[[], object]],
+    repeat: int,
+    setup: Callable[[], object] | None = None,
+    check: Callable[[str], object] | None = None,
 ) -> dict[str, tuple[list[float], list[float]]]:
-    """Every variant ``repeat`` times, interleaved: its wall and CPU seconds, run by run."""
+    """Every variant ``repeat`` times, interleaved: its wall and CPU seconds, run by run.
+    ``setup`` runs before each run and ``check(name)`` after it, neither timed."""
     walls: dict[str, list[float]] = {name: [] for name in variants}
     cpus: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeat):
         for name, variant in variants.items():
+            if setup is not None:
+                setup()
             before = children_cpu()
             walls[name].append(timed(variant))
             cpus[name].append(children_cpu() - before)
+            if check is not None:
+                check(name)
     return {name: (walls[name], cpus[name]) for name in variants}
 
 
-def measure(variants: dict[str, Callable[[], object]], repeat: int) -> dict[str, Timing]:
+def measure(
+    variants: dict[str, Callable[[], object]],
+    repeat: int,
+    setup: Callable[[], object] | None = None,
+    check: Callable[[str], object] | None = None,
+) -> dict[str, Timing]:
     return {
         name: Timing(statistics.median(walls), statistics.median(cpus))
-        for name, (walls, cpus) in samples(variants, repeat).items()
+        for name, (walls, cpus) in samples(variants, repeat, setup, check).items()
     }
 
 
@@ -641,7 +654,7 @@ def weekly_row(
             if cold:
                 drop_page_cache()
 
-        def check(argv: list[str]) -> None:
+        def check(name: str) -> None:
             """The copy must be week 1 now (not timed)."""
             done = subprocess.run(
                 [
@@ -658,40 +671,23 @@ def weekly_row(
             )
             left = [line for line in done.stdout.splitlines() if not line.startswith(b".d")]
             if left:
-                sys.exit(f"bench: {argv[:4]} left the copy unlike week 1: {left[:3]}")
+                sys.exit(f"bench: {name} left the copy unlike week 1: {left[:3]}")
 
-        variants = {
-            "rsync -a --delete": ["rsync", "-a", "--delete", "--stats", url, f"{copy}/"],
-            "pdb-sync full re-sync": [
-                exe,
-                "--config",
-                str(configs["full"]),
-                "sync",
-                "--summary",
-                str(summaries["full"]),
-            ],
-            "pdb-sync weekly update": [
-                exe,
-                "--config",
-                str(configs["weekly"]),
-                "sync",
-                "--summary",
-                str(summaries["weekly"]),
-            ],
+        ours = {
+            f"pdb-sync {label}": [
+                *(exe, "--config", str(configs[mode]), "sync"),
+                *("--summary", str(summaries[mode])),
+            ]
+            for mode, label in (("full", "full re-sync"), ("weekly", "weekly update"))
         }
-        walls: dict[str, list[float]] = {name: [] for name in variants}
-        cpus: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(args.repeat):
-            for name, argv in variants.items():
-                week_behind()
-                before = children_cpu()
-                walls[name].append(timed(partial(run, argv)))
-                cpus[name].append(children_cpu() - before)
-                check(argv)
-        medians = {
-            name: Timing(statistics.median(walls[name]), statistics.median(cpus[name]))
-            for name in variants
-        }
+        argvs = {"rsync -a --delete": ["rsync", "-a", "--delete", "--stats", url, f"{copy}/"]}
+        argvs.update(ours)
+        medians = measure(
+            {name: partial(run, argv) for name, argv in argvs.items()},
+            args.repeat,
+            setup=week_behind,
+            check=check,
+        )
         files = f"{args.pdb_entries:,} files, {args.weekly_changes:,} changed entries"
         report(
             f"Weekly update ({where}): one week applied, {files}",

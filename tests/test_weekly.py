@@ -46,22 +46,15 @@ class World:
     def weekly_names(self) -> list[str]:
         return [f"w-{name}" for name in WEEK_LAYOUTS]
 
+    def json_sync(self, *args: str):
+        """``pdb-sync --config CONFIG sync --format json ARGS`` with this world's state."""
+        return run_cli(
+            "--config", str(self.config), "sync", "--format", "json", *args, environ=self.environ
+        )
+
     def sync(self, *names: str, extra: tuple[str, ...] = ()) -> dict:
         summary = self.pdb.parent / "summary.json"
-        result = run_cli(
-            "--config",
-            str(self.config),
-            "sync",
-            "--format",
-            "json",
-            *names,
-            "--summary",
-            str(summary),
-            "--parallel",
-            "2",
-            *extra,
-            environ=self.environ,
-        )
+        result = self.json_sync(*names, "--summary", str(summary), "--parallel", "2", *extra)
         assert result.code == 0, result.stderr
         assert_valid_events(result.events)  # the new fields too (schemas/event.schema.json)
         self.events = result.events
@@ -237,17 +230,7 @@ def test_full_flag_full_every_and_unreadable_lists(tmp_path: Path) -> None:
 def test_state_is_keyed_by_destination_and_source(world: World, tmp_path: Path) -> None:
     world.sync("w-mmcif")
     other = tmp_path / "other-root"
-    result = run_cli(
-        "--config",
-        str(world.config),
-        "sync",
-        "--format",
-        "json",
-        "w-mmcif",
-        "--dest",
-        str(other),
-        environ=world.environ,
-    )
+    result = world.json_sync("w-mmcif", "--dest", str(other))
     assert result.code == 0, result.stderr
     finished = next(e for e in result.events if e["type"] == "sync_finished")["result"]
     assert finished["mode"] == "full"  # another tree: no record of a full sync of it
@@ -259,16 +242,7 @@ def test_plan_shows_the_mode_and_counts_without_transferring(world: World) -> No
     world.sync("w-assemblies")
     advance_week(world.root, seed=51)
     before = tree(world.pdb / "weekly" / "assemblies")
-    result = run_cli(
-        "--config",
-        str(world.config),
-        "sync",
-        "--format",
-        "json",
-        "w-assemblies",
-        "--plan",
-        environ=world.environ,
-    )
+    result = world.json_sync("w-assemblies", "--plan")
     assert result.code == 0, result.stderr
     assert_valid_events(result.events)
     plan = next(e for e in result.events if e["type"] == "plan")
