@@ -315,26 +315,86 @@ def connections(world: World) -> int:
     return (world.mirror.workdir / "rsyncd.log").read_text().count("] connect from ")
 
 
-def test_batches_use_few_connections_and_stay_equal(world: World, monkeypatch) -> None:
-    """With 3 sources a connection (the rsync argument limit, shrunk), a week of 12 ids
-    costs the decision 1 connection (the dated status folders synced into the state's
-    cache: which weeks, and what they list) and the worker ceil(ids / 3) transfers (each
-    id's files by name or glob, their itemized lines saying what the mirror has): never
-    one per file."""
-    from pdbsync.weekly import transfer
-
+def _week_of_twelve(world: World) -> int:
+    """Both targets of every layout synced, then a week of 12 ids; the ids' count."""
     world.sync(*world.weekly_names())
     world.sync(*[f"f-{name}" for name in WEEK_LAYOUTS])
-    monkeypatch.setattr(transfer, "MAX_SOURCES", 3)
     lists = advance_week(world.root, added=5, modified=4, obsolete=3, seed=71)
-    ids = len(lists["added"]) + len(lists["modified"]) + len(lists["obsolete"])
+    return len(lists["added"]) + len(lists["modified"]) + len(lists["obsolete"])
+
+
+def test_a_week_costs_two_connections_and_stays_equal(world: World) -> None:
+    """A week of 12 ids costs the decision 1 connection (the dated status folders synced
+    into the state's cache: which weeks, and what they list) and the transfer 1: the ids'
+    paths packed into one source argument, which the daemon splits at each module name."""
+    _week_of_twelve(world)
     before = connections(world)
     results = world.sync("w-assemblies")
-    assert results["w-assemblies"]["mode"] == "weekly"
-    expected = 1 + -(-ids // 3)
-    assert connections(world) - before == expected
+    assert (results["w-assemblies"]["mode"], results["w-assemblies"]["status"]) == (
+        "weekly",
+        "success",
+    )
+    assert connections(world) - before == 2
     world.sync("f-assemblies")
     assert tree(world.pdb / "weekly" / "assemblies") == tree(world.pdb / "full" / "assemblies")
+
+
+def test_packed_arguments_past_one_connection_stay_equal(world: World, monkeypatch) -> None:
+    """Arguments shrunk to a path or two each and 2 arguments a connection: the week
+    takes several connections (never one a file) and the tree is still a full sync's."""
+    from pdbsync.weekly import transfer
+
+    ids = _week_of_twelve(world)
+    longest = max(len(world.mirror.url(path=p)) for p in WEEK_LAYOUTS.values()) + 40
+    monkeypatch.setattr(transfer, "PACKED_ARG_BYTES", 2 * longest)
+    monkeypatch.setattr(transfer, "MAX_SOURCES", 2)
+    before = connections(world)
+    world.sync("w-mmcif")
+    used = connections(world) - before - 1
+    assert 2 <= used <= -(-ids // 2)
+    world.sync("f-mmcif")
+    assert tree(world.pdb / "weekly" / "mmcif") == tree(world.pdb / "full" / "mmcif")
+
+
+def test_one_argument_a_file_when_packing_is_off(world: World, monkeypatch) -> None:
+    """An rsync that cannot pack (older than 3.2.4, or protecting its arguments) sends a
+    file an argument, 3 a connection here (the argument limit, shrunk): ceil(ids / 3)
+    transfers, and the same tree."""
+    from pdbsync.weekly import transfer
+
+    ids = _week_of_twelve(world)
+    monkeypatch.setattr(transfer, "MAX_SOURCES", 3)
+    monkeypatch.setattr(transfer, "may_pack", lambda _flags, _version: False)
+    before = connections(world)
+    world.sync("w-assemblies")
+    assert connections(world) - before == 1 + -(-ids // 3)
+    world.sync("f-assemblies")
+    assert tree(world.pdb / "weekly" / "assemblies") == tree(world.pdb / "full" / "assemblies")
+
+
+def test_the_daemon_reads_a_packed_argument_twice_the_budget(world: World, tmp_path: Path) -> None:
+    """The margin under the daemon's line (transfer.PACKED_ARG_BYTES): an argument of
+    twice that many bytes, its last path a file no earlier piece names, still brings
+    that file (a daemon that cut the line would drop it, silently)."""
+    import subprocess
+
+    from pdbsync.weekly import transfer
+
+    url = world.mirror.url(path=WEEK_LAYOUTS["mmcif"] + "/")
+    files = sorted((world.root / WEEK_LAYOUTS["mmcif"]).rglob("*.cif.gz"))
+    first, last = (f.relative_to(world.root / WEEK_LAYOUTS["mmcif"]).as_posix() for f in files[:2])
+    inside = url.split("/", 3)[3].rstrip("/")
+    arg = f"{url.rstrip('/')}/./{first}"
+    while len(arg) < 2 * transfer.PACKED_ARG_BYTES:
+        arg += f" {inside}/./{first}"
+    arg += f" {inside}/./{last}"
+    dest = tmp_path / "margin"
+    done = subprocess.run(
+        ["rsync", "-aR", "--old-args", "--", arg, f"{dest}/"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(arg) > 2 * transfer.PACKED_ARG_BYTES
+    assert (dest / first).is_file() and (dest / last).is_file()
 
 
 def test_every_entry_point_runs_the_same_weekly_update(world: World) -> None:

@@ -252,3 +252,66 @@ def test_a_mirror_path_target_gets_its_layout_from_the_path(tmp_path: Path) -> N
     assert settings.status_url == settings.data_root + "status/"
     assert loaded.targets["sf"].url.startswith(settings.data_root)
     assert settings.full_every_s == 14 * 86400
+
+
+def test_packed_sources_name_every_path_once_within_the_budget() -> None:
+    from pdbsync.weekly.transfer import PACKED_ARG_BYTES, packed_sources
+
+    url = "rsync://127.0.0.1:8730/pdb/structures/divided/mmCIF/"
+    paths = [f"{n % 97:02d}/{n:04d}.cif.gz" for n in range(1000, 2000)]
+    packed = packed_sources(url, paths)
+    assert packed is not None and 1 < len(packed) < 100
+    assert all(len(arg) <= PACKED_ARG_BYTES for arg in packed)
+    assert all(
+        arg.startswith("rsync://127.0.0.1:8730/pdb/structures/divided/mmCIF/./") for arg in packed
+    )
+    pieces = [piece for arg in packed for piece in arg.split(" ")]
+    # after the first, each piece starts with the module: where the daemon splits
+    assert all(
+        piece.startswith("pdb/structures/divided/mmCIF/./")
+        for arg in packed
+        for piece in arg.split(" ")[1:]
+    )
+    assert [piece.rsplit("/./", 1)[1] for piece in pieces] == paths
+
+
+def test_packed_sources_only_for_a_daemon_and_plain_paths() -> None:
+    from pdbsync.weekly.transfer import packed_sources
+
+    assert packed_sources("host::pdb/mmCIF/", ["ab/1abc.cif.gz"]) == [
+        "host::pdb/mmCIF/./ab/1abc.cif.gz"
+    ]
+    assert packed_sources("/srv/mirror/mmCIF/", ["ab/1abc.cif.gz"]) is None  # no daemon
+    assert packed_sources("host:/srv/mmCIF/", ["ab/1abc.cif.gz"]) is None  # a remote shell
+    assert packed_sources("host::pdb/my mmCIF/", ["ab/1abc.cif.gz"]) is None  # a space
+    assert packed_sources("host::pdb/mmCIF/", ["ab/1a c.cif.gz"]) is None
+    assert packed_sources("rsync://host/", ["ab/1abc.cif.gz"]) is None  # no module
+
+
+@pytest.mark.parametrize(
+    ("flags", "version", "expected"),
+    [
+        (("-a",), (3, 4, 1), True),
+        (("-a", "--chmod=D755,F644"), (3, 2, 4), True),
+        (("-a",), (3, 2, 3), False),  # no --old-args: RSYNC_PROTECT_ARGS may be in force
+        (("-a",), None, False),
+        (("-avs",), (3, 4, 1), False),
+        (("-a", "-s"), (3, 4, 1), False),
+        (("-a", "--protect-args"), (3, 4, 1), False),
+        (("-a", "--secluded-args"), (3, 4, 1), False),
+        (("-a", "--backup-dir=old copies"), (3, 4, 1), False),
+    ],
+)
+def test_may_pack(flags: tuple[str, ...], version, expected: bool) -> None:
+    from pdbsync.weekly.transfer import may_pack
+
+    assert may_pack(flags, version) is expected
+
+
+def test_latency_flags_for_a_daemon_only() -> None:
+    from pdbsync.weekly.fetch import latency_flags
+
+    assert latency_flags("rsync://127.0.0.1:873/pdb/") == ("--sockopts=TCP_NODELAY",)
+    assert latency_flags("host::pdb/") == ("--sockopts=TCP_NODELAY",)
+    assert latency_flags("/srv/pdb/") == ()
+    assert latency_flags("host::pdb/", ("--sockopts=SO_SNDBUF=65536",)) == ()

@@ -30,6 +30,7 @@ from functools import partial
 from multiprocessing.queues import Queue
 from typing import Any
 
+from pdbsync.errors import EnvironmentProblem
 from pdbsync.events import make_event, utc_now
 from pdbsync.messages import (
     EventBatch,
@@ -46,6 +47,7 @@ from pdbsync.rsync import exits
 from pdbsync.rsync import output as rsync_output
 from pdbsync.rsync.lines import LineSplitter
 from pdbsync.rsync.process import kill_group
+from pdbsync.rsync.program import inspect_rsync
 from pdbsync.run import locks
 from pdbsync.run.jobs import Job
 from pdbsync.run.parts import merge_stats
@@ -565,7 +567,10 @@ def _execute_weekly(
         return _weekly_result(job, send, tried, {}, (started_at, started), [])
     runs: list[_Tried] = []
     remote: set[str] = set()
-    for command in weekly_transfer.transfer_commands(job.command, job.url, layout, update.entries):
+    commands = weekly_transfer.transfer_commands(
+        job.command, job.url, layout, update.entries, _client_version(job.command.program)
+    )
+    for command in commands:
         batch = _attempts(replace(job, command=command), send)
         runs.append(batch)
         if batch.code != 0:
@@ -596,6 +601,14 @@ def _execute_weekly(
     if _stopped_by is not None and tried.code == 0:
         tried.code = None  # stopped before the deletes: cancelled, and the week not applied
     return _weekly_result(job, send, tried, stats, (started_at, started), deleted, runs)
+
+
+def _client_version(program: str) -> tuple[int, ...] | None:
+    """The rsync client's version (remembered: no fork), None if it cannot be told."""
+    try:
+        return inspect_rsync(program).version
+    except (OSError, ValueError, EnvironmentProblem):
+        return None
 
 
 def _weekly_result(

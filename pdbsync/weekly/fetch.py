@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from pdbsync.rsync import url as rsync_url
 from pdbsync.weekly.status import LISTS, ListProblem, Week, dated_folders, parse_list
 
 #: Seconds of silence after which a status-list rsync gives up (``--timeout``).
@@ -23,6 +24,19 @@ IO_TIMEOUT_S = 60
 #: (``args[] overflowed in do_cmd()``; 994 sources with ``-aR`` and two options worked
 #: here, 1,000 did not): half of that leaves room for a target's options.
 MAX_SOURCES = 500
+#: Turns off Nagle's algorithm on the client's socket to the daemon.
+NO_DELAY = "--sockopts=TCP_NODELAY"
+
+
+def latency_flags(url: str, flags: Sequence[str] = ()) -> tuple[str, ...]:
+    """Options for a short rsync connection to ``url`` that waits on round trips, not
+    bytes (the decision's, a week's transfer): against a daemon, ``TCP_NODELAY``. Without
+    it the client's small protocol writes wait for the daemon's delayed ACK (~40 ms on
+    Linux) during the handshake (docs/benchmarks.md). A user's own ``--sockopts`` wins.
+    """
+    if rsync_url.daemon(url) is None or any(flag.startswith("--sockopts") for flag in flags):
+        return ()
+    return (NO_DELAY,)
 
 
 def _run(argv: Sequence[str], what: str) -> str:
@@ -78,6 +92,7 @@ class StatusCache:
                 "--include=/[0-9]*/",
                 "--include=/[0-9]*/*.pdb",
                 "--exclude=*",
+                *latency_flags(status_url),
                 "--",
                 status_url.rstrip("/") + "/",
                 f"{cache}/",

@@ -4,11 +4,13 @@ Two steps, run by the worker (pdbsync.run.worker) for a weekly job:
 
 1. :func:`transfer_commands`: every changed entry's files, as ``-R`` source arguments
    ``URL/./ab/name`` (globs for layouts with several files per id, expanded by the
-   daemon), batches of :data:`~pdbsync.weekly.fetch.MAX_SOURCES` arguments per
-   connection, with the target's own flags (``--delete`` dropped: with file arguments it
+   daemon), with the target's own flags (``--delete`` dropped: with file arguments it
    would do nothing; deletes are step 2's), ``--ignore-missing-args`` (an obsolete
    entry's files are gone) and ``-ii`` (every file considered is itemized, changed or
-   not: so the batches also say which files the mirror has).
+   not: so the batches also say which files the mirror has). Against a daemon the
+   paths are packed many to an argument (:func:`packed_sources`): usually one
+   connection for a whole week; otherwise batches of
+   :data:`~pdbsync.weekly.fetch.MAX_SOURCES` arguments, one connection each.
 2. :func:`stale_files`: with ``delete`` on, the local files of those entries that the
    mirror no longer has (an obsolete entry, an assembly dropped by a modification).
 
@@ -20,12 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from pdbsync.rsync import url as rsync_url
 from pdbsync.rsync.argv import RsyncArgv
-from pdbsync.weekly.fetch import MAX_SOURCES
+from pdbsync.weekly.fetch import MAX_SOURCES, latency_flags
 from pdbsync.weekly.layouts import Layout
 
 #: rsync flags a weekly transfer never passes on (deletes are done file by file).
@@ -77,20 +81,97 @@ def _candidates(name: str, wanted: set[str]) -> list[str]:
     return found
 
 
+#: Bytes of one packed source argument. The daemon reads each argument into a line of
+#: 5,120 bytes (rsync.h: ``BIGPATHBUFLEN``, on every platform) and silently drops what
+#: does not fit: a name cut there would read as a file the mirror does not have, and
+#: the entry's local file as stale. Less than half of that line leaves a wide margin
+#: (tests/test_weekly.py checks the real daemon against twice this).
+PACKED_ARG_BYTES = 2000
+#: rsync learned ``--old-args`` (send arguments as written) in 3.2.4; an older client
+#: may protect its arguments (RSYNC_PROTECT_ARGS) and nothing on its command line says so.
+OLD_ARGS_VERSION = (3, 2, 4)
+#: Characters that would make the daemon's reading of a packed argument, or of the
+#: options ``--old-args`` sends as written, differ from what pdb-sync meant.
+_UNSAFE = re.compile(r"[\s\\'\"]")
+#: rsync options that send the arguments through the protocol, never split by the daemon.
+_PROTECTING = ("--protect-args", "--secluded-args")
+
+
+def packed_sources(url: str, paths: Sequence[str]) -> list[str] | None:
+    """``paths`` as few source arguments as the daemon takes, or None where it cannot.
+
+    An rsync daemon splits a source argument at every `` MODULE/`` (rsync's
+    ``glob_expand_module``; the man page's "older versions of rsync" form ``host::'mod/a
+    mod/b'``) unless the client protects its arguments: so ``URL/./ab/f1 mod/path/./ab/f2
+    ...`` in one argument names both files, and a week of ~1,000 entries fits one
+    connection (one argument a file costs the daemon more per argument, and rsync
+    accepts fewer than a thousand arguments a connection). Only for a daemon URL whose
+    paths hold no space, quote or backslash; each argument stays under
+    :data:`PACKED_ARG_BYTES`.
+    """
+    parsed = rsync_url.daemon(url)
+    if parsed is None:
+        return None
+    base = url.rstrip("/")
+    inside = parsed.path.rstrip("/")  # the module and the path in it, as the daemon sees it
+    if not inside or any(_UNSAFE.search(text) for text in (base, *paths)):
+        return None
+    packed: list[str] = []
+    current = ""
+    for path in paths:
+        piece = f"{inside}/./{path}"
+        if current and len(current) + 1 + len(piece) <= PACKED_ARG_BYTES:
+            current += " " + piece
+            continue
+        if current:
+            packed.append(current)
+        current = f"{base}/./{path}"
+        if len(current) > PACKED_ARG_BYTES:
+            return None
+    if current:
+        packed.append(current)
+    return packed
+
+
+def may_pack(flags: Sequence[str], version: tuple[int, ...] | None) -> bool:
+    """Whether a transfer with ``flags`` by an rsync of ``version`` may pack its sources:
+    ``--old-args`` known (3.2.4+), no option that protects the arguments (``-s``), and no
+    option value that ``--old-args`` would send differently (a space, quote, backslash)."""
+    if version is None or version < OLD_ARGS_VERSION:
+        return False
+    for flag in flags:
+        if _UNSAFE.search(flag) or flag.startswith(_PROTECTING):
+            return False
+        if flag.startswith("-") and not flag.startswith("--") and "s" in flag[1:]:
+            return False  # -s, or a cluster holding it (-avs)
+    return True
+
+
 def transfer_commands(
-    base: RsyncArgv, url: str, layout: Layout, entries: Sequence[str]
+    base: RsyncArgv,
+    url: str,
+    layout: Layout,
+    entries: Sequence[str],
+    version: tuple[int, ...] | None = None,
 ) -> list[RsyncArgv]:
     """The rsync command lines that bring ``entries``' files up to date, a batch each.
 
     ``-ii`` makes rsync name every file it considered, changed or not: together, the
     batches' itemized lines are the files the mirror has for those entries, which is
     what :func:`stale_files` needs (one connection a batch, no separate listing).
+    ``version``: the rsync client's (None: unknown, so no packing).
     """
     flags = tuple(flag for flag in base.flags if flag not in _DROPPED)
-    flags += ("-R", "--ignore-missing-args", "-ii")
+    flags += ("-R", "--ignore-missing-args", "-ii", *latency_flags(url, flags))
+    paths = [layout.entry_path(entry) for entry in entries]
+    sources = packed_sources(url, paths) if may_pack(flags, version) else None
+    if sources is not None:
+        flags += ("--old-args",)
+    else:
+        sources = source_args(url, paths)
     commands = []
-    for part in batches([layout.entry_path(entry) for entry in entries]):
-        first, *rest = source_args(url, part)
+    for part in batches(sources):
+        first, *rest = part
         commands.append(replace(base, source=first, sources=tuple(rest), flags=flags))
     return commands
 
