@@ -9,11 +9,11 @@ why, it never fails because of the lists.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from pdbsync.digest import blake2b
 from pdbsync.rsync import url as rsync_url
 from pdbsync.weekly.status import LISTS, ListProblem, Week, dated_folders, parse_list
 
@@ -72,7 +72,7 @@ class StatusCache:
         self.directory = directory
 
     def folder(self, status_url: str) -> Path:
-        digest = hashlib.sha256(status_url.encode()).hexdigest()[:16]
+        digest = blake2b(status_url.encode(), digest_size=8).hexdigest()  # no hashlib: digest.py
         return self.directory / digest
 
     def list_weeks(self, rsync: str, status_url: str) -> list[str]:
