@@ -372,6 +372,32 @@ def test_one_argument_a_file_when_packing_is_off(world: World, monkeypatch) -> N
     assert tree(world.pdb / "weekly" / "assemblies") == tree(world.pdb / "full" / "assemblies")
 
 
+def test_a_daemon_that_does_not_split_packed_arguments_deletes_nothing_wrongly(
+    world: World, monkeypatch
+) -> None:
+    """A server that reads a packed argument as one path (not rsync's daemon: emulated by
+    joining the paths with tabs, where rsync's daemon does not split) lists nothing: the
+    week is asked again a path an argument (one more connection) before any absence
+    deletes a file, and the tree ends as a full sync's. Without that second request the
+    modified entries' files would be deleted as "no longer on the mirror"."""
+    from pdbsync.weekly import transfer
+
+    _week_of_twelve(world)
+    real = transfer.packed_sources
+
+    def unsplittable(url: str, paths):
+        packed = real(url, paths)
+        return None if packed is None else [arg.replace(" ", "\t") for arg in packed]
+
+    monkeypatch.setattr(transfer, "packed_sources", unsplittable)
+    before = connections(world)
+    results = world.sync("w-mmcif")
+    assert (results["w-mmcif"]["mode"], results["w-mmcif"]["status"]) == ("weekly", "success")
+    assert connections(world) - before == 3  # the decision, the packed request, the retry
+    world.sync("f-mmcif")
+    assert tree(world.pdb / "weekly" / "mmcif") == tree(world.pdb / "full" / "mmcif")
+
+
 def test_the_daemon_reads_a_packed_argument_twice_the_budget(world: World, tmp_path: Path) -> None:
     """The margin under the daemon's line (transfer.PACKED_ARG_BYTES): an argument of
     twice that many bytes, its last path a file no earlier piece names, still brings

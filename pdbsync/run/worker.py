@@ -565,18 +565,22 @@ def _execute_weekly(
     if problem is not None:
         tried.error = problem
         return _weekly_result(job, send, tried, {}, (started_at, started), [])
-    runs: list[_Tried] = []
-    remote: set[str] = set()
     commands = weekly_transfer.transfer_commands(
         job.command, job.url, layout, update.entries, _client_version(job.command.program)
     )
-    for command in commands:
-        batch = _attempts(replace(job, command=command), send)
-        runs.append(batch)
-        if batch.code != 0:
-            break
-        if batch.runner is not None and batch.runner.mirror_files is not None:
-            remote |= batch.runner.mirror_files
+    runs, remote = _weekly_batches(job, commands, send)
+    if (
+        not remote
+        and update.entries
+        and weekly_transfer.packs(commands)
+        and all(run.code == 0 for run in runs)
+    ):
+        # Nothing listed for a packed request: a daemon that does not split arguments
+        # (not rsync's: rsync's always does) read each as one missing path. Asked again,
+        # a path an argument, before an absence can delete anything.
+        commands = weekly_transfer.transfer_commands(job.command, job.url, layout, update.entries)
+        more, remote = _weekly_batches(job, commands, send)
+        runs += more
     remote = weekly_transfer.owned(remote, layout, update.entries)
     stats = merge_stats(
         [run.runner.stats_block.result(run.code) for run in runs if run.runner is not None]
@@ -601,6 +605,23 @@ def _execute_weekly(
     if _stopped_by is not None and tried.code == 0:
         tried.code = None  # stopped before the deletes: cancelled, and the week not applied
     return _weekly_result(job, send, tried, stats, (started_at, started), deleted, runs)
+
+
+def _weekly_batches(
+    job: Job, commands: list[rsync_argv.RsyncArgv], send: Callable[[Message], None]
+) -> tuple[list[_Tried], set[str]]:
+    """Run a weekly job's batches in order until one fails; their runs, and the files
+    their itemized lines say the mirror has."""
+    runs: list[_Tried] = []
+    remote: set[str] = set()
+    for command in commands:
+        batch = _attempts(replace(job, command=command), send)
+        runs.append(batch)
+        if batch.code != 0:
+            break
+        if batch.runner is not None and batch.runner.mirror_files is not None:
+            remote |= batch.runner.mirror_files
+    return runs, remote
 
 
 def _client_version(program: str) -> tuple[int, ...] | None:

@@ -147,6 +147,11 @@ def may_pack(flags: Sequence[str], version: tuple[int, ...] | None) -> bool:
     return True
 
 
+def packs(commands: Sequence[RsyncArgv]) -> bool:
+    """Whether ``commands`` (of :func:`transfer_commands`) pack several paths an argument."""
+    return any("--old-args" in command.flags for command in commands)
+
+
 def transfer_commands(
     base: RsyncArgv,
     url: str,
