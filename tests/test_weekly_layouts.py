@@ -286,6 +286,9 @@ def test_packed_sources_only_for_a_daemon_and_plain_paths() -> None:
     assert packed_sources("host::pdb/my mmCIF/", ["ab/1abc.cif.gz"]) is None  # a space
     assert packed_sources("host::pdb/mmCIF/", ["ab/1a c.cif.gz"]) is None
     assert packed_sources("rsync://host/", ["ab/1abc.cif.gz"]) is None  # no module
+    assert (
+        packed_sources("host::pdb/\u00e9t\u00e9/mmCIF/", ["ab/1abc.cif.gz"]) is None
+    )  # bytes != chars
 
 
 @pytest.mark.parametrize(

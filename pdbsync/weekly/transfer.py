@@ -114,8 +114,8 @@ def packed_sources(url: str, paths: Sequence[str]) -> list[str] | None:
         return None
     base = url.rstrip("/")
     inside = parsed.path.rstrip("/")  # the module and the path in it, as the daemon sees it
-    if not inside or any(_UNSAFE.search(text) for text in (base, *paths)):
-        return None
+    if not inside or any(_UNSAFE.search(text) or not text.isascii() for text in (base, *paths)):
+        return None  # non-ASCII: characters are not bytes, and the daemon's line is bytes
     packed: list[str] = []
     current = ""
     for path in paths:
