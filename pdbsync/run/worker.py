@@ -628,7 +628,7 @@ def _client_version(program: str) -> tuple[int, ...] | None:
     """The rsync client's version (remembered: no fork), None if it cannot be told."""
     try:
         return inspect_rsync(program).version
-    except (OSError, ValueError, EnvironmentProblem):
+    except EnvironmentProblem:  # inspect_rsync's one failure: missing, unreadable, too old
         return None
 
 
